@@ -1,0 +1,599 @@
+//! The edge agent's TOML configuration. Every struct refuses unknown keys; [`EdgeConfig::load`]
+//! validates against the site file and reports every problem at once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crowdgrid_proto::config::{check_id, load_toml, resolve, ConfigError, Problems};
+use crowdgrid_proto::site::Site;
+use serde::{Deserialize, Serialize};
+
+/// The whole edge file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Identity and site.
+    pub edge: EdgeSection,
+    /// Broker connection.
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    /// Store-and-forward queue.
+    pub queue: QueueConfig,
+    /// Per-zone fusion.
+    #[serde(default)]
+    pub fusion: FusionConfig,
+    /// Sources, each tagged by `type`.
+    pub sources: Vec<SourceConfig>,
+}
+
+/// `[edge]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeSection {
+    /// Edge id, unique in the site (a topic level).
+    pub id: String,
+    /// Path of the site file, relative to this file.
+    pub site: PathBuf,
+}
+
+/// `[mqtt]`: where readings are published.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Broker port (the embedded broker's port when run by `crowdgrid demo`).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Client id; defaults to the edge id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Topic prefix.
+    #[serde(default = "default_prefix")]
+    pub topic_prefix: String,
+    /// Keep-alive in seconds (also how quickly the Last Will fires).
+    #[serde(default = "default_keep_alive")]
+    pub keep_alive_s: u64,
+    /// Optional username.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Optional password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// How often the retained status is refreshed.
+    #[serde(default = "default_status_interval")]
+    pub status_interval_s: u64,
+    /// Largest reconnect backoff in seconds.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_s: u64,
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    1883
+}
+fn default_prefix() -> String {
+    crowdgrid_proto::topic::PREFIX.into()
+}
+fn default_keep_alive() -> u64 {
+    10
+}
+fn default_status_interval() -> u64 {
+    10
+}
+fn default_max_backoff() -> u64 {
+    5
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            host: default_host(),
+            port: default_port(),
+            client_id: None,
+            topic_prefix: default_prefix(),
+            keep_alive_s: default_keep_alive(),
+            username: None,
+            password: None,
+            status_interval_s: default_status_interval(),
+            max_backoff_s: default_max_backoff(),
+        }
+    }
+}
+
+/// What the queue does when its disk budget is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// Delete the oldest unsent readings to make room (the newest data matters most live).
+    DropOldest,
+    /// Refuse new readings until there is room.
+    DropNewest,
+}
+
+/// `[queue]`: the on-disk store-and-forward queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// SQLite file, relative to this file.
+    pub path: PathBuf,
+    /// Disk budget in bytes.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: u64,
+    /// Overflow policy; every dropped reading is counted.
+    #[serde(default = "default_overflow")]
+    pub overflow: Overflow,
+    /// Publishes awaiting PUBACK at once.
+    #[serde(default = "default_inflight")]
+    pub inflight: u16,
+}
+
+fn default_max_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_overflow() -> Overflow {
+    Overflow::DropOldest
+}
+fn default_inflight() -> u16 {
+    100
+}
+
+/// `[fusion]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FusionConfig {
+    /// How often a fused reading per zone is produced.
+    #[serde(default = "default_fusion_interval")]
+    pub interval_ms: u64,
+    /// Source estimates older than this are left out of the fusion.
+    #[serde(default = "default_stale")]
+    pub stale_after_s: u64,
+}
+
+fn default_fusion_interval() -> u64 {
+    1000
+}
+fn default_stale() -> u64 {
+    300
+}
+
+impl Default for FusionConfig {
+    fn default() -> Self {
+        Self { interval_ms: default_fusion_interval(), stale_after_s: default_stale() }
+    }
+}
+
+/// One source, tagged by `type`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Mobile operator per-cell connected-device counts.
+    BaseStation(BaseStationConfig),
+    /// Turnstile entry/exit events.
+    Gate(GateConfig),
+    /// Built-in generator (labelled `simulated` in the data).
+    Simulated(SimulatedConfig),
+}
+
+impl SourceConfig {
+    /// The source id.
+    pub fn id(&self) -> &str {
+        match self {
+            SourceConfig::BaseStation(c) => &c.id,
+            SourceConfig::Gate(c) => &c.id,
+            SourceConfig::Simulated(c) => &c.id,
+        }
+    }
+}
+
+/// How raw records arrive at a source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InputConfig {
+    /// Poll an HTTP endpoint returning JSON or CSV.
+    Http {
+        /// URL to GET.
+        url: String,
+        /// Poll interval.
+        #[serde(default = "default_poll_s")]
+        interval_s: u64,
+        /// Request timeout.
+        #[serde(default = "default_timeout_s")]
+        timeout_s: u64,
+    },
+    /// Watch a directory for dropped files (JSON or CSV); processed files move to `done/`.
+    FileDrop {
+        /// Directory, relative to the edge file.
+        dir: PathBuf,
+        /// Scan interval.
+        #[serde(default = "default_scan_ms")]
+        interval_ms: u64,
+    },
+    /// Follow a CSV file as lines are appended (like `tail -F`).
+    CsvTail {
+        /// File, relative to the edge file.
+        path: PathBuf,
+        /// Poll interval.
+        #[serde(default = "default_scan_ms")]
+        interval_ms: u64,
+    },
+    /// Accept POSTed JSON or CSV.
+    Webhook {
+        /// Listen address, e.g. `127.0.0.1:8091` (port 0 picks a free one).
+        listen: String,
+        /// Path, e.g. `/gate-events`.
+        #[serde(default = "default_webhook_path")]
+        path: String,
+    },
+    /// Subscribe to an MQTT topic (JSON or CSV payloads).
+    Mqtt {
+        /// Broker host; defaults to the edge's `[mqtt]` host.
+        #[serde(default)]
+        host: Option<String>,
+        /// Broker port; defaults to the edge's `[mqtt]` port.
+        #[serde(default)]
+        port: Option<u16>,
+        /// Topic filter.
+        topic: String,
+    },
+    /// Replay a recorded CSV file, re-stamped so its first record is "now".
+    Replay {
+        /// File, relative to the edge file.
+        path: PathBuf,
+        /// Playback speed (60 = one recorded minute per second).
+        #[serde(default = "default_speed")]
+        speed: f64,
+        /// Start again at the end.
+        #[serde(default)]
+        r#loop: bool,
+    },
+}
+
+fn default_poll_s() -> u64 {
+    60
+}
+fn default_timeout_s() -> u64 {
+    10
+}
+fn default_scan_ms() -> u64 {
+    1000
+}
+fn default_webhook_path() -> String {
+    "/events".into()
+}
+fn default_speed() -> f64 {
+    1.0
+}
+
+/// Base station source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseStationConfig {
+    /// Source id.
+    pub id: String,
+    /// Operator name (for display).
+    #[serde(default)]
+    pub operator: String,
+    /// The operator's share of all phones in the area, 0..=1 (counts are divided by it).
+    pub market_share: f64,
+    /// Connected devices per person (counts are divided by it).
+    #[serde(default = "default_devices_per_person")]
+    pub devices_per_person: f64,
+    /// Records older than this are rejected as stale.
+    #[serde(default = "default_bs_stale")]
+    pub stale_after_s: u64,
+    /// Confidence attached to its readings.
+    #[serde(default = "default_bs_confidence")]
+    pub confidence: f64,
+    /// How often per-zone readings are published from the latest cell counts.
+    #[serde(default = "default_report_ms")]
+    pub report_interval_ms: u64,
+    /// Where the counts come from.
+    pub input: InputConfig,
+    /// Cell → zone coverage weights.
+    pub cells: Vec<CellConfig>,
+}
+
+fn default_devices_per_person() -> f64 {
+    1.0
+}
+fn default_bs_stale() -> u64 {
+    900
+}
+fn default_bs_confidence() -> f64 {
+    0.6
+}
+fn default_report_ms() -> u64 {
+    5000
+}
+
+/// One cell and the share of its coverage that falls in each zone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CellConfig {
+    /// Cell id as the operator reports it.
+    pub cell: String,
+    /// Zone id → weight (share of the cell's devices in that zone); weights sum to ≤ 1.
+    pub zones: BTreeMap<String, f64>,
+}
+
+/// Gate (turnstile) source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// Source id.
+    pub id: String,
+    /// Zone whose occupancy the gates control.
+    pub zone: String,
+    /// Confidence attached to its readings.
+    #[serde(default = "default_gate_confidence")]
+    pub confidence: f64,
+    /// Local time of day (HH:MM) at which occupancy resets to zero (site closed overnight).
+    #[serde(default)]
+    pub daily_reset: Option<String>,
+    /// Drift correction: occupancy is clamped to this capacity (counted when it happens).
+    #[serde(default)]
+    pub max_occupancy: Option<u64>,
+    /// Records older than this are rejected as stale.
+    #[serde(default = "default_bs_stale")]
+    pub stale_after_s: u64,
+    /// How often a reading is published.
+    #[serde(default = "default_report_ms")]
+    pub report_interval_ms: u64,
+    /// Where the events come from.
+    pub input: InputConfig,
+}
+
+fn default_gate_confidence() -> f64 {
+    0.9
+}
+
+/// Daily curve shape for a simulated zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Scenic area: builds from morning to an afternoon peak, empties by night.
+    Scenic,
+    /// School gate: sharp spikes at drop-off (07:30) and pick-up (16:00) on weekdays.
+    School,
+    /// Flat with noise.
+    Flat,
+}
+
+/// One zone the simulator feeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimZone {
+    /// Zone id.
+    pub zone: String,
+    /// Density at quiet times (people/m²).
+    pub base: f64,
+    /// Density at the daily peak (people/m²).
+    pub peak: f64,
+    /// Curve shape.
+    pub profile: Profile,
+    /// Relative noise (0.05 = ±5 %).
+    #[serde(default = "default_noise")]
+    pub noise: f64,
+}
+
+fn default_noise() -> f64 {
+    0.05
+}
+
+/// Simulated source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedConfig {
+    /// Source id.
+    pub id: String,
+    /// How often a reading per zone is produced.
+    #[serde(default = "default_sim_interval")]
+    pub interval_ms: u64,
+    /// Simulated seconds per real second.
+    #[serde(default = "default_speed")]
+    pub time_scale: f64,
+    /// Local time of day (HH:MM) the simulated clock starts at; default: now.
+    #[serde(default)]
+    pub start_local: Option<String>,
+    /// Multiply by the holiday peak factor (a public holiday).
+    #[serde(default)]
+    pub holiday: bool,
+    /// Random seed, for repeatable runs.
+    #[serde(default)]
+    pub seed: u64,
+    /// Confidence attached to its readings.
+    #[serde(default = "default_sim_confidence")]
+    pub confidence: f64,
+    /// Zones fed.
+    pub zones: Vec<SimZone>,
+}
+
+fn default_sim_interval() -> u64 {
+    1000
+}
+fn default_sim_confidence() -> f64 {
+    0.5
+}
+
+/// A loaded, validated edge configuration with its site and resolved paths.
+#[derive(Debug, Clone)]
+pub struct LoadedEdge {
+    /// The file as written, with relative paths resolved against its directory.
+    pub config: EdgeConfig,
+    /// The validated site.
+    pub site: Site,
+}
+
+impl EdgeConfig {
+    /// Loads the file, loads its site, resolves paths and validates everything.
+    pub fn load(path: &Path) -> Result<LoadedEdge, ConfigError> {
+        let mut config: EdgeConfig = load_toml(path)?;
+        config.resolve_paths(path);
+        let site = Site::load(&config.edge.site)?;
+        let mut p = Problems::new();
+        config.validate(&site, &mut p);
+        p.into_result(path)?;
+        Ok(LoadedEdge { config, site })
+    }
+
+    /// Makes every relative path relative to the directory of `base` instead of the process.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        self.edge.site = resolve(base, &self.edge.site);
+        self.queue.path = resolve(base, &self.queue.path);
+        for s in &mut self.sources {
+            let input = match s {
+                SourceConfig::BaseStation(c) => &mut c.input,
+                SourceConfig::Gate(c) => &mut c.input,
+                SourceConfig::Simulated(_) => continue,
+            };
+            match input {
+                InputConfig::FileDrop { dir, .. } => *dir = resolve(base, dir),
+                InputConfig::CsvTail { path, .. } | InputConfig::Replay { path, .. } => *path = resolve(base, path),
+                InputConfig::Http { .. } | InputConfig::Webhook { .. } | InputConfig::Mqtt { .. } => {}
+            }
+        }
+    }
+
+    /// Records every problem against `site`.
+    pub fn validate(&self, site: &Site, p: &mut Problems) {
+        check_id(p, "edge.id", &self.edge.id);
+        if self.mqtt.keep_alive_s < 2 {
+            p.push("mqtt.keep_alive_s", "must be at least 2");
+        }
+        if self.mqtt.status_interval_s == 0 {
+            p.push("mqtt.status_interval_s", "must be positive");
+        }
+        if self.queue.max_bytes < 1024 * 1024 {
+            p.push("queue.max_bytes", "must be at least 1 MiB");
+        }
+        if self.queue.inflight == 0 {
+            p.push("queue.inflight", "must be positive");
+        }
+        if self.fusion.interval_ms == 0 {
+            p.push("fusion.interval_ms", "must be positive");
+        }
+        if self.sources.is_empty() {
+            p.push("sources", "at least one source is needed");
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let path = format!("sources[{i}]");
+            check_id(p, format!("{path}.id"), s.id());
+            if !ids.insert(s.id()) {
+                p.push(format!("{path}.id"), format!("duplicate source id {:?}", s.id()));
+            }
+            match s {
+                SourceConfig::BaseStation(c) => validate_base_station(c, site, &path, p),
+                SourceConfig::Gate(c) => validate_gate(c, site, &path, p),
+                SourceConfig::Simulated(c) => validate_simulated(c, site, &path, p),
+            }
+        }
+    }
+}
+
+fn check_zone(site: &Site, p: &mut Problems, path: String, zone: &str) {
+    if site.zone(zone).is_none() {
+        p.push(path, format!("unknown zone {zone:?} in site {:?}", site.config.id));
+    }
+}
+
+fn check_unit(p: &mut Problems, path: String, v: f64) {
+    if !(v.is_finite() && v > 0.0 && v <= 1.0) {
+        p.push(path, format!("{v} must be in (0, 1]"));
+    }
+}
+
+/// Parses `HH:MM`.
+pub fn parse_hhmm(s: &str) -> Option<chrono::NaiveTime> {
+    chrono::NaiveTime::parse_from_str(s, "%H:%M").ok()
+}
+
+fn validate_input(input: &InputConfig, path: &str, p: &mut Problems) {
+    match input {
+        InputConfig::Http { url, interval_s, .. } => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                p.push(format!("{path}.input.url"), format!("{url:?} is not an http(s) URL"));
+            }
+            if *interval_s == 0 {
+                p.push(format!("{path}.input.interval_s"), "must be positive");
+            }
+        }
+        InputConfig::Webhook { listen, path: wpath } => {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                p.push(format!("{path}.input.listen"), format!("{listen:?} is not host:port"));
+            }
+            if !wpath.starts_with('/') {
+                p.push(format!("{path}.input.path"), "must start with '/'");
+            }
+        }
+        InputConfig::Replay { speed, .. } => {
+            if !(speed.is_finite() && *speed > 0.0) {
+                p.push(format!("{path}.input.speed"), "must be positive");
+            }
+        }
+        InputConfig::Mqtt { topic, .. } => {
+            if topic.is_empty() {
+                p.push(format!("{path}.input.topic"), "must not be empty");
+            }
+        }
+        InputConfig::FileDrop { .. } | InputConfig::CsvTail { .. } => {}
+    }
+}
+
+fn validate_base_station(c: &BaseStationConfig, site: &Site, path: &str, p: &mut Problems) {
+    check_unit(p, format!("{path}.market_share"), c.market_share);
+    check_unit(p, format!("{path}.confidence"), c.confidence);
+    if !(c.devices_per_person.is_finite() && c.devices_per_person > 0.0) {
+        p.push(format!("{path}.devices_per_person"), "must be positive");
+    }
+    if c.cells.is_empty() {
+        p.push(format!("{path}.cells"), "at least one cell is needed");
+    }
+    validate_input(&c.input, path, p);
+    for (j, cell) in c.cells.iter().enumerate() {
+        let mut sum = 0.0;
+        for (zone, w) in &cell.zones {
+            check_zone(site, p, format!("{path}.cells[{j}].zones"), zone);
+            if !(w.is_finite() && *w > 0.0) {
+                p.push(format!("{path}.cells[{j}].zones.{zone}"), "weight must be positive");
+            }
+            sum += w;
+        }
+        if sum > 1.0 + 1e-9 {
+            p.push(format!("{path}.cells[{j}].zones"), format!("weights sum to {sum}, more than 1"));
+        }
+    }
+}
+
+fn validate_gate(c: &GateConfig, site: &Site, path: &str, p: &mut Problems) {
+    check_zone(site, p, format!("{path}.zone"), &c.zone);
+    check_unit(p, format!("{path}.confidence"), c.confidence);
+    if let Some(t) = &c.daily_reset {
+        if parse_hhmm(t).is_none() {
+            p.push(format!("{path}.daily_reset"), format!("{t:?} is not HH:MM"));
+        }
+    }
+    validate_input(&c.input, path, p);
+}
+
+fn validate_simulated(c: &SimulatedConfig, site: &Site, path: &str, p: &mut Problems) {
+    check_unit(p, format!("{path}.confidence"), c.confidence);
+    if !(c.time_scale.is_finite() && c.time_scale > 0.0) {
+        p.push(format!("{path}.time_scale"), "must be positive");
+    }
+    if let Some(t) = &c.start_local {
+        if parse_hhmm(t).is_none() {
+            p.push(format!("{path}.start_local"), format!("{t:?} is not HH:MM"));
+        }
+    }
+    for (j, z) in c.zones.iter().enumerate() {
+        check_zone(site, p, format!("{path}.zones[{j}].zone"), &z.zone);
+        if !(z.base >= 0.0 && z.peak >= z.base && z.peak < 12.0) {
+            p.push(format!("{path}.zones[{j}]"), "need 0 <= base <= peak < 12 people/m²");
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! Wire types and site configuration shared by the crowdgrid edge agent and central service.
+//!
+//! Layout:
+//! - [`reading`]: the JSON payload of one density reading, and its validation.
+//! - [`status`]: the retained edge status message (and its Last Will).
+//! - [`topic`]: MQTT topic names under the versioned prefix `crowdgrid/v1`.
+//! - [`site`]: a monitored site (zones as GeoJSON polygons, grid hierarchy, roster, thresholds).
+//! - [`config`]: TOML loading with every validation problem reported at once.
+//!
+//! This crate has no async runtime, broker or database dependency, so both sides can use it.
+
+pub mod config;
+pub mod level;
+pub mod reading;
+pub mod site;
+pub mod status;
+pub mod topic;
+
+pub use config::{load_toml, ConfigError, Problems};
+pub use level::{Level, Thresholds};
+pub use reading::{ClassCounts, Reading, ReadingError, SourceKind};
+pub use site::{SiteConfig, Zone};
+pub use status::{EdgeState, EdgeStatus, SourceHealth};

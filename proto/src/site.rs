@@ -1,0 +1,352 @@
+//! A monitored site: zones as GeoJSON polygons (WGS84), the grid hierarchy
+//! (grid → community → sub-district), the grid-worker roster and default thresholds.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use geo::{Area, GeodesicArea, Polygon};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{check_id, load_toml, ConfigError, Problems};
+use crate::level::Thresholds;
+
+/// A sub-district or town (街镇).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subdistrict {
+    /// Identifier.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// District (区) it belongs to.
+    #[serde(default)]
+    pub district: String,
+}
+
+/// A community or village (社村).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Community {
+    /// Identifier.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Sub-district id.
+    pub subdistrict: String,
+}
+
+/// Whether a grid is a comprehensive grid or a specialised one (park, school, scenic area...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GridKind {
+    /// Daily affairs, staffed by community cadres.
+    Comprehensive,
+    /// Parks, schools, scenic areas, hospitals: staffed by professionals.
+    Specialised,
+}
+
+/// A grid (网格), the smallest unit of governance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grid {
+    /// Identifier.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Community id.
+    pub community: String,
+    /// Comprehensive or specialised.
+    pub kind: GridKind,
+    /// For specialised grids: what it covers (e.g. `school`, `scenic_area`).
+    #[serde(default)]
+    pub specialty: Option<String>,
+}
+
+/// A grid worker (网格员) or specialised staff member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Worker {
+    /// Identifier (also the MQTT topic level for their notifications).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Grids this worker covers.
+    pub grids: Vec<String>,
+    /// Contact phone, shown to operators.
+    #[serde(default)]
+    pub phone: Option<String>,
+}
+
+/// A monitored zone as written in the site file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneConfig {
+    /// Identifier, unique in the site (a topic level).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Grid id this zone belongs to.
+    pub grid: String,
+    /// Free-form kind (`campsite`, `beach`, `jetty`, `car_park`, `school_gate`, ...).
+    pub kind: String,
+    /// Design capacity in people, if known.
+    #[serde(default)]
+    pub capacity: Option<u32>,
+    /// Overrides the site's thresholds for this zone.
+    #[serde(default)]
+    pub thresholds: Option<Thresholds>,
+    /// GeoJSON Polygon geometry in WGS84 (longitude, latitude).
+    pub geometry: geojson::Geometry,
+}
+
+/// The site file as written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Site identifier (first topic level).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Local time offset from UTC in minutes (China: 480).
+    #[serde(default = "default_utc_offset")]
+    pub utc_offset_minutes: i32,
+    /// Sub-districts (街镇).
+    pub subdistricts: Vec<Subdistrict>,
+    /// Communities (社村).
+    pub communities: Vec<Community>,
+    /// Grids (网格).
+    pub grids: Vec<Grid>,
+    /// Roster of grid workers.
+    pub workers: Vec<Worker>,
+    /// Default thresholds for every zone.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// Monitored zones.
+    pub zones: Vec<ZoneConfig>,
+}
+
+fn default_utc_offset() -> i32 {
+    480
+}
+
+/// A validated zone with its polygon and geodesic area.
+#[derive(Debug, Clone)]
+pub struct Zone {
+    /// The zone as configured.
+    pub config: ZoneConfig,
+    /// Its polygon (x = longitude, y = latitude).
+    pub polygon: Polygon<f64>,
+    /// Geodesic area on the WGS84 ellipsoid, m².
+    pub area_m2: f64,
+    /// Effective thresholds (zone override or site default).
+    pub thresholds: Thresholds,
+}
+
+/// A validated site.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// The site file as written.
+    pub config: SiteConfig,
+    /// Zones in file order.
+    pub zones: Vec<Zone>,
+}
+
+impl Site {
+    /// Loads and validates a site file, reporting every problem at once.
+    pub fn load(path: &Path) -> Result<Site, ConfigError> {
+        let config: SiteConfig = load_toml(path)?;
+        Site::from_config(config, path)
+    }
+
+    /// Validates a parsed site file (`path` is used in messages).
+    pub fn from_config(config: SiteConfig, path: &Path) -> Result<Site, ConfigError> {
+        let mut p = Problems::new();
+        let zones = config.validate(&mut p);
+        p.into_result(path)?;
+        Ok(Site { config, zones })
+    }
+
+    /// The zone with id `id`.
+    pub fn zone(&self, id: &str) -> Option<&Zone> {
+        self.zones.iter().find(|z| z.config.id == id)
+    }
+
+    /// The grid with id `id`.
+    pub fn grid(&self, id: &str) -> Option<&Grid> {
+        self.config.grids.iter().find(|g| g.id == id)
+    }
+
+    /// The community with id `id`.
+    pub fn community(&self, id: &str) -> Option<&Community> {
+        self.config.communities.iter().find(|c| c.id == id)
+    }
+
+    /// Workers covering grid `grid`, in roster order.
+    pub fn workers_of_grid<'a>(&'a self, grid: &'a str) -> impl Iterator<Item = &'a Worker> + 'a {
+        self.config.workers.iter().filter(move |w| w.grids.iter().any(|g| g == grid))
+    }
+}
+
+impl SiteConfig {
+    /// Records every problem and returns the zones that could be built.
+    pub fn validate(&self, p: &mut Problems) -> Vec<Zone> {
+        check_id(p, "id", &self.id);
+        if !(-720..=840).contains(&self.utc_offset_minutes) {
+            p.push("utc_offset_minutes", "must be within -720..=840");
+        }
+        self.thresholds.validate("thresholds", p);
+        let subdistricts = unique_ids(p, "subdistricts", self.subdistricts.iter().map(|s| s.id.as_str()));
+        let communities = unique_ids(p, "communities", self.communities.iter().map(|c| c.id.as_str()));
+        let grids = unique_ids(p, "grids", self.grids.iter().map(|g| g.id.as_str()));
+        unique_ids(p, "workers", self.workers.iter().map(|w| w.id.as_str()));
+        unique_ids(p, "zones", self.zones.iter().map(|z| z.id.as_str()));
+        for (i, c) in self.communities.iter().enumerate() {
+            if !subdistricts.contains(c.subdistrict.as_str()) {
+                p.push(format!("communities[{i}].subdistrict"), format!("unknown sub-district {:?}", c.subdistrict));
+            }
+        }
+        let mut staffed: HashMap<&str, usize> = HashMap::new();
+        for (i, g) in self.grids.iter().enumerate() {
+            if !communities.contains(g.community.as_str()) {
+                p.push(format!("grids[{i}].community"), format!("unknown community {:?}", g.community));
+            }
+            if g.kind == GridKind::Specialised && g.specialty.is_none() {
+                p.push(format!("grids[{i}].specialty"), "a specialised grid needs a specialty");
+            }
+            staffed.insert(g.id.as_str(), 0);
+        }
+        for (i, w) in self.workers.iter().enumerate() {
+            if w.grids.is_empty() {
+                p.push(format!("workers[{i}].grids"), "a worker must cover at least one grid");
+            }
+            for g in &w.grids {
+                match staffed.get_mut(g.as_str()) {
+                    Some(n) => *n += 1,
+                    None => p.push(format!("workers[{i}].grids"), format!("unknown grid {g:?}")),
+                }
+            }
+        }
+        let mut zones = Vec::new();
+        for (i, z) in self.zones.iter().enumerate() {
+            let path = format!("zones[{i}]");
+            if !grids.contains(z.grid.as_str()) {
+                p.push(format!("{path}.grid"), format!("unknown grid {:?}", z.grid));
+            } else if staffed.get(z.grid.as_str()) == Some(&0) {
+                p.push(format!("{path}.grid"), format!("grid {:?} has no worker on the roster", z.grid));
+            }
+            let thresholds = z.thresholds.unwrap_or(self.thresholds);
+            if let Some(t) = &z.thresholds {
+                t.validate(&format!("{path}.thresholds"), p);
+            }
+            if let Some(polygon) = zone_polygon(p, &path, &z.geometry) {
+                let area_m2 = polygon.geodesic_area_unsigned();
+                if area_m2 < 1.0 {
+                    p.push(format!("{path}.geometry"), format!("area {area_m2:.3} m² is too small"));
+                }
+                zones.push(Zone { config: z.clone(), polygon, area_m2, thresholds });
+            }
+        }
+        zones
+    }
+}
+
+fn unique_ids<'a>(p: &mut Problems, what: &str, ids: impl Iterator<Item = &'a str>) -> HashSet<&'a str> {
+    let mut seen = HashSet::new();
+    for (i, id) in ids.enumerate() {
+        check_id(p, format!("{what}[{i}].id"), id);
+        if !seen.insert(id) {
+            p.push(format!("{what}[{i}].id"), format!("duplicate id {id:?}"));
+        }
+    }
+    seen
+}
+
+fn zone_polygon(p: &mut Problems, path: &str, geometry: &geojson::Geometry) -> Option<Polygon<f64>> {
+    let polygon: Polygon<f64> = match Polygon::try_from(geometry.value.clone()) {
+        Ok(poly) => poly,
+        Err(e) => {
+            p.push(format!("{path}.geometry"), format!("must be a GeoJSON Polygon: {e}"));
+            return None;
+        }
+    };
+    let ring = polygon.exterior();
+    if ring.0.len() < 4 {
+        p.push(format!("{path}.geometry"), "the exterior ring needs at least 3 distinct points");
+        return None;
+    }
+    for c in ring.coords() {
+        if !(c.x.is_finite() && c.y.is_finite() && (-180.0..=180.0).contains(&c.x) && (-90.0..=90.0).contains(&c.y)) {
+            p.push(format!("{path}.geometry"), format!("({}, {}) is not a WGS84 longitude, latitude", c.x, c.y));
+            return None;
+        }
+    }
+    if polygon.unsigned_area() == 0.0 {
+        p.push(format!("{path}.geometry"), "polygon has no area");
+        return None;
+    }
+    Some(polygon)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SITE: &str = r#"
+id = "t"
+name = "Test"
+[[subdistricts]]
+id = "sd"
+name = "SD"
+[[communities]]
+id = "c"
+name = "C"
+subdistrict = "sd"
+[[grids]]
+id = "g"
+name = "G"
+community = "c"
+kind = "comprehensive"
+[[workers]]
+id = "w"
+name = "W"
+grids = ["g"]
+[[zones]]
+id = "z"
+name = "Z"
+grid = "g"
+kind = "square"
+# about 100 m x 100 m at the equator
+geometry = { type = "Polygon", coordinates = [[[0.0, 0.0], [0.000898315, 0.0], [0.000898315, 0.000904369], [0.0, 0.000904369], [0.0, 0.0]]] }
+"#;
+
+    #[test]
+    fn parses_and_computes_geodesic_area() {
+        let cfg: SiteConfig = toml::from_str(SITE).unwrap();
+        let site = Site::from_config(cfg, Path::new("t.toml")).unwrap();
+        let z = site.zone("z").unwrap();
+        assert!((z.area_m2 - 10_000.0).abs() < 20.0, "area {}", z.area_m2);
+        assert_eq!(z.thresholds, Thresholds::default());
+        assert_eq!(site.workers_of_grid("g").count(), 1);
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let bad = SITE
+            .replace("subdistrict = \"sd\"", "subdistrict = \"nope\"")
+            .replace("grid = \"g\"\nkind = \"square\"", "grid = \"missing\"\nkind = \"square\"")
+            .replace("[0.0, 0.0], [0.000898315, 0.0]", "[0.0, 0.0], [190.0, 0.0]");
+        let cfg: SiteConfig = toml::from_str(&bad).unwrap();
+        let err = Site::from_config(cfg, Path::new("t.toml")).unwrap_err();
+        let ConfigError::Invalid { problems, .. } = err else { panic!("{err}") };
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].contains("unknown sub-district"));
+        assert!(problems[1].contains("unknown grid"));
+        assert!(problems[2].contains("WGS84"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let bad = SITE.replace("name = \"Test\"", "name = \"Test\"\ncolour = \"red\"");
+        assert!(toml::from_str::<SiteConfig>(&bad).is_err());
+    }
+}

@@ -1,0 +1,374 @@
+//! The central service's TOML configuration.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crowdgrid_proto::config::{check_id, load_toml, resolve, ConfigError, Problems};
+use crowdgrid_proto::reading::Limits;
+use crowdgrid_proto::site::Site;
+use serde::{Deserialize, Serialize};
+
+/// The whole `central.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralConfig {
+    /// Site files, relative to this file.
+    pub sites: Vec<PathBuf>,
+    /// MQTT broker: embedded (default) or external.
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    /// Payload checks.
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// Embedded time-series and ticket store.
+    pub store: StoreConfig,
+    /// Optional InfluxDB v2 sink (or any server speaking its write API).
+    #[serde(default)]
+    pub influx: Option<InfluxConfig>,
+    /// HTTP API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// The threshold rule.
+    #[serde(default)]
+    pub rules: RulesConfig,
+}
+
+/// `[broker]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BrokerConfig {
+    /// rumqttd inside this process.
+    Embedded {
+        /// Listen address (loopback by default; 1883 is often taken by a system Mosquitto).
+        #[serde(default = "default_embedded_listen")]
+        listen: SocketAddr,
+        /// Largest payload the broker accepts (the ingest limit below is what counts and rejects).
+        #[serde(default = "default_broker_max_payload")]
+        max_payload_bytes: usize,
+        /// Topic prefix.
+        #[serde(default = "default_prefix")]
+        topic_prefix: String,
+    },
+    /// An existing broker (Mosquitto, EMQX, ...).
+    External {
+        /// Host.
+        host: String,
+        /// Port.
+        #[serde(default = "default_external_port")]
+        port: u16,
+        /// Client id; a fixed id with a persistent session keeps readings queued while the centre restarts.
+        #[serde(default = "default_client_id")]
+        client_id: String,
+        /// Username.
+        #[serde(default)]
+        username: Option<String>,
+        /// Password.
+        #[serde(default)]
+        password: Option<String>,
+        /// Topic prefix.
+        #[serde(default = "default_prefix")]
+        topic_prefix: String,
+    },
+}
+
+fn default_embedded_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 1884))
+}
+fn default_broker_max_payload() -> usize {
+    1024 * 1024
+}
+fn default_prefix() -> String {
+    crowdgrid_proto::topic::PREFIX.to_string()
+}
+fn default_external_port() -> u16 {
+    1883
+}
+fn default_client_id() -> String {
+    "crowdgrid-central".to_string()
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig::Embedded {
+            listen: default_embedded_listen(),
+            max_payload_bytes: default_broker_max_payload(),
+            topic_prefix: default_prefix(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// The topic prefix in use.
+    pub fn topic_prefix(&self) -> &str {
+        match self {
+            BrokerConfig::Embedded { topic_prefix, .. } | BrokerConfig::External { topic_prefix, .. } => topic_prefix,
+        }
+    }
+}
+
+/// `[ingest]`: what a payload must satisfy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Payloads above this size are rejected as `oversized`.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: usize,
+    /// Largest accepted clock skew into the future, seconds.
+    #[serde(default = "default_max_future")]
+    pub max_future_s: i64,
+    /// Oldest accepted reading, seconds (edge queues replay after outages).
+    #[serde(default = "default_max_age")]
+    pub max_age_s: i64,
+    /// Largest plausible density, people/m².
+    #[serde(default = "default_max_density")]
+    pub max_density: f64,
+    /// Readings buffered between the MQTT client and the processor.
+    #[serde(default = "default_channel")]
+    pub channel_capacity: usize,
+}
+
+fn default_max_payload() -> usize {
+    64 * 1024
+}
+fn default_max_future() -> i64 {
+    300
+}
+fn default_max_age() -> i64 {
+    7 * 24 * 3600
+}
+fn default_max_density() -> f64 {
+    12.0
+}
+fn default_channel() -> usize {
+    20_000
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_payload_bytes: default_max_payload(),
+            max_future_s: default_max_future(),
+            max_age_s: default_max_age(),
+            max_density: default_max_density(),
+            channel_capacity: default_channel(),
+        }
+    }
+}
+
+impl IngestConfig {
+    /// The reading limits these settings describe.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_density: self.max_density,
+            max_future: chrono::Duration::seconds(self.max_future_s),
+            max_age: chrono::Duration::seconds(self.max_age_s),
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// SQLite file, relative to this file.
+    pub path: PathBuf,
+    /// Readings older than this are deleted.
+    #[serde(default = "default_retention")]
+    pub retention_days: u32,
+    /// Largest batch per transaction.
+    #[serde(default = "default_batch")]
+    pub batch_max: usize,
+    /// A partial batch is written after this long.
+    #[serde(default = "default_flush_ms")]
+    pub flush_interval_ms: u64,
+}
+
+fn default_retention() -> u32 {
+    30
+}
+fn default_batch() -> usize {
+    5000
+}
+fn default_flush_ms() -> u64 {
+    100
+}
+
+/// `[influx]`: the InfluxDB v2 write API (InfluxDB 2.x/3.x, or VictoriaMetrics).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfluxConfig {
+    /// Server URL, e.g. `http://127.0.0.1:8086` (no path: the client sets `/api/v2/write`).
+    pub url: String,
+    /// Organisation.
+    pub org: String,
+    /// Bucket.
+    pub bucket: String,
+    /// API token (may be empty for servers without auth).
+    #[serde(default)]
+    pub token: String,
+    /// Measurement name.
+    #[serde(default = "default_measurement")]
+    pub measurement: String,
+    /// Points per write request.
+    #[serde(default = "default_influx_batch")]
+    pub batch_size: usize,
+    /// A partial batch is written after this long.
+    #[serde(default = "default_influx_flush")]
+    pub flush_interval_ms: u64,
+    /// Points kept while the server is down; past this the oldest are dropped and counted.
+    #[serde(default = "default_influx_buffer")]
+    pub max_buffered_points: usize,
+}
+
+fn default_measurement() -> String {
+    "crowd".to_string()
+}
+fn default_influx_batch() -> usize {
+    5000
+}
+fn default_influx_flush() -> u64 {
+    1000
+}
+fn default_influx_buffer() -> usize {
+    1_000_000
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Listen address (port 0 picks a free port, printed at start).
+    #[serde(default = "default_api_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_api_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8088))
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { listen: default_api_listen() }
+    }
+}
+
+/// `[rules]`: the density threshold rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// A ticket auto-resolves after the zone stayed below its warning clear level this long.
+    #[serde(default = "default_clear_for")]
+    pub clear_for_s: i64,
+    /// A fused reading newer than this makes the zone ignore per-source readings for its level.
+    #[serde(default = "default_fused_fresh")]
+    pub fused_fresh_s: i64,
+}
+
+fn default_clear_for() -> i64 {
+    120
+}
+fn default_fused_fresh() -> i64 {
+    120
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        Self { clear_for_s: default_clear_for(), fused_fresh_s: default_fused_fresh() }
+    }
+}
+
+/// A validated configuration with its sites loaded.
+#[derive(Debug, Clone)]
+pub struct LoadedCentral {
+    /// The file as written, paths resolved.
+    pub config: CentralConfig,
+    /// Every site, validated.
+    pub sites: Vec<Arc<Site>>,
+}
+
+impl CentralConfig {
+    /// Loads, resolves paths, loads sites and validates; every problem is reported at once.
+    pub fn load(path: &Path) -> Result<LoadedCentral, ConfigError> {
+        let mut config: CentralConfig = load_toml(path)?;
+        config.store.path = resolve(path, &config.store.path);
+        for s in &mut config.sites {
+            *s = resolve(path, s);
+        }
+        let mut p = Problems::new();
+        let mut sites = Vec::new();
+        for (i, s) in config.sites.iter().enumerate() {
+            match Site::load(s) {
+                Ok(site) => sites.push(Arc::new(site)),
+                Err(e) => p.push(format!("sites[{i}]"), e),
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for s in &sites {
+            if !ids.insert(s.config.id.clone()) {
+                p.push("sites", format!("site id {:?} appears twice", s.config.id));
+            }
+        }
+        config.validate(&mut p);
+        p.into_result(path)?;
+        Ok(LoadedCentral { config, sites })
+    }
+
+    /// Records every problem in the values.
+    pub fn validate(&self, p: &mut Problems) {
+        if self.sites.is_empty() {
+            p.push("sites", "at least one site file is needed");
+        }
+        let prefix = self.broker.topic_prefix();
+        if prefix.is_empty() || prefix.contains(['+', '#']) || prefix.ends_with('/') {
+            p.push("broker.topic_prefix", format!("{prefix:?} must be non-empty, without wildcards or a trailing '/'"));
+        }
+        if let BrokerConfig::External { client_id, host, .. } = &self.broker {
+            if host.is_empty() {
+                p.push("broker.host", "must not be empty");
+            }
+            if client_id.is_empty() {
+                p.push("broker.client_id", "must not be empty");
+            }
+        }
+        let i = &self.ingest;
+        if i.max_payload_bytes < 256 {
+            p.push("ingest.max_payload_bytes", "must be at least 256");
+        }
+        if let BrokerConfig::Embedded { max_payload_bytes, .. } = &self.broker {
+            if *max_payload_bytes < i.max_payload_bytes {
+                p.push("broker.max_payload_bytes", "must be at least ingest.max_payload_bytes");
+            }
+        }
+        if i.max_future_s < 0 || i.max_age_s <= 0 {
+            p.push("ingest", "max_future_s must be >= 0 and max_age_s > 0");
+        }
+        if !(i.max_density.is_finite() && i.max_density > 0.0) {
+            p.push("ingest.max_density", "must be positive");
+        }
+        if i.channel_capacity == 0 {
+            p.push("ingest.channel_capacity", "must be positive");
+        }
+        if self.store.batch_max == 0 || self.store.flush_interval_ms == 0 {
+            p.push("store", "batch_max and flush_interval_ms must be positive");
+        }
+        if self.store.retention_days == 0 {
+            p.push("store.retention_days", "must be at least 1");
+        }
+        if let Some(f) = &self.influx {
+            if !(f.url.starts_with("http://") || f.url.starts_with("https://")) {
+                p.push("influx.url", format!("{:?} is not an http(s) URL", f.url));
+            }
+            if f.org.is_empty() || f.bucket.is_empty() {
+                p.push("influx", "org and bucket must not be empty");
+            }
+            check_id(p, "influx.measurement", &f.measurement);
+            if f.batch_size == 0 || f.max_buffered_points < f.batch_size {
+                p.push("influx", "batch_size must be positive and at most max_buffered_points");
+            }
+        }
+        if self.rules.clear_for_s < 0 || self.rules.fused_fresh_s <= 0 {
+            p.push("rules", "clear_for_s must be >= 0 and fused_fresh_s > 0");
+        }
+    }
+}

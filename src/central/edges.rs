@@ -1,0 +1,44 @@
+//! Edge agents as last heard: their retained status or Last Will.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use crowdgrid_proto::{EdgeState, EdgeStatus};
+use serde::Serialize;
+
+/// One edge as the centre sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EdgeView {
+    /// The last status it (or the broker, for the Last Will) published.
+    #[serde(flatten)]
+    pub status: EdgeStatus,
+    /// When the centre received it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// Shared registry of edges by `(site, edge)`.
+#[derive(Debug, Clone, Default)]
+pub struct Edges {
+    inner: Arc<RwLock<BTreeMap<(String, String), EdgeView>>>,
+}
+
+impl Edges {
+    /// Records a status; returns the number of edges online afterwards.
+    pub fn update(&self, status: EdgeStatus) -> usize {
+        let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let key = (status.site.clone(), status.edge_id.clone());
+        if status.state == EdgeState::Offline {
+            tracing::warn!(site = %status.site, edge = %status.edge_id, "edge offline");
+        } else if map.get(&key).is_none_or(|v| v.status.state == EdgeState::Offline) {
+            tracing::info!(site = %status.site, edge = %status.edge_id, "edge online");
+        }
+        map.insert(key, EdgeView { status, received_at: Utc::now() });
+        map.values().filter(|v| v.status.state == EdgeState::Online).count()
+    }
+
+    /// Every edge, by site then id.
+    pub fn list(&self) -> Vec<EdgeView> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+    }
+}

@@ -1,0 +1,155 @@
+//! The centre's MQTT client: subscribes to readings and edge status, validates each publish and hands
+//! good ones to the processor over a bounded channel (awaiting when full, so the broker holds the rest).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::Utc;
+use crowdgrid_proto::{topic, EdgeStatus, Reading};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::validate::Validator;
+use crate::metrics::Metrics;
+
+/// What the MQTT task hands to the processor.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A validated reading.
+    Reading(Reading),
+    /// An edge's status (retained, or its Last Will).
+    Status(EdgeStatus),
+}
+
+/// How to reach the broker.
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Client id (fixed, with a persistent session).
+    pub client_id: String,
+    /// Credentials.
+    pub credentials: Option<(String, String)>,
+    /// Topic prefix.
+    pub prefix: String,
+    /// Largest incoming packet the client accepts (bigger ones are refused by the broker first).
+    pub max_packet: usize,
+}
+
+/// Creates the client and its event loop (the client is shared with the ticket notifier).
+pub fn connect(s: &MqttSettings) -> (AsyncClient, EventLoop) {
+    let mut opts = MqttOptions::new(&s.client_id, &s.host, s.port);
+    opts.set_keep_alive(Duration::from_secs(10));
+    // A persistent session: the broker keeps our subscriptions and queues QoS 1 readings while we restart.
+    opts.set_clean_session(false);
+    opts.set_max_packet_size(s.max_packet, s.max_packet);
+    opts.set_inflight(200);
+    if let Some((u, p)) = &s.credentials {
+        opts.set_credentials(u, p);
+    }
+    AsyncClient::new(opts, 1000)
+}
+
+/// Logs the first rejection of each reason at warn level; the rest are only counted.
+#[derive(Default)]
+struct RejectLog(HashSet<&'static str>);
+
+impl RejectLog {
+    fn note(&mut self, reason: &'static str, detail: &str) {
+        if self.0.insert(reason) {
+            tracing::warn!(reason, detail, "reading rejected (first of its kind; later ones only counted in /metrics)");
+        } else {
+            tracing::debug!(reason, detail, "reading rejected");
+        }
+    }
+}
+
+/// Polls the event loop until `shutdown`, re-subscribing on every connection.
+pub async fn run(
+    settings: MqttSettings,
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    validator: Validator,
+    tx: mpsc::Sender<Incoming>,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    let readings = topic::readings_filter(&settings.prefix);
+    let statuses = topic::edge_status_filter(&settings.prefix);
+    let mut rejects = RejectLog::default();
+    let mut outage_logged = false;
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                metrics.mqtt_connected.set(1);
+                outage_logged = false;
+                tracing::info!(host = %settings.host, port = settings.port, "centre connected to broker");
+                for filter in [&readings, &statuses] {
+                    if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
+                        tracing::error!(error = %e, filter, "cannot subscribe");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let item = if topic::parse_edge_status(&settings.prefix, &p.topic).is_some() {
+                    match serde_json::from_slice::<EdgeStatus>(&p.payload) {
+                        Ok(s) => Some(Incoming::Status(s)),
+                        Err(e) => {
+                            metrics.status_rejected.inc();
+                            rejects.note("status_malformed", &format!("{}: {e}", p.topic));
+                            None
+                        }
+                    }
+                } else {
+                    metrics.readings_received.inc();
+                    match validator.reading(&p.topic, &p.payload, Utc::now()) {
+                        Ok(r) => Some(Incoming::Reading(r)),
+                        Err(rej) => {
+                            metrics.reject(rej.reason);
+                            rejects.note(rej.reason, &rej.detail);
+                            None
+                        }
+                    }
+                };
+                if let Some(item) = item {
+                    if tx.send(item).await.is_err() {
+                        break;
+                    }
+                    metrics.ingest_queue_depth.set((tx.max_capacity() - tx.capacity()) as i64);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                metrics.mqtt_connected.set(0);
+                if !outage_logged {
+                    tracing::warn!(error = %e, host = %settings.host, port = settings.port, "broker connection lost; retrying");
+                    outage_logged = true;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+    metrics.mqtt_connected.set(0);
+    // Say goodbye so the broker keeps our persistent session cleanly; bounded so shutdown cannot hang.
+    if client.try_disconnect().is_ok() {
+        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+            while let Ok(ev) = eventloop.poll().await {
+                if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+    tracing::debug!("mqtt ingest stopped");
+}

@@ -1,0 +1,203 @@
+//! Starting and stopping the central service.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::broker::{self, BrokerError};
+use super::config::{BrokerConfig, LoadedCentral};
+use super::dedup::Dedup;
+use super::dispatch::Dispatcher;
+use super::edges::Edges;
+use super::ingest::{self, MqttSettings};
+use super::live::Live;
+use super::process::Processor;
+use super::rule::DENSITY_RULE;
+use super::validate::Validator;
+use crate::api::{self, AppState};
+use crate::metrics::Metrics;
+use crate::store::influx::{InfluxError, InfluxSink};
+use crate::store::series::SeriesReader;
+use crate::store::tickets::TicketStore;
+use crate::store::writer::{load_marks, StoreWriter, WriterSettings};
+use crate::store::{schema, StoreError};
+
+/// Why the centre could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CentralError {
+    /// Store problem.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Embedded broker problem.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// InfluxDB client problem.
+    #[error(transparent)]
+    Influx(#[from] InfluxError),
+    /// The API address is not free.
+    #[error("cannot listen on {addr} for the API: {source}")]
+    Api {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running centre.
+pub struct Central {
+    /// Where the API listens (the real port when configured with port 0).
+    pub api_addr: SocketAddr,
+    /// Where the broker is, as `(host, port)`.
+    pub mqtt: (String, u16),
+    /// Metrics (tests read counters directly).
+    pub metrics: Metrics,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Central {
+    /// A token that stops the centre when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stops ingest, drains the processor, flushes the store and sink, stops the API.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.wait().await;
+    }
+
+    /// Waits until every task has finished (after the token is cancelled).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "central task failed");
+            }
+        }
+        tracing::info!("central stopped");
+    }
+}
+
+/// Starts every part of the centre and returns once the API and broker accept connections.
+pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
+    let LoadedCentral { config, sites } = loaded;
+    let metrics = Metrics::new();
+    let shutdown = CancellationToken::new();
+    let prefix = config.broker.topic_prefix().to_string();
+
+    // Store first: a bad path must fail before anything listens.
+    let marks = {
+        let path = config.store.path.clone();
+        tokio::task::spawn_blocking(move || schema::open(&path).and_then(|c| load_marks(&c)))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))??
+    };
+    let tickets = TicketStore::open(&config.store.path)?;
+    let series = SeriesReader::open(&config.store.path)?;
+    let writer = StoreWriter::spawn(
+        &config.store.path,
+        WriterSettings { batch_max: config.store.batch_max, retention_days: config.store.retention_days },
+        metrics.clone(),
+    )?;
+    let alerts = tickets.open_alerts(DENSITY_RULE).await?;
+    let influx = match &config.influx {
+        Some(cfg) => Some(InfluxSink::spawn(cfg.clone(), metrics.clone())?),
+        None => None,
+    };
+
+    let settings = match &config.broker {
+        BrokerConfig::Embedded { listen, max_payload_bytes, .. } => {
+            let addr = broker::start_embedded(*listen, *max_payload_bytes)?;
+            MqttSettings {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+                client_id: "crowdgrid-central".to_string(),
+                credentials: None,
+                prefix: prefix.clone(),
+                max_packet: max_payload_bytes + 4096,
+            }
+        }
+        BrokerConfig::External { host, port, client_id, username, password, .. } => MqttSettings {
+            host: host.clone(),
+            port: *port,
+            client_id: client_id.clone(),
+            credentials: username.clone().map(|u| (u, password.clone().unwrap_or_default())),
+            prefix: prefix.clone(),
+            max_packet: 16 * 1024 * 1024,
+        },
+    };
+
+    let live = Arc::new(RwLock::new(Live::new(
+        &sites,
+        &alerts,
+        chrono::Duration::seconds(config.rules.fused_fresh_s),
+        chrono::Duration::seconds(config.rules.clear_for_s),
+    )));
+    let edges = Edges::default();
+    let (client, eventloop) = ingest::connect(&settings);
+    let (in_tx, in_rx) = mpsc::channel(config.ingest.channel_capacity);
+    let (act_tx, act_rx) = mpsc::channel(10_000);
+    let validator = Validator::new(&prefix, &sites, config.ingest.limits(), config.ingest.max_payload_bytes);
+
+    let listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .map_err(|source| CentralError::Api { addr: config.api.listen, source })?;
+    let api_addr = listener.local_addr().map_err(|source| CentralError::Api { addr: config.api.listen, source })?;
+    let state = AppState {
+        sites: sites.clone(),
+        live: live.clone(),
+        edges: edges.clone(),
+        series,
+        tickets: tickets.clone(),
+        metrics: metrics.clone(),
+        client: client.clone(),
+        prefix: prefix.clone(),
+    };
+
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(ingest::run(
+        settings.clone(),
+        client.clone(),
+        eventloop,
+        validator,
+        in_tx,
+        metrics.clone(),
+        shutdown.clone(),
+    )));
+    let processor = Processor {
+        dedup: Dedup::from_marks(marks),
+        live,
+        edges,
+        writer,
+        influx,
+        actions: act_tx,
+        batch_max: config.store.batch_max,
+        metrics: metrics.clone(),
+    };
+    tasks.push(tokio::spawn(processor.run(in_rx)));
+    let dispatcher = Dispatcher { sites, tickets, client, prefix, metrics: metrics.clone() };
+    tasks.push(tokio::spawn(dispatcher.run(act_rx)));
+    let api_shutdown = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        let app = api::router(state);
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move { api_shutdown.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "api server failed");
+        }
+    }));
+    tracing::info!(api = %api_addr, mqtt = %format!("{}:{}", settings.host, settings.port), "central service started");
+    Ok(Central { api_addr, mqtt: (settings.host, settings.port), metrics, shutdown, tasks })
+}
+
+/// Runs until SIGINT/SIGTERM, then stops gracefully within `grace`.
+pub async fn run_until_signal(central: Central, grace: Duration) {
+    crate::shutdown::signal().await;
+    tracing::info!("shutting down: draining ingest, flushing the store");
+    if tokio::time::timeout(grace, central.stop()).await.is_err() {
+        tracing::warn!(?grace, "graceful shutdown did not finish in time");
+    }
+}

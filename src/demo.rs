@@ -1,0 +1,218 @@
+//! `crowdgrid demo`: the centre on the embedded defaults plus the edge agents of both scenarios
+//! (simulated curves and replayed base-station and gate files), with live progress in the terminal.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crowdgrid_edge::agent::Agent;
+use crowdgrid_edge::config::EdgeConfig;
+use serde::Deserialize;
+
+use crate::central::broker::free_loopback_addr;
+use crate::central::config::{BrokerConfig, CentralConfig};
+
+/// Options of `crowdgrid demo`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Directory holding central.toml and one folder per scenario with site.toml and edge.toml.
+    #[arg(long, default_value = "config")]
+    pub config_dir: PathBuf,
+    /// Where the demo keeps its SQLite files (wiped at start unless --keep-data).
+    #[arg(long, default_value = "data/demo")]
+    pub data_dir: PathBuf,
+    /// Keep the data of an earlier run.
+    #[arg(long)]
+    pub keep_data: bool,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Exit with status 1 unless every scenario raised at least one ticket (for tests).
+    #[arg(long)]
+    pub expect_tickets: bool,
+    /// API listen address (a free port is used if it is taken).
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    pub api_listen: SocketAddr,
+    /// Seconds between progress tables.
+    #[arg(long, default_value_t = 3)]
+    pub every: u64,
+}
+
+#[derive(Deserialize)]
+struct ZoneRow {
+    site: String,
+    zone: String,
+    level: String,
+    density: Option<f64>,
+    count: Option<f64>,
+    area_m2: f64,
+    sources: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct TicketRow {
+    id: i64,
+    site: String,
+    zone: String,
+    level: String,
+    state: String,
+    assignee: Option<String>,
+}
+
+fn usable(addr: SocketAddr) -> SocketAddr {
+    if std::net::TcpListener::bind(addr).is_ok() {
+        addr
+    } else {
+        SocketAddr::new(addr.ip(), 0)
+    }
+}
+
+/// Runs the demo.
+pub async fn run(args: DemoArgs) -> ExitCode {
+    match run_inner(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("crowdgrid demo: {e}");
+            ExitCode::from(crate::cli::EXIT_CONFIG)
+        }
+    }
+}
+
+async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    if !args.keep_data && args.data_dir.exists() {
+        std::fs::remove_dir_all(&args.data_dir)?;
+    }
+    std::fs::create_dir_all(&args.data_dir)?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+
+    let mut central_cfg = CentralConfig::load(&args.config_dir.join("central.toml"))?;
+    central_cfg.config.store.path = data_dir.join("central.db");
+    central_cfg.config.api.listen = usable(args.api_listen);
+    if let BrokerConfig::Embedded { listen, .. } = &mut central_cfg.config.broker {
+        if std::net::TcpListener::bind(*listen).is_err() {
+            *listen = free_loopback_addr()?;
+        }
+    }
+    let central = crate::central::start(central_cfg).await?;
+    let api = format!("http://{}", central.api_addr);
+
+    let mut agents = Vec::new();
+    let mut scenarios = Vec::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(&args.config_dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    dirs.sort();
+    for dir in dirs {
+        let edge_file = dir.join("edge.toml");
+        if !edge_file.is_file() {
+            continue;
+        }
+        let mut loaded = EdgeConfig::load(&edge_file)?;
+        loaded.config.mqtt.host = central.mqtt.0.clone();
+        loaded.config.mqtt.port = central.mqtt.1;
+        loaded.config.queue.path = data_dir.join(format!("{}.queue.db", loaded.config.edge.id));
+        scenarios.push(loaded.site.config.id.clone());
+        agents.push(Agent::start(loaded).await?);
+    }
+
+    println!("crowdgrid demo — {} scenario(s): {}", scenarios.len(), scenarios.join(", "));
+    println!("  API      {api}/api/v1/zones   {api}/api/v1/tickets   {api}/metrics");
+    println!(
+        "  MQTT     {}:{}   (watch: mosquitto_sub -h {} -p {} -v -t 'crowdgrid/v1/#')",
+        central.mqtt.0, central.mqtt.1, central.mqtt.0, central.mqtt.1
+    );
+    println!("  data     {}", data_dir.display());
+    println!("  stop     Ctrl-C{}", args.duration.map(|d| format!(" (or after {d} s)")).unwrap_or_default());
+
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    let started = tokio::time::Instant::now();
+    let deadline = args.duration.map(|d| started + Duration::from_secs(d));
+    let mut tick = tokio::time::interval(Duration::from_secs(args.every.max(1)));
+    tick.tick().await;
+    let signal = crate::shutdown::signal();
+    tokio::pin!(signal);
+    let mut raised: BTreeMap<String, usize> = BTreeMap::new();
+    loop {
+        let until_deadline = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut signal => break,
+            _ = until_deadline => break,
+            _ = tick.tick() => {
+                match progress(&http, &api, started.elapsed()).await {
+                    Ok(counts) => raised = counts,
+                    Err(e) => eprintln!("  (progress unavailable: {e})"),
+                }
+            }
+        }
+    }
+    if let Ok(counts) = progress(&http, &api, started.elapsed()).await {
+        raised = counts;
+    }
+    println!("stopping: edges drain their queues, the centre flushes its store");
+    for a in agents {
+        a.stop().await;
+    }
+    central.stop().await;
+    let missing: Vec<_> = scenarios.iter().filter(|s| raised.get(*s).copied().unwrap_or(0) == 0).collect();
+    for s in &scenarios {
+        println!("tickets raised in {s}: {}", raised.get(s).copied().unwrap_or(0));
+    }
+    if args.expect_tickets && !missing.is_empty() {
+        eprintln!("no ticket was raised in: {missing:?}");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one progress table; returns the number of tickets per site.
+async fn progress(
+    http: &reqwest::Client,
+    api: &str,
+    elapsed: Duration,
+) -> Result<BTreeMap<String, usize>, reqwest::Error> {
+    let zones: Vec<ZoneRow> = http.get(format!("{api}/api/v1/zones")).send().await?.error_for_status()?.json().await?;
+    let tickets: Vec<TicketRow> =
+        http.get(format!("{api}/api/v1/tickets?state=all")).send().await?.error_for_status()?.json().await?;
+    println!("\n── t+{:>3} s ───────────────────────────────────────────────────────────────", elapsed.as_secs());
+    println!("  {:<12} {:<18} {:>9} {:>8} {:>9}  {:<8} sources", "site", "zone", "people", "/m²", "area m²", "level");
+    for z in &zones {
+        let marker = match z.level.as_str() {
+            "critical" => "!!",
+            "warning" => "! ",
+            _ => "  ",
+        };
+        println!(
+            "{marker}{:<12} {:<18} {:>9} {:>8} {:>9.0}  {:<8} {}",
+            z.site,
+            z.zone,
+            z.count.map_or("-".to_string(), |c| format!("{c:.0}")),
+            z.density.map_or("-".to_string(), |d| format!("{d:.2}")),
+            z.area_m2,
+            z.level,
+            z.sources.len()
+        );
+    }
+    let mut per_site = BTreeMap::new();
+    for t in &tickets {
+        *per_site.entry(t.site.clone()).or_insert(0) += 1;
+    }
+    let open: Vec<_> = tickets.iter().filter(|t| t.state != "resolved").collect();
+    println!("  tickets: {} raised, {} open", tickets.len(), open.len());
+    for t in open.iter().take(8) {
+        println!(
+            "    #{:<4} {:<12} {:<18} {:<8} {:<12} -> {}",
+            t.id,
+            t.site,
+            t.zone,
+            t.level,
+            t.state,
+            t.assignee.as_deref().unwrap_or("(unassigned)")
+        );
+    }
+    Ok(per_site)
+}

@@ -1,0 +1,19 @@
+//! crowdgrid: crowd-density monitoring for city grid governance.
+//!
+//! Layout:
+//! - [`central`]: the central service (embedded broker, ingest, rules, tickets).
+//! - [`store`]: SQLite series and tickets, the InfluxDB sink.
+//! - [`api`]: the HTTP API.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`demo`]: both scenarios on the embedded defaults.
+//! - [`cli`]: the `crowdgrid` command line.
+//!
+//! The edge agent is the `crowdgrid-edge` crate; wire types and site config are `crowdgrid-proto`.
+
+pub mod api;
+pub mod central;
+pub mod cli;
+pub mod demo;
+pub mod metrics;
+pub mod shutdown;
+pub mod store;

@@ -1,0 +1,42 @@
+//! Storage: the embedded SQLite time-series store (default), the ticket store, and the optional
+//! InfluxDB sink.
+
+pub mod influx;
+pub mod schema;
+pub mod series;
+pub mod tickets;
+pub mod writer;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database file's directory could not be created.
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task died.
+    #[error("store task failed: {0}")]
+    Join(String),
+    /// A ticket id that does not exist.
+    #[error("no ticket {0}")]
+    NoTicket(i64),
+    /// A transition the ticket's state does not allow.
+    #[error("ticket {id} is {state}: cannot {action}")]
+    Transition { id: i64, state: String, action: String },
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn ms(ts: chrono::DateTime<chrono::Utc>) -> i64 {
+    ts.timestamp_millis()
+}
+
+/// The inverse of [`ms`].
+pub fn from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

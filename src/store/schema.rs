@@ -1,0 +1,76 @@
+//! Opening the SQLite file with the pragmas and tables every connection needs.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS readings (
+    site TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    source_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    count REAL NOT NULL,
+    area_m2 REAL NOT NULL,
+    density REAL NOT NULL,
+    confidence REAL NOT NULL,
+    person REAL,
+    vehicle REAL,
+    inflow REAL,
+    outflow REAL,
+    PRIMARY KEY (site, zone, ts, source_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS source_marks (
+    source_id TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tickets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    site TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    grid TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    level TEXT NOT NULL,
+    state TEXT NOT NULL,
+    assignee TEXT,
+    opened_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    closed_at INTEGER,
+    density REAL NOT NULL,
+    peak_density REAL NOT NULL,
+    resolution TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS tickets_one_open ON tickets (site, zone, rule) WHERE state <> 'resolved';
+CREATE INDEX IF NOT EXISTS tickets_state ON tickets (state, opened_at);
+CREATE TABLE IF NOT EXISTS ticket_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticket_id INTEGER NOT NULL REFERENCES tickets(id),
+    ts INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ticket_events_ticket ON ticket_events (ticket_id, id);
+";
+
+/// Opens (creating if needed) the database at `path` with WAL and the schema.
+pub fn open(path: &Path) -> Result<Connection, StoreError> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .map_err(|source| StoreError::Dir { path: dir.display().to_string(), source })?;
+        }
+    }
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}

@@ -1,0 +1,118 @@
+//! Reading series back from SQLite for the API (its own connection; WAL lets it read while the writer commits).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use super::{from_ms, ms, schema, StoreError};
+
+/// One stored reading.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    /// Timestamp.
+    pub ts: DateTime<Utc>,
+    /// Source id.
+    pub source_id: String,
+    /// Source kind.
+    pub source: String,
+    /// Sequence number.
+    pub seq: i64,
+    /// People.
+    pub count: f64,
+    /// People per m².
+    pub density: f64,
+    /// Confidence.
+    pub confidence: f64,
+    /// Detected people, if a detector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub person: Option<f64>,
+    /// Detected vehicles, if a detector.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vehicle: Option<f64>,
+    /// Inflow per minute (gates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inflow_per_min: Option<f64>,
+    /// Outflow per minute (gates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outflow_per_min: Option<f64>,
+}
+
+/// A query for one zone's series.
+#[derive(Debug, Clone)]
+pub struct SeriesQuery {
+    /// Site id.
+    pub site: String,
+    /// Zone id.
+    pub zone: String,
+    /// Inclusive start.
+    pub from: DateTime<Utc>,
+    /// Inclusive end.
+    pub to: DateTime<Utc>,
+    /// Only this source kind (e.g. `fused`) when set.
+    pub source: Option<String>,
+    /// Most points returned (oldest first).
+    pub limit: usize,
+}
+
+/// Read side of the store.
+#[derive(Clone)]
+pub struct SeriesReader {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SeriesReader {
+    /// Opens a read connection.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self { conn: Arc::new(Mutex::new(schema::open(path)?)) })
+    }
+
+    async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&guard)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// One zone's readings in a time range, oldest first.
+    pub async fn series(&self, q: SeriesQuery) -> Result<Vec<Point>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT ts, source_id, source, seq, count, density, confidence, person, vehicle, inflow, outflow
+                 FROM readings WHERE site = ?1 AND zone = ?2 AND ts >= ?3 AND ts <= ?4
+                 AND (?5 IS NULL OR source = ?5) ORDER BY ts, source_id, seq LIMIT ?6",
+            )?;
+            let rows =
+                stmt.query_map(params![q.site, q.zone, ms(q.from), ms(q.to), q.source, q.limit as i64], |r| {
+                    Ok(Point {
+                        ts: from_ms(r.get(0)?),
+                        source_id: r.get(1)?,
+                        source: r.get(2)?,
+                        seq: r.get(3)?,
+                        count: r.get(4)?,
+                        density: r.get(5)?,
+                        confidence: r.get(6)?,
+                        person: r.get(7)?,
+                        vehicle: r.get(8)?,
+                        inflow_per_min: r.get(9)?,
+                        outflow_per_min: r.get(10)?,
+                    })
+                })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Number of stored readings.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        self.with(|c| Ok(c.query_row("SELECT COUNT(*) FROM readings", [], |r| r.get(0))?)).await
+    }
+}
