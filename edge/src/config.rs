@@ -399,6 +399,10 @@ pub struct SimulatedConfig {
     /// Local time of day (HH:MM) the simulated clock starts at; default: now.
     #[serde(default)]
     pub start_local: Option<String>,
+    /// Local date (YYYY-MM-DD) the simulated clock starts on; default: today. Set it to a school day
+    /// so a school-run demo does not depend on the weekday it is run on.
+    #[serde(default)]
+    pub start_date: Option<String>,
     /// Multiply by the holiday peak factor (a public holiday).
     #[serde(default)]
     pub holiday: bool,
@@ -588,6 +592,11 @@ fn validate_simulated(c: &SimulatedConfig, site: &Site, path: &str, p: &mut Prob
     if let Some(t) = &c.start_local {
         if parse_hhmm(t).is_none() {
             p.push(format!("{path}.start_local"), format!("{t:?} is not HH:MM"));
+        }
+    }
+    if let Some(d) = &c.start_date {
+        if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
+            p.push(format!("{path}.start_date"), format!("{d:?} is not YYYY-MM-DD"));
         }
     }
     for (j, z) in c.zones.iter().enumerate() {

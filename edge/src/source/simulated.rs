@@ -97,14 +97,17 @@ impl SimClock {
     }
 }
 
-/// Where the simulated clock starts: `start_local` today (site local date), or the local time now.
+/// Where the simulated clock starts: `start_local` on `start_date` (default: the site's local date
+/// today), or the local time now.
 pub fn start_local(cfg: &SimulatedConfig, site: &Site, now: DateTime<Utc>) -> Result<NaiveDateTime, String> {
     let local_now = now.naive_utc() + chrono::Duration::minutes(i64::from(site.config.utc_offset_minutes));
+    let date = match &cfg.start_date {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| format!("start_date {d:?} is not YYYY-MM-DD"))?,
+        None => local_now.date(),
+    };
     match &cfg.start_local {
-        Some(s) => {
-            Ok(local_now.date().and_time(parse_hhmm(s).ok_or_else(|| format!("start_local {s:?} is not HH:MM"))?))
-        }
-        None => Ok(local_now),
+        Some(s) => Ok(date.and_time(parse_hhmm(s).ok_or_else(|| format!("start_local {s:?} is not HH:MM"))?)),
+        None => Ok(date.and_time(local_now.time())),
     }
 }
 
