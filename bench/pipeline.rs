@@ -1,1 +1,469 @@
-fn main() {}
+//! Pipeline throughput: simulated edges → embedded rumqttd (QoS 1) → ingest/validation → de-duplication →
+//! SQLite store + threshold rule.
+//!
+//! A plain program that prints figures; it never asserts on timing.
+//!
+//! ```sh
+//! cargo bench --bench pipeline -- --readings 200000 --publishers 4
+//! ```
+//!
+//! Options: `--readings N` (default 200000, or env `CROWDGRID_BENCH_READINGS`), `--publishers P` (default 4),
+//! `--inflight K` (QoS 1 window per publisher, default 200), `--timeout S` (default 300).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use crowdgrid::central::broker::free_loopback_addr;
+use crowdgrid::central::config::{BrokerConfig, CentralConfig};
+use crowdgrid::metrics::Metrics;
+use crowdgrid_proto::{topic, Reading, SourceKind};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::sync::{oneshot, Barrier};
+
+/// Every reason the centre can reject a reading with (`docs/PROTOCOL.md`).
+const REASONS: [&str; 13] = [
+    "oversized",
+    "malformed",
+    "topic_mismatch",
+    "unknown_zone",
+    "bad_id",
+    "not_finite",
+    "negative",
+    "bad_area",
+    "bad_confidence",
+    "implausible",
+    "inconsistent",
+    "future",
+    "too_old",
+];
+
+/// Every `SPIKE_EVERY`-th reading is above its zone's warning threshold, so the rule raises tickets.
+const SPIKE_EVERY: u64 = 1000;
+
+struct Args {
+    readings: u64,
+    publishers: usize,
+    inflight: u16,
+    timeout: Duration,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("pipeline bench: {msg}");
+    eprintln!("usage: cargo bench --bench pipeline -- [--readings N] [--publishers P] [--inflight K] [--timeout S]");
+    std::process::exit(2);
+}
+
+fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
+    let Some(v) = v else { usage(&format!("{flag} needs a value")) };
+    match v.replace('_', "").parse() {
+        Ok(n) => n,
+        Err(_) => usage(&format!("{flag}: {v:?} is not a valid number")),
+    }
+}
+
+fn parse_args() -> Args {
+    let mut args = Args { readings: 200_000, publishers: 4, inflight: 200, timeout: Duration::from_secs(300) };
+    if let Ok(v) = std::env::var("CROWDGRID_BENCH_READINGS") {
+        args.readings = parse_num("CROWDGRID_BENCH_READINGS", Some(v));
+    }
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        // `cargo bench` passes `--bench`; accept `--flag value` and `--flag=value`.
+        if a.starts_with("--bench") {
+            continue;
+        }
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (a.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next());
+        match flag.as_str() {
+            "--readings" => args.readings = parse_num(&flag, value()),
+            "--publishers" => args.publishers = parse_num(&flag, value()),
+            "--inflight" => args.inflight = parse_num(&flag, value()),
+            "--timeout" => args.timeout = Duration::from_secs(parse_num(&flag, value())),
+            "-h" | "--help" => usage("help"),
+            f if f.starts_with('-') => usage(&format!("unknown option {f}")),
+            // A positional filter (as for libtest benches) is meaningless here.
+            _ => {}
+        }
+    }
+    if args.readings == 0 || args.publishers == 0 || args.inflight == 0 {
+        usage("--readings, --publishers and --inflight must be positive");
+    }
+    args
+}
+
+/// One zone the publishers cycle through.
+struct ZoneInfo {
+    site: String,
+    zone: String,
+    area_m2: f64,
+    warning: f64,
+}
+
+/// Pre-serialised `(topic, payload)` pairs of one publisher.
+fn build_payloads(
+    publisher: usize,
+    n: u64,
+    zones: &[ZoneInfo],
+    prefix: &str,
+    start: chrono::DateTime<Utc>,
+) -> Vec<(String, Vec<u8>)> {
+    let source_id = format!("bench-edge-{publisher}/sim");
+    // Spread timestamps over [start - 1 h, start + 1 min]: well inside the 5 min future / 7 day age limits
+    // whatever N is, and increasing with seq like a real edge.
+    let span_us: i64 = 3_660_000_000;
+    let step_us = span_us / n.max(1) as i64;
+    let first = start - chrono::Duration::hours(1);
+    (0..n)
+        .map(|i| {
+            let z = &zones[((i as usize) + publisher) % zones.len()];
+            let seq = i + 1;
+            let density = if seq % SPIKE_EVERY == 0 {
+                z.warning * 1.1
+            } else {
+                // 20..70 % of warning: below the warning clear level, so an open ticket stays as it is.
+                z.warning * (0.2 + 0.5 * ((i % 97) as f64 / 97.0))
+            };
+            let count = (density * z.area_m2).round();
+            let ts = first + chrono::Duration::microseconds(i as i64 * step_us);
+            let mut r = Reading::new(&z.site, &z.zone, SourceKind::Simulated, &source_id, ts, count, z.area_m2, 0.8);
+            r.seq = seq;
+            r.epoch = 1;
+            let payload = serde_json::to_vec(&r).expect("serialise a reading");
+            (topic::reading(prefix, &z.site, &z.zone), payload)
+        })
+        .collect()
+}
+
+fn client(id: &str, host: &str, port: u16, inflight: u16) -> (AsyncClient, EventLoop) {
+    let mut opts = MqttOptions::new(id, host, port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    opts.set_inflight(inflight);
+    opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
+    AsyncClient::new(opts, 1000)
+}
+
+/// Polls a publisher's event loop: reports the ConnAck, then the instant the `n`-th PubAck arrived.
+/// Returns the number of connection errors seen.
+async fn poll_acks(
+    mut eventloop: EventLoop,
+    n: u64,
+    connected: oneshot::Sender<()>,
+    done: oneshot::Sender<Instant>,
+) -> u64 {
+    let mut connected = Some(connected);
+    let mut done = Some(done);
+    let mut acks = 0u64;
+    let mut errors = 0u64;
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                if let Some(tx) = connected.take() {
+                    let _ = tx.send(());
+                }
+            }
+            Ok(Event::Incoming(Packet::PubAck(_))) => {
+                acks += 1;
+                if acks == n {
+                    if let Some(tx) = done.take() {
+                        let _ = tx.send(Instant::now());
+                    }
+                }
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
+            Ok(_) => {}
+            Err(e) => {
+                errors += 1;
+                if errors == 1 || errors % 100 == 0 {
+                    eprintln!("publisher connection error ({errors}): {e}");
+                }
+                if done.is_none() && connected.is_none() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    errors
+}
+
+fn rejected(m: &Metrics) -> u64 {
+    REASONS.iter().map(|r| m.rejected(r)).sum()
+}
+
+fn tickets(m: &Metrics) -> u64 {
+    ["notice", "warning", "critical"].iter().map(|l| m.tickets_opened.with_label_values(&[l]).get()).sum()
+}
+
+fn rate(n: u64, d: Duration) -> String {
+    let r = n as f64 / d.as_secs_f64().max(1e-9);
+    let whole = r.round() as u64;
+    let s = whole.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Publishes one reading at a time until the centre has received one: its subscription is then in place.
+async fn warm_up(host: &str, port: u16, prefix: &str, zone: &ZoneInfo, metrics: &Metrics) -> u64 {
+    let (c, mut el) = client("bench-warmup", host, port, 10);
+    let poller = tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let mut seq = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metrics.readings_received.get() == 0 {
+        if Instant::now() > deadline {
+            eprintln!("pipeline bench: the centre received nothing within 20 s of warm-up");
+            std::process::exit(1);
+        }
+        seq += 1;
+        let d = zone.warning * 0.3;
+        let count = (d * zone.area_m2).round();
+        let mut r = Reading::new(
+            &zone.site,
+            &zone.zone,
+            SourceKind::Simulated,
+            "bench-warmup/sim",
+            Utc::now(),
+            count,
+            zone.area_m2,
+            0.8,
+        );
+        r.seq = seq;
+        let payload = serde_json::to_vec(&r).expect("serialise a reading");
+        c.publish(topic::reading(prefix, &zone.site, &zone.zone), QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("warm-up publish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = c.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(2), poller).await;
+    // Let the last warm-up readings (published before the first one was seen) land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    seq
+}
+
+async fn run(args: Args) -> i32 {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let config_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/central.toml");
+    let mut loaded = CentralConfig::load(&config_path).expect("load config/central.toml");
+    loaded.config.store.path = dir.path().join("central.db");
+    loaded.config.api.listen = "127.0.0.1:0".parse().expect("loopback address");
+    if let BrokerConfig::Embedded { listen, .. } = &mut loaded.config.broker {
+        *listen = free_loopback_addr().expect("a free loopback port");
+    } else {
+        eprintln!("pipeline bench: config/central.toml must use the embedded broker");
+        return 2;
+    }
+    let prefix = loaded.config.broker.topic_prefix().to_string();
+    let channel_capacity = loaded.config.ingest.channel_capacity;
+    let batch_max = loaded.config.store.batch_max;
+    let zones: Vec<ZoneInfo> = loaded
+        .sites
+        .iter()
+        .flat_map(|s| {
+            s.zones.iter().map(|z| ZoneInfo {
+                site: s.config.id.clone(),
+                zone: z.config.id.clone(),
+                area_m2: z.area_m2,
+                warning: z.thresholds.warning,
+            })
+        })
+        .collect();
+    let n_sites = loaded.sites.len();
+
+    let central = crowdgrid::central::start(loaded).await.expect("start the central service");
+    let metrics = central.metrics.clone();
+    let (host, port) = central.mqtt.clone();
+
+    let warmups = warm_up(&host, port, &prefix, &zones[0], &metrics).await;
+    let stored0 = metrics.readings_stored.get();
+    let received0 = metrics.readings_received.get();
+    let tickets0 = tickets(&metrics);
+
+    // Payloads are built before the clock starts.
+    let p = args.publishers;
+    let start_ts = Utc::now();
+    let mut shares = Vec::with_capacity(p);
+    for i in 0..p {
+        let n = args.readings / p as u64 + u64::from((i as u64) < args.readings % p as u64);
+        shares.push(n);
+    }
+    let payloads: Vec<Vec<(String, Vec<u8>)>> =
+        shares.iter().enumerate().map(|(i, &n)| build_payloads(i, n, &zones, &prefix, start_ts)).collect();
+    let avg_payload = payloads.iter().flatten().map(|(_, b)| b.len()).sum::<usize>() as f64 / args.readings as f64;
+
+    println!(
+        "crowdgrid pipeline bench: {} readings, {} publishers, QoS 1 (inflight {}), embedded rumqttd, SQLite store + rules",
+        args.readings, p, args.inflight
+    );
+    println!(
+        "  {} zones in {} sites, ~{:.0} B payloads, ingest channel {}, store batch_max {}, {} warm-up readings",
+        zones.len(),
+        n_sites,
+        avg_payload,
+        channel_capacity,
+        batch_max,
+        warmups
+    );
+
+    let barrier = Arc::new(Barrier::new(p + 1));
+    let mut pollers = Vec::new();
+    let mut dones = Vec::new();
+    let mut senders = Vec::new();
+    let mut clients = Vec::new();
+    for (i, (items, &n)) in payloads.into_iter().zip(&shares).enumerate() {
+        let (c, el) = client(&format!("bench-edge-{i}"), &host, port, args.inflight);
+        let (conn_tx, conn_rx) = oneshot::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        pollers.push(tokio::spawn(poll_acks(el, n, conn_tx, done_tx)));
+        if tokio::time::timeout(Duration::from_secs(10), conn_rx).await.map_or(true, |r| r.is_err()) {
+            eprintln!("pipeline bench: publisher {i} did not connect within 10 s");
+            return 1;
+        }
+        dones.push(done_rx);
+        let b = barrier.clone();
+        let pc = c.clone();
+        senders.push(tokio::spawn(async move {
+            b.wait().await;
+            for (t, payload) in items {
+                pc.publish(t, QoS::AtLeastOnce, false, payload).await.expect("queue a publish");
+            }
+        }));
+        clients.push(c);
+    }
+
+    barrier.wait().await;
+    let t0 = Instant::now();
+    let deadline = t0 + args.timeout;
+    let total = args.readings;
+
+    // Watch the counters while the publishers run.
+    let mut acked_at: Option<Instant> = None;
+    let mut received_at: Option<Instant> = None;
+    let mut at_last_ack: Option<(u64, u64)> = None;
+    let mut stored_at: Option<Instant> = None;
+    let mut peak_queue = 0i64;
+    let mut peak_pending = 0i64;
+    let mut done_times: Vec<Option<Instant>> = vec![None; dones.len()];
+    loop {
+        for (slot, rx) in done_times.iter_mut().zip(dones.iter_mut()) {
+            if slot.is_none() {
+                if let Ok(t) = rx.try_recv() {
+                    *slot = Some(t);
+                }
+            }
+        }
+        let received = metrics.readings_received.get() - received0;
+        let stored = metrics.readings_stored.get() - stored0;
+        peak_queue = peak_queue.max(metrics.ingest_queue_depth.get());
+        peak_pending = peak_pending.max(metrics.store_pending.get());
+        if acked_at.is_none() && done_times.iter().all(Option::is_some) {
+            acked_at = done_times.iter().flatten().max().copied();
+            at_last_ack = Some((received, stored));
+        }
+        if received_at.is_none() && received >= total {
+            received_at = Some(Instant::now());
+        }
+        if stored >= total {
+            stored_at = Some(Instant::now());
+            if acked_at.is_some() {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let received = metrics.readings_received.get() - received0;
+    let stored = metrics.readings_stored.get() - stored0;
+    let rej = rejected(&metrics);
+    let dup = metrics.readings_duplicate.get();
+    let opened = tickets(&metrics) - tickets0;
+    let line = |label: &str, at: Option<Instant>| match at {
+        Some(t) => {
+            let d = t - t0;
+            println!("  {label:<18}: {:>6.2} s  {:>9} readings/s", d.as_secs_f64(), rate(total, d));
+        }
+        None => println!("  {label:<18}: not reached within {} s", args.timeout.as_secs()),
+    };
+    line("publish+puback", acked_at);
+    line("received by centre", received_at);
+    line("stored end-to-end", stored_at);
+    if let Some((r, s)) = at_last_ack {
+        println!("  at the last PubAck: {r} received, {s} stored ({} still to store)", total.saturating_sub(s));
+    }
+    let batches = metrics.store_batch_seconds.get_sample_count();
+    let commit_s = metrics.store_batch_seconds.get_sample_sum();
+    if batches > 0 {
+        println!(
+            "  store: {batches} commits, mean {:.0} rows / {:.1} ms each, {:.2} s committing in total",
+            stored as f64 / batches as f64,
+            commit_s * 1000.0 / batches as f64,
+            commit_s
+        );
+    }
+    println!("  peak ingest queue {peak_queue}, peak store pending {peak_pending}");
+    println!(
+        "  rejected {rej}, duplicates {dup}, store errors {}, tickets opened {opened}",
+        metrics.store_errors.get()
+    );
+
+    for c in &clients {
+        let _ = c.try_disconnect();
+    }
+    for s in senders {
+        s.abort();
+        let _ = s.await;
+    }
+    let mut conn_errors = 0;
+    for h in pollers {
+        if let Ok(Ok(e)) = tokio::time::timeout(Duration::from_secs(2), h).await {
+            conn_errors += e;
+        }
+    }
+    if conn_errors > 0 {
+        println!("  publisher connection errors: {conn_errors}");
+    }
+    let stop_started = Instant::now();
+    if tokio::time::timeout(Duration::from_secs(30), central.stop()).await.is_err() {
+        eprintln!("pipeline bench: the centre did not stop within 30 s");
+        return 1;
+    }
+    println!("  centre stopped in {:.2} s", stop_started.elapsed().as_secs_f64());
+
+    if stored_at.is_none() || acked_at.is_none() {
+        eprintln!(
+            "pipeline bench: timed out after {} s: {stored} of {total} stored, {received} received",
+            args.timeout.as_secs()
+        );
+        return 1;
+    }
+    0
+}
+
+fn main() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let args = parse_args();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("build the tokio runtime");
+    let code = rt.block_on(run(args));
+    // rumqttd has no stop: its thread lives until the process exits.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    std::process::exit(code);
+}
