@@ -104,13 +104,19 @@ async fn end_to_end(central: crowdgrid::central::Central, dir: &std::path::Path,
     // The edge is online with its retained status.
     eventually(Duration::from_secs(10), "edge online", || async {
         let edges = get_json(&format!("{api}/api/v1/edges")).await;
-        edges.as_array().unwrap().iter().any(|e| e["edge_id"] == edge_id.as_str() && e["state"] == "online").then_some(())
+        edges
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["edge_id"] == edge_id.as_str() && e["state"] == "online")
+            .then_some(())
     })
     .await;
 
     // A staff headcount above the warning level (3.6/m²) raises one ticket, routed to the scenic grid's worker.
     let crowd = (4.0 * area).round();
-    post_events(hook, json!([{"ts": Utc::now().to_rfc3339(), "gate": "g1", "direction": "census", "count": crowd}])).await;
+    post_events(hook, json!([{"ts": Utc::now().to_rfc3339(), "gate": "g1", "direction": "census", "count": crowd}]))
+        .await;
     let ticket = eventually(Duration::from_secs(20), "a ticket for campground-north", || async {
         let t = get_json(&format!("{api}/api/v1/tickets?site=west-taihu")).await;
         t.as_array().unwrap().iter().find(|t| t["zone"] == "campground-north").cloned()
@@ -139,7 +145,8 @@ async fn end_to_end(central: crowdgrid::central::Central, dir: &std::path::Path,
         .unwrap();
     assert_eq!(resp.status(), 200);
     let detail = get_json(&format!("{api}/api/v1/tickets/{id}")).await;
-    let kinds: Vec<_> = detail["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
+    let kinds: Vec<_> =
+        detail["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds, ["raised", "dispatched", "resolved"]);
 
     let health = get_json(&format!("{api}/healthz")).await;

@@ -33,7 +33,8 @@ async fn broker_down_for_30_s_loses_nothing() {
     assert!(backlog > 200, "the edge kept producing into its queue during the outage (depth {backlog})");
     broker.restart();
 
-    eventually(Duration::from_secs(60), "the edge queue to drain", || async { (queue.depth() == 0).then_some(()) }).await;
+    eventually(Duration::from_secs(60), "the edge queue to drain", || async { (queue.depth() == 0).then_some(()) })
+        .await;
     edge.stop().await;
     assert_eq!(queue.depth(), 0, "everything was acknowledged before the edge stopped");
     let assigned = assigned_seqs(&dir.path().join(format!("{edge_id}.queue.db")));
@@ -82,7 +83,8 @@ async fn edge_killed_with_a_full_queue_loses_nothing() {
 
     // No broker yet: the edge can only queue.
     let mut first = spawn_edge(&edge_path, &dir.path().join("edge-1.log"));
-    eventually(Duration::from_secs(20), "the queue to fill", || async { (queued(&queue_db) >= 50).then_some(()) }).await;
+    eventually(Duration::from_secs(20), "the queue to fill", || async { (queued(&queue_db) >= 50).then_some(()) })
+        .await;
     first.kill().unwrap();
     first.wait().unwrap();
     let left = queued(&queue_db);

@@ -102,7 +102,8 @@ impl SimClock {
 pub fn start_local(cfg: &SimulatedConfig, site: &Site, now: DateTime<Utc>) -> Result<NaiveDateTime, String> {
     let local_now = now.naive_utc() + chrono::Duration::minutes(i64::from(site.config.utc_offset_minutes));
     let date = match &cfg.start_date {
-        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| format!("start_date {d:?} is not YYYY-MM-DD"))?,
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| format!("start_date {d:?} is not YYYY-MM-DD"))?,
         None => local_now.date(),
     };
     match &cfg.start_local {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what crowdgrid needs on Debian 12 (run as root, or with sudo available).
+#   scripts/setup.sh          build and run dependencies
+#   scripts/setup.sh --test   also what the test suite needs (Mosquitto, VictoriaMetrics)
+set -euo pipefail
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found. Install a Rust toolchain >= 1.85 (https://rustup.rs or Debian's rustup package) and re-run." >&2
+  exit 1
+fi
+
+sudo_cmd=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo_cmd="sudo"; else
+    echo "setup: run as root or install sudo" >&2; exit 1
+  fi
+fi
+
+pkgs=(build-essential pkg-config ca-certificates curl)
+if [ "$want_test" -eq 1 ]; then
+  pkgs+=(mosquitto mosquitto-clients victoria-metrics)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's packages start their own services on standard ports; the tests start private instances
+  # on free ports instead, so leave the system ones as they were (mosquitto on 1883 is used by a test).
+  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    $sudo_cmd systemctl disable --now victoria-metrics >/dev/null 2>&1 || true
+  fi
+fi
+
+# A Mosquitto on 127.0.0.1:1883 is part of the test environment (one test runs against it).
+if [ "$want_test" -eq 1 ] && ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
+  echo "setup: starting mosquitto on 127.0.0.1:1883"
+  $sudo_cmd mosquitto -d -c /etc/mosquitto/mosquitto.conf 2>/dev/null || $sudo_cmd mosquitto -d -p 1883
+fi
+echo "setup: ok"
