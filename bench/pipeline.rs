@@ -9,7 +9,11 @@
 //!
 //! Options: `--readings N` (default 200000, or env `CROWDGRID_BENCH_READINGS`), `--publishers P` (default 4),
 //! `--inflight K` (QoS 1 window per publisher, default 200), `--timeout S` (default 300).
+//!
+//! Logs go to stderr at `warn` (`RUST_LOG` overrides); rumqttd is silenced by default because it logs every
+//! client disconnect as an error.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -191,6 +195,40 @@ async fn poll_acks(
     errors
 }
 
+/// CPU seconds (user + system) of every thread of this process, by thread id, with its name (Linux `/proc`;
+/// empty elsewhere).
+fn thread_cpu() -> HashMap<u64, (String, f64)> {
+    let mut out = HashMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
+    for t in tasks.flatten() {
+        let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<u64>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else { continue };
+        // `pid (comm) state ...`: the name may hold spaces, so split after the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat[open + 1..close].to_string();
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // Fields 14 and 15 of stat (utime, stime) are at 11 and 12 once pid and comm are gone.
+        let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+        // USER_HZ is 100 on Linux.
+        out.insert(tid, (name, ticks as f64 / 100.0));
+    }
+    out
+}
+
+/// CPU seconds spent between two snapshots, summed by thread name, busiest first.
+fn cpu_by_name(before: &HashMap<u64, (String, f64)>, after: &HashMap<u64, (String, f64)>) -> Vec<(String, f64, usize)> {
+    let mut by: HashMap<String, (f64, usize)> = HashMap::new();
+    for (tid, (name, s)) in after {
+        let s0 = before.get(tid).map_or(0.0, |(_, s0)| *s0);
+        let e = by.entry(name.clone()).or_default();
+        e.0 += s - s0;
+        e.1 += 1;
+    }
+    let mut v: Vec<_> = by.into_iter().map(|(n, (s, k))| (n, s, k)).filter(|(_, s, _)| *s > 0.0).collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    v
+}
+
 fn rejected(m: &Metrics) -> u64 {
     REASONS.iter().map(|r| m.rejected(r)).sum()
 }
@@ -341,6 +379,7 @@ async fn run(args: Args) -> i32 {
         clients.push(c);
     }
 
+    let cpu0 = thread_cpu();
     barrier.wait().await;
     let t0 = Instant::now();
     let deadline = t0 + args.timeout;
@@ -384,6 +423,8 @@ async fn run(args: Args) -> i32 {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let cpu1 = thread_cpu();
+    let wall = t0.elapsed();
 
     let received = metrics.readings_received.get() - received0;
     let stored = metrics.readings_stored.get() - stored0;
@@ -411,6 +452,21 @@ async fn run(args: Args) -> i32 {
             stored as f64 / batches as f64,
             commit_s * 1000.0 / batches as f64,
             commit_s
+        );
+    }
+    let by_name = cpu_by_name(&cpu0, &cpu1);
+    if !by_name.is_empty() {
+        let total_cpu: f64 = by_name.iter().map(|(_, s, _)| s).sum();
+        let parts: Vec<String> = by_name
+            .iter()
+            .take(8)
+            .map(|(n, s, k)| if *k > 1 { format!("{n}×{k} {s:.2}") } else { format!("{n} {s:.2}") })
+            .collect();
+        println!(
+            "  cpu over {:.2} s wall: {total_cpu:.2} s ({:.2} cores); by thread (s): {}",
+            wall.as_secs_f64(),
+            total_cpu / wall.as_secs_f64(),
+            parts.join(", ")
         );
     }
     println!("  peak ingest queue {peak_queue}, peak store pending {peak_pending}");
@@ -456,7 +512,7 @@ fn main() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rumqttd=off")),
         )
         .with_writer(std::io::stderr)
         .try_init();

@@ -26,11 +26,17 @@ async fn subscribe(host: &str, port: u16, filter: &str) -> tokio::sync::mpsc::Re
     let (client, mut el) = AsyncClient::new(opts, 100);
     client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(1000);
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
+    let mut subscribed_tx = Some(subscribed_tx);
     tokio::spawn(async move {
         let _client = client;
         loop {
             match el.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {}
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(s) = subscribed_tx.take() {
+                        let _ = s.send(());
+                    }
+                }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     if let Ok(v) = serde_json::from_slice(&p.payload) {
                         if tx.send((p.topic.clone(), v)).await.is_err() {
@@ -43,6 +49,7 @@ async fn subscribe(host: &str, port: u16, filter: &str) -> tokio::sync::mpsc::Re
             }
         }
     });
+    tokio::time::timeout(Duration::from_secs(10), subscribed).await.expect("SUBACK in time").unwrap();
     rx
 }
 

@@ -75,12 +75,14 @@ pub async fn run(
     validator: Validator,
     tx: mpsc::Sender<Incoming>,
     metrics: Metrics,
+    ready: tokio::sync::watch::Sender<bool>,
     shutdown: CancellationToken,
 ) {
     let readings = topic::readings_filter(&settings.prefix);
     let statuses = topic::edge_status_filter(&settings.prefix);
     let mut rejects = RejectLog::default();
     let mut outage_logged = false;
+    let mut subacks = 0;
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -90,11 +92,18 @@ pub async fn run(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 metrics.mqtt_connected.set(1);
                 outage_logged = false;
+                subacks = 0;
                 tracing::info!(host = %settings.host, port = settings.port, "centre connected to broker");
                 for filter in [&readings, &statuses] {
                     if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
                         tracing::error!(error = %e, filter, "cannot subscribe");
                     }
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                subacks += 1;
+                if subacks == 2 {
+                    ready.send_replace(true);
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {

@@ -159,6 +159,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     };
 
     let mut tasks = Vec::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);
     tasks.push(tokio::spawn(ingest::run(
         settings.clone(),
         client.clone(),
@@ -166,6 +167,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         validator,
         in_tx,
         metrics.clone(),
+        ready_tx,
         shutdown.clone(),
     )));
     let processor = Processor {
@@ -189,6 +191,11 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
             tracing::error!(error = %e, "api server failed");
         }
     }));
+    // Return once readings can be received: a publish before our subscription would be lost on a
+    // broker that has no session for us yet. An unreachable external broker must not block startup.
+    if tokio::time::timeout(Duration::from_secs(10), ready_rx.wait_for(|r| *r)).await.is_err() {
+        tracing::warn!(host = %settings.host, port = settings.port, "not subscribed to the broker yet; continuing, ingest starts when it answers");
+    }
     tracing::info!(api = %api_addr, mqtt = %format!("{}:{}", settings.host, settings.port), "central service started");
     Ok(Central { api_addr, mqtt: (settings.host, settings.port), metrics, shutdown, tasks })
 }
