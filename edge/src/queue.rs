@@ -2,7 +2,7 @@
 //!
 //! - Sequence numbers are assigned when a reading enters the queue, per `source_id`, strictly increasing and
 //!   persisted in the same transaction as the rows, so they continue across restarts.
-//! - The `epoch` is drawn once when the file is created; a new file (a re-installed edge) starts a new
+//! - The `epoch` is the file's creation time in ms; a new file (a re-installed edge) starts a new, higher
 //!   sequence space the centre can tell apart.
 //! - Rows are deleted only when acknowledged ([`Queue::ack`]) or dropped by the overflow policy when the disk
 //!   budget is full; every dropped reading is counted in [`Queue::dropped_total`].
@@ -115,7 +115,8 @@ fn row_cost(topic_and_payload_len: u64) -> u64 {
 
 impl Queue {
     /// Opens (or creates) the queue file at `cfg.path`, creating its directory; reading topics are built under
-    /// `topic_prefix`. A new file gets a fresh random epoch.
+    /// `topic_prefix`. A new file gets a fresh epoch: its creation time in milliseconds, so a re-created
+    /// queue always has a higher epoch than the one it replaces (the centre drops lower epochs).
     pub fn open(cfg: &QueueConfig, topic_prefix: &str) -> Result<Queue, QueueError> {
         let path = cfg.path.clone();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -124,7 +125,10 @@ impl Queue {
         let open_err = |source| QueueError::Open { path: path.clone(), source };
         let conn = Connection::open(&path).map_err(open_err)?;
         Self::init(&conn).map_err(open_err)?;
-        let fresh_epoch = (rand::random::<u64>() >> 1).max(1);
+        let fresh_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_millis() as u64)
+            .max(1);
         conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('epoch', ?1)", [fresh_epoch as i64])
             .map_err(open_err)?;
         let epoch: i64 =

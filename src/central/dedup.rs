@@ -14,21 +14,18 @@ impl Dedup {
         Self { last: marks.into_iter().map(|(s, e, q)| (s, (e, q))).collect() }
     }
 
-    /// True if `(epoch, seq)` is new for `source_id` (and records it). A different epoch starts a new
-    /// sequence space (e.g. an edge whose queue file was re-created).
+    /// True if `(epoch, seq)` is above the last stored pair for `source_id` (and records it). A higher
+    /// epoch starts a new sequence space (an edge whose queue file was re-created: edges use the
+    /// file's creation time); a lower epoch is a stale stream and is dropped.
     pub fn accept(&mut self, source_id: &str, epoch: u64, seq: u64) -> bool {
         match self.last.get_mut(source_id) {
-            Some((e, q)) if *e == epoch => {
-                if seq > *q {
-                    *q = seq;
+            Some(mark) => {
+                if (epoch, seq) > *mark {
+                    *mark = (epoch, seq);
                     true
                 } else {
                     false
                 }
-            }
-            Some(mark) => {
-                *mark = (epoch, seq);
-                true
             }
             None => {
                 self.last.insert(source_id.to_string(), (epoch, seq));
@@ -49,8 +46,9 @@ mod tests {
         assert!(!d.accept("a", 7, 10));
         assert!(d.accept("a", 7, 11));
         assert!(!d.accept("a", 7, 11));
-        assert!(d.accept("a", 8, 1), "a new epoch restarts the sequence");
+        assert!(d.accept("a", 8, 1), "a higher epoch restarts the sequence");
         assert!(!d.accept("a", 8, 1));
+        assert!(!d.accept("a", 7, 99), "an older epoch is stale");
         assert!(d.accept("b", 0, 0), "an unknown source is new");
     }
 }
