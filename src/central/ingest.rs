@@ -39,12 +39,18 @@ pub struct MqttSettings {
     pub max_packet: usize,
 }
 
-/// Creates the client and its event loop (the client is shared with the ticket notifier).
+/// Creates the subscriber client and its event loop.
 pub fn connect(s: &MqttSettings) -> (AsyncClient, EventLoop) {
-    let mut opts = MqttOptions::new(&s.client_id, &s.host, s.port);
+    connect_as(s, &s.client_id, false)
+}
+
+/// Creates a client with `client_id`; `clean` = false keeps a persistent session at the broker.
+pub fn connect_as(s: &MqttSettings, client_id: &str, clean: bool) -> (AsyncClient, EventLoop) {
+    let mut opts = MqttOptions::new(client_id, &s.host, s.port);
     opts.set_keep_alive(Duration::from_secs(10));
-    // A persistent session: the broker keeps our subscriptions and queues QoS 1 readings while we restart.
-    opts.set_clean_session(false);
+    // The subscriber uses a persistent session: the broker keeps our subscriptions and queues QoS 1
+    // readings while we restart.
+    opts.set_clean_session(clean);
     opts.set_max_packet_size(s.max_packet, s.max_packet);
     opts.set_inflight(200);
     if let Some((u, p)) = &s.credentials {
@@ -150,8 +156,15 @@ pub async fn run(
     }
     metrics.mqtt_connected.set(0);
     // Say goodbye so the broker keeps our persistent session cleanly; bounded so shutdown cannot hang.
+    disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
+    tracing::debug!("mqtt ingest stopped");
+}
+
+/// Queues a DISCONNECT behind whatever is in the request channel and polls until it is written
+/// (so earlier publishes went out too), for at most `grace`.
+pub async fn disconnect(client: &AsyncClient, eventloop: &mut EventLoop, grace: Duration) {
     if client.try_disconnect().is_ok() {
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        let _ = tokio::time::timeout(grace, async {
             while let Ok(ev) = eventloop.poll().await {
                 if matches!(ev, Event::Outgoing(rumqttc::Outgoing::Disconnect)) {
                     break;
@@ -160,5 +173,31 @@ pub async fn run(
         })
         .await;
     }
-    tracing::debug!("mqtt ingest stopped");
+}
+
+/// Polls the notifier's event loop (publishes only) until `stop`, then flushes and disconnects.
+pub async fn run_notifier(client: AsyncClient, mut eventloop: EventLoop, stop: CancellationToken) {
+    let mut outage_logged = false;
+    loop {
+        let event = tokio::select! {
+            _ = stop.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => outage_logged = false,
+            Ok(_) => {}
+            Err(e) => {
+                if !outage_logged {
+                    tracing::warn!(error = %e, "notifier lost the broker; retrying");
+                    outage_logged = true;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+    disconnect(&client, &mut eventloop, Duration::from_secs(2)).await;
+    tracing::debug!("notifier stopped");
 }

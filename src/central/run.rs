@@ -139,6 +139,10 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     )));
     let edges = Edges::default();
     let (client, eventloop) = ingest::connect(&settings);
+    // Notifications get their own connection: it stays up after ingest stops, until the dispatcher
+    // has drained, so no ticket change is lost at shutdown.
+    let (notifier, notifier_loop) = ingest::connect_as(&settings, &format!("{}-notify", settings.client_id), true);
+    let notifier_stop = CancellationToken::new();
     let (in_tx, in_rx) = mpsc::channel(config.ingest.channel_capacity);
     let (act_tx, act_rx) = mpsc::channel(10_000);
     let validator = Validator::new(&prefix, &sites, config.ingest.limits(), config.ingest.max_payload_bytes);
@@ -154,7 +158,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         series,
         tickets: tickets.clone(),
         metrics: metrics.clone(),
-        client: client.clone(),
+        client: notifier.clone(),
         prefix: prefix.clone(),
     };
 
@@ -162,7 +166,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);
     tasks.push(tokio::spawn(ingest::run(
         settings.clone(),
-        client.clone(),
+        client,
         eventloop,
         validator,
         in_tx,
@@ -181,8 +185,13 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         metrics: metrics.clone(),
     };
     tasks.push(tokio::spawn(processor.run(in_rx)));
-    let dispatcher = Dispatcher { sites, tickets, client, prefix, metrics: metrics.clone() };
-    tasks.push(tokio::spawn(dispatcher.run(act_rx)));
+    let dispatcher = Dispatcher { sites, tickets, client: notifier.clone(), prefix, metrics: metrics.clone() };
+    let dispatcher_done = notifier_stop.clone();
+    tasks.push(tokio::spawn(async move {
+        dispatcher.run(act_rx).await;
+        dispatcher_done.cancel();
+    }));
+    tasks.push(tokio::spawn(ingest::run_notifier(notifier, notifier_loop, notifier_stop)));
     let api_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let app = api::router(state);
