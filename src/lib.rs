@@ -15,5 +15,6 @@ pub mod central;
 pub mod cli;
 pub mod demo;
 pub mod metrics;
+pub mod rules;
 pub mod shutdown;
 pub mod store;

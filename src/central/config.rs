@@ -15,6 +15,10 @@ use serde::{Deserialize, Serialize};
 pub struct CentralConfig {
     /// Site files, relative to this file.
     pub sites: Vec<PathBuf>,
+    /// Rule files (one per site, see `crate::rules`), relative to this file. Without one, a site gets the
+    /// default density rule built from its zones' thresholds.
+    #[serde(default)]
+    pub rule_files: Vec<PathBuf>,
     /// MQTT broker: embedded (default) or external.
     #[serde(default)]
     pub broker: BrokerConfig,
@@ -294,6 +298,9 @@ impl CentralConfig {
         config.store.path = resolve(path, &config.store.path);
         for s in &mut config.sites {
             *s = resolve(path, s);
+        }
+        for r in &mut config.rule_files {
+            *r = resolve(path, r);
         }
         let mut p = Problems::new();
         let mut sites = Vec::new();
