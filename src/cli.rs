@@ -46,12 +46,96 @@ enum Command {
     },
     /// Run both scenarios on the embedded defaults, with live progress in the terminal.
     Demo(crate::demo::DemoArgs),
+    /// Manage API tokens (stored hashed in the centre's database).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Validate configuration files (central, edge or site; detected by their keys). Exit 64 if any is invalid.
     CheckConfig {
         /// Files to check.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Create a token and print it (shown once).
+    Create {
+        /// Path of central.toml (for the database location and the rosters).
+        #[arg(long, default_value = "config/central.toml")]
+        config: PathBuf,
+        /// Holder's name.
+        #[arg(long)]
+        name: String,
+        /// operator, grid_worker, engineer or admin.
+        #[arg(long)]
+        role: String,
+        /// For grid_worker: the worker id on the roster.
+        #[arg(long)]
+        worker: Option<String>,
+    },
+    /// List token holders and roles (never the secrets).
+    List {
+        /// Path of central.toml.
+        #[arg(long, default_value = "config/central.toml")]
+        config: PathBuf,
+    },
+}
+
+fn token_command(cmd: TokenCommand) -> ExitCode {
+    let (config, create) = match cmd {
+        TokenCommand::Create { config, name, role, worker } => (config, Some((name, role, worker))),
+        TokenCommand::List { config } => (config, None),
+    };
+    let loaded = match CentralConfig::load(&config) {
+        Ok(l) => l,
+        Err(e) => return config_error(&e),
+    };
+    let tokens = match crate::auth::Tokens::open(&loaded.config.store.path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("crowdgrid token: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match create {
+        Some((name, role, worker)) => {
+            let Some(role) = crate::auth::Role::parse(&role) else {
+                eprintln!("Invalid configuration: role must be operator, grid_worker, engineer or admin");
+                return ExitCode::from(EXIT_CONFIG);
+            };
+            if let Some(w) = &worker {
+                if !loaded.sites.iter().any(|s| s.config.workers.iter().any(|x| &x.id == w)) {
+                    eprintln!("Invalid configuration: no worker {w:?} on any roster");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            }
+            match tokens.create(&name, role, worker.as_deref()) {
+                Ok(secret) => {
+                    println!("{secret}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("crowdgrid token: {e}");
+                    ExitCode::from(EXIT_CONFIG)
+                }
+            }
+        }
+        None => match tokens.list() {
+            Ok(list) => {
+                for t in list {
+                    println!("{:<24} {:<12} {}", t.name, t.role.as_str(), t.worker.unwrap_or_default());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("crowdgrid token: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }
 
 /// Entry point of the binary.
@@ -129,6 +213,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Token { command } => token_command(command),
         Command::CheckConfig { paths } => {
             let mut bad = 0;
             for p in &paths {

@@ -56,8 +56,10 @@ struct TicketRow {
     id: i64,
     site: String,
     zone: String,
+    rule: String,
     level: String,
     state: String,
+    tier: String,
     assignee: Option<String>,
 }
 
@@ -95,8 +97,26 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
             *listen = free_loopback_addr()?;
         }
     }
+    let db = central_cfg.config.store.path.clone();
+    let sites = central_cfg.sites.clone();
     let central = crate::central::start(central_cfg).await?;
     let api = format!("http://{}", central.api_addr);
+    let tokens = crate::auth::Tokens::open(&db)?;
+    let admin = tokens.create("demo-admin", crate::auth::Role::Admin, None)?;
+    let operator = tokens.create("demo-operator", crate::auth::Role::Operator, None)?;
+    let engineer = tokens.create("demo-engineer", crate::auth::Role::Engineer, None)?;
+    let mut worker_links = Vec::new();
+    for site in &sites {
+        if let Some(w) = site.config.workers.first() {
+            let t = tokens.create(&w.id, crate::auth::Role::GridWorker, Some(&w.id))?;
+            worker_links.push(format!(
+                "  worker   {api}/ui/worker.html#token={t}   ({} — {}, grids {})",
+                w.name,
+                site.config.id,
+                w.grids.join(", ")
+            ));
+        }
+    }
 
     let mut agents = Vec::new();
     let mut scenarios = Vec::new();
@@ -116,7 +136,12 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
     }
 
     println!("crowdgrid demo — {} scenario(s): {}", scenarios.len(), scenarios.join(", "));
-    println!("  API      {api}/api/v1/zones   {api}/api/v1/tickets   {api}/metrics");
+    println!("  map      {api}/ui/#token={operator}   (operator)");
+    for l in &worker_links {
+        println!("{l}");
+    }
+    println!("  console  {api}/ui/engineer.html#token={engineer}   (engineer)");
+    println!("  API      {api}/api/v1/zones  (Authorization: Bearer {admin})   {api}/metrics");
     println!(
         "  MQTT     {}:{}   (watch: mosquitto_sub -h {} -p {} -v -t 'crowdgrid/v1/#')",
         central.mqtt.0, central.mqtt.1, central.mqtt.0, central.mqtt.1
@@ -143,14 +168,14 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
             _ = &mut signal => break,
             _ = until_deadline => break,
             _ = tick.tick() => {
-                match progress(&http, &api, started.elapsed()).await {
+                match progress(&http, &api, &admin, started.elapsed()).await {
                     Ok(counts) => raised = counts,
                     Err(e) => eprintln!("  (progress unavailable: {e})"),
                 }
             }
         }
     }
-    if let Ok(counts) = progress(&http, &api, started.elapsed()).await {
+    if let Ok(counts) = progress(&http, &api, &admin, started.elapsed()).await {
         raised = counts;
     }
     println!("stopping: edges drain their queues, the centre flushes its store");
@@ -173,11 +198,19 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
 async fn progress(
     http: &reqwest::Client,
     api: &str,
+    token: &str,
     elapsed: Duration,
 ) -> Result<BTreeMap<String, usize>, reqwest::Error> {
-    let zones: Vec<ZoneRow> = http.get(format!("{api}/api/v1/zones")).send().await?.error_for_status()?.json().await?;
-    let tickets: Vec<TicketRow> =
-        http.get(format!("{api}/api/v1/tickets?state=all")).send().await?.error_for_status()?.json().await?;
+    let zones: Vec<ZoneRow> =
+        http.get(format!("{api}/api/v1/zones")).bearer_auth(token).send().await?.error_for_status()?.json().await?;
+    let tickets: Vec<TicketRow> = http
+        .get(format!("{api}/api/v1/tickets?state=all"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     println!("\n── t+{:>3} s ───────────────────────────────────────────────────────────────", elapsed.as_secs());
     println!("  {:<12} {:<18} {:>9} {:>8} {:>9}  {:<8} sources", "site", "zone", "people", "/m²", "area m²", "level");
     for z in &zones {
@@ -205,13 +238,15 @@ async fn progress(
     println!("  tickets: {} raised, {} open", tickets.len(), open.len());
     for t in open.iter().take(8) {
         println!(
-            "    #{:<4} {:<12} {:<18} {:<8} {:<12} -> {}",
+            "    #{:<4} {:<12} {:<18} {:<22} {:<8} {:<12} {:<11} -> {}",
             t.id,
             t.site,
             t.zone,
+            t.rule,
             t.level,
             t.state,
-            t.assignee.as_deref().unwrap_or("(unassigned)")
+            t.tier,
+            t.assignee.as_deref().unwrap_or("(engineers)")
         );
     }
     Ok(per_site)

@@ -11,6 +11,7 @@
 //! The edge agent is the `crowdgrid-edge` crate; wire types and site config are `crowdgrid-proto`.
 
 pub mod api;
+pub mod auth;
 pub mod central;
 pub mod cli;
 pub mod demo;

@@ -43,6 +43,14 @@ pub struct Metrics {
     pub influx_dropped: IntCounter,
     /// Whether the centre's MQTT client is connected.
     pub mqtt_connected: IntGauge,
+    /// Webhook deliveries made.
+    pub webhooks_delivered: IntCounter,
+    /// Failed webhook attempts (retried).
+    pub webhook_failures: IntCounter,
+    /// Webhook deliveries not yet made.
+    pub webhooks_pending: IntGauge,
+    /// Tickets escalated, by tier reached.
+    pub escalations: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -103,6 +111,10 @@ impl Metrics {
                 "Points dropped: InfluxDB buffer full",
             ),
             mqtt_connected: gauge(&r, "crowdgrid_mqtt_connected", "1 while the centre's MQTT client is connected"),
+            webhooks_delivered: counter(&r, "crowdgrid_webhooks_delivered_total", "Webhook deliveries made"),
+            webhook_failures: counter(&r, "crowdgrid_webhook_failures_total", "Failed webhook attempts (retried)"),
+            webhooks_pending: gauge(&r, "crowdgrid_webhooks_pending", "Webhook deliveries not yet made"),
+            escalations: counter_vec(&r, "crowdgrid_escalations_total", "Tickets escalated, by tier reached", "tier"),
             registry: r,
         };
         // Make the common rejection reasons visible at zero, so dashboards and tests see them before the first one.

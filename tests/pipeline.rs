@@ -60,6 +60,8 @@ async fn post_events(addr: std::net::SocketAddr, events: Value) {
 
 /// Runs the whole path against a started centre and returns when every assertion held.
 async fn end_to_end(central: crowdgrid::central::Central, dir: &std::path::Path, prefix: &str) {
+    let tok = admin(&dir.join("central.db"));
+    let tok = tok.as_str();
     let (host, port) = central.mqtt.clone();
     let api = format!("http://{}", central.api_addr);
     let edge_id = format!("e2e-{}", unique());
@@ -79,14 +81,14 @@ async fn end_to_end(central: crowdgrid::central::Central, dir: &std::path::Path,
     )
     .await;
 
-    let zones = get_json(&format!("{api}/api/v1/zones?site=west-taihu")).await;
+    let zones = get_json(&format!("{api}/api/v1/zones?site=west-taihu"), tok).await;
     let area = zones.as_array().unwrap().iter().find(|z| z["zone"] == "campground-north").unwrap()["area_m2"]
         .as_f64()
         .unwrap();
     let gate_id = format!("{edge_id}/gates");
     let url = format!("{api}/api/v1/zones/west-taihu/campground-north/series");
     let points = eventually(Duration::from_secs(20), "gate and fused readings in the API", || async {
-        let pts = get_json(&url).await;
+        let pts = get_json(&url, tok).await;
         let pts = pts.as_array().unwrap().clone();
         let gate = pts.iter().any(|p| p["source_id"] == gate_id.as_str() && p["count"] == 120.0);
         let fused = pts.iter().any(|p| p["source"] == "fused" && (p["count"].as_f64().unwrap() - 120.0).abs() < 1e-6);
@@ -101,7 +103,7 @@ async fn end_to_end(central: crowdgrid::central::Central, dir: &std::path::Path,
 
     // The zone view shows the fused value and both series.
     let zone = eventually(Duration::from_secs(10), "zone with fused density", || async {
-        let zones = get_json(&format!("{api}/api/v1/zones?site=west-taihu")).await;
+        let zones = get_json(&format!("{api}/api/v1/zones?site=west-taihu"), tok).await;
         zones.as_array().unwrap().iter().find(|z| z["zone"] == "campground-north" && z["count"] == 120.0).cloned()
     })
     .await;
@@ -110,7 +112,7 @@ async fn end_to_end(central: crowdgrid::central::Central, dir: &std::path::Path,
 
     // The edge is online with its retained status.
     eventually(Duration::from_secs(10), "edge online", || async {
-        let edges = get_json(&format!("{api}/api/v1/edges")).await;
+        let edges = get_json(&format!("{api}/api/v1/edges"), tok).await;
         edges
             .as_array()
             .unwrap()
@@ -125,11 +127,13 @@ async fn end_to_end(central: crowdgrid::central::Central, dir: &std::path::Path,
     post_events(hook, json!([{"ts": Utc::now().to_rfc3339(), "gate": "g1", "direction": "census", "count": crowd}]))
         .await;
     let ticket = eventually(Duration::from_secs(20), "a ticket for campground-north", || async {
-        let t = get_json(&format!("{api}/api/v1/tickets?site=west-taihu")).await;
+        let t = get_json(&format!("{api}/api/v1/tickets?site=west-taihu"), tok).await;
         t.as_array().unwrap().iter().find(|t| t["zone"] == "campground-north").cloned()
     })
     .await;
     assert_eq!(ticket["level"], "warning");
+    assert_eq!(ticket["rule"], "density");
+    assert_eq!(ticket["tier"], "grid");
     assert_eq!(ticket["grid"], "island-scenic");
     assert_eq!(ticket["state"], "dispatched");
     let assignee = ticket["assignee"].as_str().unwrap().to_string();
@@ -139,24 +143,26 @@ async fn end_to_end(central: crowdgrid::central::Central, dir: &std::path::Path,
     assert_eq!(note["ticket"]["id"], ticket["id"]);
     // More readings above the threshold do not open a second ticket.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let open = get_json(&format!("{api}/api/v1/tickets?site=west-taihu")).await;
+    let open = get_json(&format!("{api}/api/v1/tickets?site=west-taihu"), tok).await;
     assert_eq!(open.as_array().unwrap().iter().filter(|t| t["zone"] == "campground-north").count(), 1);
 
     // The worker resolves it with a note; the trail shows every step.
     let id = ticket["id"].as_i64().unwrap();
+    let worker = token(&dir.join("central.db"), crowdgrid::auth::Role::GridWorker, Some(&assignee));
     let resp = reqwest::Client::new()
         .post(format!("{api}/api/v1/tickets/{id}/resolve"))
-        .json(&json!({"actor": assignee, "note": "opened the south gate, crowd guided out"}))
+        .bearer_auth(&worker)
+        .json(&json!({"note": "opened the south gate, crowd guided out"}))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let detail = get_json(&format!("{api}/api/v1/tickets/{id}")).await;
+    let detail = get_json(&format!("{api}/api/v1/tickets/{id}"), tok).await;
     let kinds: Vec<_> =
         detail["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds, ["raised", "dispatched", "resolved"]);
 
-    let health = get_json(&format!("{api}/healthz")).await;
+    let health = get_json(&format!("{api}/healthz"), tok).await;
     assert_eq!(health["status"], "ok");
     let metrics = reqwest::get(format!("{api}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("crowdgrid_readings_stored_total"), "{metrics}");

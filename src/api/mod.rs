@@ -1,21 +1,32 @@
-//! The HTTP API (axum): zones, series, tickets, edges, health and Prometheus metrics.
+//! The HTTP API (axum): zones, series, tickets, live events, rules, KPIs, tokens, health, metrics, and
+//! the web app. See docs/API.md.
 
+mod auth;
 mod error;
-mod routes;
+mod events;
+mod kpis;
+mod ops;
+mod tickets;
+mod ui;
+mod zones;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::routing::{get, post};
 use axum::Router;
 use crowdgrid_proto::site::Site;
-use rumqttc::AsyncClient;
 
+use crate::central::config::EscalationConfig;
 use crate::central::edges::Edges;
+use crate::central::events::Events;
 use crate::central::live::Live;
+use crate::central::notify::Notifier;
 use crate::metrics::Metrics;
+use crate::rules::Engine;
 use crate::store::series::SeriesReader;
 use crate::store::tickets::TicketStore;
 
+pub use auth::Caller;
 pub use error::ApiError;
 
 /// What the handlers share.
@@ -25,31 +36,70 @@ pub struct AppState {
     pub sites: Vec<Arc<Site>>,
     /// Live zone state.
     pub live: Arc<RwLock<Live>>,
+    /// Rule engine.
+    pub engine: Arc<Mutex<Engine>>,
     /// Edge registry.
     pub edges: Edges,
     /// Series reader.
     pub series: SeriesReader,
     /// Ticket store.
     pub tickets: TicketStore,
+    /// Tokens.
+    pub tokens: crate::auth::Tokens,
     /// Metrics.
     pub metrics: Metrics,
-    /// MQTT client for ticket notifications after manual actions.
-    pub client: AsyncClient,
-    /// Topic prefix.
-    pub prefix: String,
+    /// Ticket notifications.
+    pub notifier: Notifier,
+    /// Live stream.
+    pub events: Events,
+    /// SLAs (for manual escalation deadlines).
+    pub escalation: EscalationConfig,
+    /// Optional basemap tiles.
+    pub tile_url: Option<String>,
 }
+
+/// Every route, in one place (docs/openapi.json lists the same; a test compares them).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v1/openapi.json"),
+    ("GET", "/api/v1/me"),
+    ("POST", "/api/v1/tokens"),
+    ("GET", "/api/v1/sites"),
+    ("GET", "/api/v1/zones"),
+    ("GET", "/api/v1/zones.geojson"),
+    ("GET", "/api/v1/zones/{site}/{zone}/series"),
+    ("GET", "/api/v1/tickets"),
+    ("GET", "/api/v1/tickets/{id}"),
+    ("POST", "/api/v1/tickets/{id}/{action}"),
+    ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/edges"),
+    ("GET", "/api/v1/rules"),
+    ("GET", "/api/v1/kpis"),
+    ("GET", "/api/v1/outbox"),
+];
 
 /// The router with every endpoint.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/metrics", get(routes::metrics))
-        .route("/api/v1/sites", get(routes::sites))
-        .route("/api/v1/zones", get(routes::zones))
-        .route("/api/v1/zones/{site}/{zone}/series", get(routes::series))
-        .route("/api/v1/tickets", get(routes::tickets))
-        .route("/api/v1/tickets/{id}", get(routes::ticket))
-        .route("/api/v1/tickets/{id}/{action}", post(routes::ticket_action))
-        .route("/api/v1/edges", get(routes::edges))
+        .route("/", get(ui::root))
+        .route("/ui", get(ui::root))
+        .route("/ui/", get(ui::index))
+        .route("/ui/{*path}", get(ui::asset))
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/openapi.json", get(ops::openapi))
+        .route("/api/v1/me", get(auth::me))
+        .route("/api/v1/tokens", post(auth::create_token))
+        .route("/api/v1/sites", get(zones::sites))
+        .route("/api/v1/zones", get(zones::zones))
+        .route("/api/v1/zones.geojson", get(zones::zones_geojson))
+        .route("/api/v1/zones/{site}/{zone}/series", get(zones::series))
+        .route("/api/v1/tickets", get(tickets::list))
+        .route("/api/v1/tickets/{id}", get(tickets::get))
+        .route("/api/v1/tickets/{id}/{action}", post(tickets::act))
+        .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/edges", get(ops::edges))
+        .route("/api/v1/rules", get(ops::rules))
+        .route("/api/v1/kpis", get(kpis::kpis))
+        .route("/api/v1/outbox", get(ops::outbox))
         .with_state(state)
 }

@@ -36,6 +36,112 @@ pub struct CentralConfig {
     /// The threshold rule.
     #[serde(default)]
     pub rules: RulesConfig,
+    /// Ticket SLAs and escalation.
+    #[serde(default)]
+    pub escalation: EscalationConfig,
+    /// Where ticket changes are sent besides MQTT.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+}
+
+/// Deadlines for one ticket level.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sla {
+    /// The grid worker must acknowledge within this, or the community (社村) takes it.
+    pub ack_s: i64,
+    /// It must be resolved within this (from raising), or the sub-district (街镇) takes it.
+    pub resolve_s: i64,
+    /// The sub-district has this long before the whistle summons the responsible department.
+    pub subdistrict_s: i64,
+}
+
+/// `[escalation]`: SLAs per level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    /// A ticket closed less than this long ago reopens instead of a new one being raised.
+    #[serde(default = "default_reopen")]
+    pub reopen_window_s: i64,
+    /// Notice-level tickets (early warnings).
+    #[serde(default = "default_sla_notice")]
+    pub notice: Sla,
+    /// Warning-level tickets.
+    #[serde(default = "default_sla_warning")]
+    pub warning: Sla,
+    /// Critical tickets.
+    #[serde(default = "default_sla_critical")]
+    pub critical: Sla,
+    /// How often deadlines are checked.
+    #[serde(default = "default_check_ms")]
+    pub check_interval_ms: u64,
+}
+
+fn default_reopen() -> i64 {
+    600
+}
+fn default_sla_notice() -> Sla {
+    Sla { ack_s: 900, resolve_s: 3600, subdistrict_s: 7200 }
+}
+fn default_sla_warning() -> Sla {
+    Sla { ack_s: 300, resolve_s: 1800, subdistrict_s: 3600 }
+}
+fn default_sla_critical() -> Sla {
+    Sla { ack_s: 120, resolve_s: 900, subdistrict_s: 1800 }
+}
+fn default_check_ms() -> u64 {
+    1000
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        Self {
+            reopen_window_s: default_reopen(),
+            notice: default_sla_notice(),
+            warning: default_sla_warning(),
+            critical: default_sla_critical(),
+            check_interval_ms: default_check_ms(),
+        }
+    }
+}
+
+impl EscalationConfig {
+    /// The SLA for a ticket level.
+    pub fn sla(&self, level: crowdgrid_proto::Level) -> Sla {
+        match level {
+            crowdgrid_proto::Level::Critical => self.critical,
+            crowdgrid_proto::Level::Warning => self.warning,
+            _ => self.notice,
+        }
+    }
+}
+
+/// `[notify]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// HTTP webhooks receiving every ticket change.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Name (in logs and the outbox).
+    pub name: String,
+    /// URL to POST to.
+    pub url: String,
+    /// Shared secret for the `X-Crowdgrid-Signature: sha256=<hex HMAC of the body>` header.
+    pub secret: String,
+    /// Give up after this many attempts (the delivery stays visible as failed).
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_attempts() -> u32 {
+    20
 }
 
 /// `[broker]`
@@ -245,6 +351,9 @@ pub struct ApiConfig {
     /// Listen address (port 0 picks a free port, printed at start).
     #[serde(default = "default_api_listen")]
     pub listen: SocketAddr,
+    /// Optional basemap tile URL template for the map (e.g. a city GIS server); none reachable by default.
+    #[serde(default)]
+    pub tile_url: Option<String>,
 }
 
 fn default_api_listen() -> SocketAddr {
@@ -253,7 +362,7 @@ fn default_api_listen() -> SocketAddr {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { listen: default_api_listen() }
+        Self { listen: default_api_listen(), tile_url: None }
     }
 }
 
@@ -372,6 +481,29 @@ impl CentralConfig {
             check_id(p, "influx.measurement", &f.measurement);
             if f.batch_size == 0 || f.max_buffered_points < f.batch_size {
                 p.push("influx", "batch_size must be positive and at most max_buffered_points");
+            }
+        }
+        for (name, sla) in [
+            ("notice", self.escalation.notice),
+            ("warning", self.escalation.warning),
+            ("critical", self.escalation.critical),
+        ] {
+            if sla.ack_s <= 0 || sla.resolve_s <= 0 || sla.subdistrict_s <= 0 || sla.ack_s > sla.resolve_s {
+                p.push(format!("escalation.{name}"), "deadlines must be positive and ack_s <= resolve_s");
+            }
+        }
+        if self.escalation.reopen_window_s < 0 || self.escalation.check_interval_ms == 0 {
+            p.push("escalation", "reopen_window_s must be >= 0 and check_interval_ms > 0");
+        }
+        for (i, w) in self.notify.webhooks.iter().enumerate() {
+            if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+                p.push(format!("notify.webhooks[{i}].url"), format!("{:?} is not an http(s) URL", w.url));
+            }
+            if w.secret.len() < 16 {
+                p.push(format!("notify.webhooks[{i}].secret"), "use at least 16 characters");
+            }
+            if w.max_attempts == 0 {
+                p.push(format!("notify.webhooks[{i}].max_attempts"), "must be positive");
             }
         }
         if self.rules.clear_for_s < 0 || self.rules.fused_fresh_s <= 0 {

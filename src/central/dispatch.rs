@@ -1,157 +1,166 @@
-//! Turns rule actions into tickets and notifications. Runs as its own task so a slow database or
-//! broker never stalls ingest.
+//! Turns rule events into tickets and notifications, and runs the SLA clock. Runs as its own task so
+//! a slow database or broker never stalls ingest.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::Utc;
 use crowdgrid_proto::site::Site;
-use crowdgrid_proto::topic;
-use rumqttc::{AsyncClient, QoS};
-use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use super::rule::{RuleAction, DENSITY_RULE};
+use super::config::EscalationConfig;
+use super::escalation;
+use super::notify::Notifier;
 use crate::metrics::Metrics;
-use crate::store::tickets::{NewTicket, Ticket, TicketStore};
-
-/// A rule action for one zone.
-#[derive(Debug, Clone)]
-pub struct ZoneAction {
-    /// Site id.
-    pub site: String,
-    /// Zone id.
-    pub zone: String,
-    /// What to do.
-    pub action: RuleAction,
-}
-
-/// The JSON published to workers and on the site's ticket topic.
-#[derive(Debug, Serialize)]
-pub struct Notification<'a> {
-    /// `raised`, `upgraded` or `resolved`.
-    pub event: &'a str,
-    /// The ticket after the change.
-    pub ticket: &'a Ticket,
-}
+use crate::rules::{Audience, RuleEvent, Transition};
+use crate::store::tickets::{NewTicket, Raised, TicketStore};
+use crate::store::StoreError;
 
 /// Everything the dispatcher needs.
 pub struct Dispatcher {
-    /// Sites by id.
+    /// Sites.
     pub sites: Vec<Arc<Site>>,
     /// Ticket store.
     pub tickets: TicketStore,
-    /// MQTT client for notifications.
-    pub client: AsyncClient,
-    /// Topic prefix.
-    pub prefix: String,
+    /// Notification fan-out.
+    pub notifier: Notifier,
+    /// SLAs.
+    pub escalation: EscalationConfig,
     /// Metrics.
     pub metrics: Metrics,
 }
 
 impl Dispatcher {
-    /// Handles actions until the channel closes.
-    pub async fn run(self, mut rx: mpsc::Receiver<ZoneAction>) {
-        while let Some(a) = rx.recv().await {
-            self.handle(a).await;
+    /// Handles rule events until the channel closes.
+    pub async fn run(self, mut rx: mpsc::Receiver<RuleEvent>) {
+        while let Some(ev) = rx.recv().await {
+            self.handle(ev).await;
         }
         tracing::debug!("dispatcher drained");
     }
 
-    /// Applies one action, retrying store failures (a lost action would be a lost ticket: the rule
-    /// state already counts it as raised).
-    async fn handle(&self, a: ZoneAction) {
-        let mut wait = std::time::Duration::from_millis(100);
+    /// Applies one event, retrying store failures (a lost event would be a lost ticket: the rule
+    /// engine already counts it as firing).
+    async fn handle(&self, ev: RuleEvent) {
+        let mut wait = Duration::from_millis(100);
         for attempt in 1..=10 {
-            match self.apply(&a).await {
+            match self.apply(&ev).await {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::error!(error = %e, attempt, site = %a.site, zone = %a.zone, "ticket store failed; retrying");
+                    tracing::error!(error = %e, attempt, site = %ev.site, zone = %ev.zone, rule = %ev.rule, "ticket store failed; retrying");
                     tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                    wait = (wait * 2).min(Duration::from_secs(5));
                 }
             }
         }
         self.metrics.notify_errors.inc();
-        tracing::error!(site = %a.site, zone = %a.zone, action = ?a.action, "ticket action abandoned after 10 attempts");
+        tracing::error!(site = %ev.site, zone = %ev.zone, rule = %ev.rule, transition = ?ev.transition, "rule event abandoned after 10 attempts");
     }
 
-    async fn apply(&self, a: &ZoneAction) -> Result<(), crate::store::StoreError> {
-        let Some(site) = self.sites.iter().find(|s| s.config.id == a.site) else { return Ok(()) };
-        let Some(zone) = site.zone(&a.zone) else { return Ok(()) };
-        let result = match a.action.clone() {
-            RuleAction::Raise { level, density, ts } => {
+    async fn apply(&self, ev: &RuleEvent) -> Result<(), StoreError> {
+        let Some(site) = self.sites.iter().find(|s| s.config.id == ev.site) else { return Ok(()) };
+        let Some(zone) = site.zone(&ev.zone) else { return Ok(()) };
+        match ev.transition {
+            Transition::Fire { level, value } => {
                 let grid = zone.config.grid.clone();
-                let candidates = site.workers_of_grid(&grid).map(|w| w.id.clone()).collect();
-                let t = NewTicket {
-                    site: a.site.clone(),
-                    zone: a.zone.clone(),
-                    grid,
-                    rule: DENSITY_RULE.to_string(),
-                    level,
-                    density,
-                    ts,
-                    candidates,
+                let community = site.grid(&grid).map(|g| g.community.clone()).unwrap_or_default();
+                let subdistrict = site.community(&community).map(|c| c.subdistrict.clone()).unwrap_or_default();
+                let (kind, audience, candidates, ack_due, resolve_due) = match ev.audience {
+                    Audience::GridWorker => {
+                        let (ack, resolve) = escalation::deadlines(&self.escalation, level, ev.ts);
+                        let workers = site.workers_of_grid(&grid).map(|w| w.id.clone()).collect();
+                        ("crowd", "grid_worker", workers, Some(ack), Some(resolve))
+                    }
+                    Audience::Engineer => ("data_quality", "engineer", Vec::new(), None, None),
                 };
-                match self.tickets.raise(t).await {
-                    Ok((ticket, true)) => {
+                let t = NewTicket {
+                    site: ev.site.clone(),
+                    zone: ev.zone.clone(),
+                    grid,
+                    community,
+                    subdistrict,
+                    rule: ev.rule.clone(),
+                    kind: kind.into(),
+                    audience: audience.into(),
+                    level,
+                    density: value,
+                    ts: ev.ts,
+                    candidates,
+                    ack_due,
+                    resolve_due,
+                    reopen_window: chrono::Duration::seconds(self.escalation.reopen_window_s),
+                };
+                match self.tickets.raise(t).await? {
+                    Raised::New(ticket) => {
                         self.metrics.tickets_opened.with_label_values(&[level.as_str()]).inc();
-                        tracing::info!(ticket = ticket.id, site = %a.site, zone = %a.zone, level = level.as_str(), density, assignee = ?ticket.assignee, "ticket raised");
-                        Ok(Some(("raised", ticket)))
+                        tracing::info!(ticket = ticket.id, site = %ev.site, zone = %ev.zone, rule = %ev.rule, level = level.as_str(), value, assignee = ?ticket.assignee, detail = %ev.detail, "ticket raised");
+                        self.notifier.ticket("raised", &ticket).await;
                     }
-                    Ok((ticket, false)) if crowdgrid_proto::Level::parse(&ticket.level).is_some_and(|l| l < level) => {
-                        self.tickets
-                            .upgrade(&a.site, &a.zone, DENSITY_RULE, level, density, ts)
-                            .await
-                            .map(|t| t.map(|t| ("upgraded", t)))
+                    Raised::Reopened(ticket) => {
+                        tracing::info!(ticket = ticket.id, site = %ev.site, zone = %ev.zone, rule = %ev.rule, "ticket reopened");
+                        self.notifier.ticket("reopened", &ticket).await;
                     }
-                    Ok((_, false)) => Ok(None),
-                    Err(e) => Err(e),
+                    Raised::Existing(ticket) if ticket.level() < level => {
+                        if let Some(t) = self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, value, ev.ts).await?
+                        {
+                            self.notifier.ticket("upgraded", &t).await;
+                        }
+                    }
+                    Raised::Existing(_) => {}
                 }
             }
-            RuleAction::Upgrade { level, density, ts } => self
-                .tickets
-                .upgrade(&a.site, &a.zone, DENSITY_RULE, level, density, ts)
-                .await
-                .map(|t| t.map(|t| ("upgraded", t))),
-            RuleAction::Clear { density, ts } => {
-                let r = self.tickets.auto_resolve(&a.site, &a.zone, DENSITY_RULE, density, ts).await;
-                if let Ok(Some(t)) = &r {
+            Transition::Upgrade { level, value } => {
+                if let Some(t) = self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, value, ev.ts).await? {
+                    tracing::info!(ticket = t.id, level = level.as_str(), value, "ticket upgraded");
+                    self.notifier.ticket("upgraded", &t).await;
+                }
+            }
+            Transition::Clear { value } => {
+                if let Some(t) = self.tickets.clear(&ev.site, &ev.zone, &ev.rule, value, ev.ts).await? {
                     self.metrics.tickets_resolved.with_label_values(&["auto"]).inc();
-                    tracing::info!(ticket = t.id, site = %a.site, zone = %a.zone, density, "ticket auto-resolved");
+                    tracing::info!(ticket = t.id, site = %ev.site, zone = %ev.zone, rule = %ev.rule, value, "ticket auto-resolved");
+                    self.notifier.ticket("resolved", &t).await;
                 }
-                r.map(|t| t.map(|t| ("resolved", t)))
             }
-        };
-        if let Some((event, ticket)) = result? {
-            self.notify(event, &ticket).await;
         }
         Ok(())
     }
-
-    /// Publishes a ticket change to the assignee's topic and the site's ticket topic.
-    pub async fn notify(&self, event: &str, ticket: &Ticket) {
-        notify(&self.client, &self.prefix, &self.metrics, event, ticket).await;
-    }
 }
 
-/// Publishes a ticket change (QoS 1) to `{prefix}/{site}/workers/{assignee}/tickets` and `{prefix}/{site}/tickets`.
-pub async fn notify(client: &AsyncClient, prefix: &str, metrics: &Metrics, event: &str, ticket: &Ticket) {
-    let payload = match serde_json::to_vec(&Notification { event, ticket }) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot encode notification");
-            return;
+/// Moves late tickets up the ladder every `check_interval_ms` until `stop`.
+pub async fn sla_clock(
+    tickets: TicketStore,
+    notifier: Notifier,
+    cfg: EscalationConfig,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(Duration::from_millis(cfg.check_interval_ms));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = every.tick() => {}
         }
-    };
-    let mut topics = vec![format!("{prefix}/{}/tickets", ticket.site)];
-    if let Some(w) = &ticket.assignee {
-        topics.push(topic::worker_tickets(prefix, &ticket.site, w));
-    }
-    for t in topics {
-        // The request channel is awaited (not try_*): the ingest task keeps polling the event loop,
-        // so this only waits, it cannot deadlock.
-        if let Err(e) = client.publish(t.as_str(), QoS::AtLeastOnce, false, payload.clone()).await {
-            metrics.notify_errors.inc();
-            tracing::error!(error = %e, topic = t, ticket = ticket.id, "notification not published");
+        let now = Utc::now();
+        let late = match tickets.overdue(now).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "SLA clock cannot read tickets");
+                continue;
+            }
+        };
+        for t in late {
+            let Some((reason, resolve_due)) = escalation::due(&cfg, &t, now) else { continue };
+            match tickets.escalate(t.id, "system", &reason, resolve_due).await {
+                Ok(up) => {
+                    metrics.escalations.with_label_values(&[up.tier.as_str()]).inc();
+                    tracing::warn!(ticket = up.id, site = %up.site, zone = %up.zone, tier = %up.tier, reason, "ticket escalated");
+                    notifier.ticket("escalated", &up).await;
+                }
+                Err(e) => tracing::error!(error = %e, ticket = t.id, "escalation failed"),
+            }
         }
     }
 }

@@ -24,8 +24,8 @@ pub struct Edges {
 }
 
 impl Edges {
-    /// Records a status; returns the number of edges online afterwards.
-    pub fn update(&self, status: EdgeStatus) -> usize {
+    /// Records a status; returns the number of edges online afterwards and the stored view.
+    pub fn update(&self, status: EdgeStatus) -> (usize, EdgeView) {
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let key = (status.site.clone(), status.edge_id.clone());
         if status.state == EdgeState::Offline {
@@ -33,8 +33,9 @@ impl Edges {
         } else if map.get(&key).is_none_or(|v| v.status.state == EdgeState::Offline) {
             tracing::info!(site = %status.site, edge = %status.edge_id, "edge online");
         }
-        map.insert(key, EdgeView { status, received_at: Utc::now() });
-        map.values().filter(|v| v.status.state == EdgeState::Online).count()
+        let view = EdgeView { status, received_at: Utc::now() };
+        map.insert(key, view.clone());
+        (map.values().filter(|v| v.status.state == EdgeState::Online).count(), view)
     }
 
     /// Every edge, by site then id.

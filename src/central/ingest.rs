@@ -73,17 +73,27 @@ impl RejectLog {
     }
 }
 
+/// Everything the ingest task owns.
+pub struct Ingest {
+    /// Broker settings.
+    pub settings: MqttSettings,
+    /// The subscriber client.
+    pub client: AsyncClient,
+    /// Its event loop.
+    pub eventloop: EventLoop,
+    /// Payload checks.
+    pub validator: Validator,
+    /// Good readings and statuses out.
+    pub tx: mpsc::Sender<Incoming>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Set once both subscriptions are acknowledged.
+    pub ready: tokio::sync::watch::Sender<bool>,
+}
+
 /// Polls the event loop until `shutdown`, re-subscribing on every connection.
-pub async fn run(
-    settings: MqttSettings,
-    client: AsyncClient,
-    mut eventloop: EventLoop,
-    validator: Validator,
-    tx: mpsc::Sender<Incoming>,
-    metrics: Metrics,
-    ready: tokio::sync::watch::Sender<bool>,
-    shutdown: CancellationToken,
-) {
+pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
+    let Ingest { settings, client, mut eventloop, validator, tx, metrics, ready } = ingest;
     let readings = topic::readings_filter(&settings.prefix);
     let statuses = topic::edge_status_filter(&settings.prefix);
     let mut rejects = RejectLog::default();

@@ -5,11 +5,15 @@ pub mod config;
 pub mod dedup;
 pub mod dispatch;
 pub mod edges;
+pub mod escalation;
+pub mod events;
 pub mod ingest;
+pub mod kpi;
 pub mod live;
+pub mod notify;
 pub mod process;
-pub mod rule;
 pub mod run;
+pub mod tick;
 pub mod validate;
 
 pub use run::{start, Central, CentralError};

@@ -1,16 +1,17 @@
-//! The processor: de-duplicates, updates the live picture and rule state, hands batches to the
-//! store (and InfluxDB), and rule actions to the dispatcher.
+//! The processor: de-duplicates, updates the live picture, evaluates the rules, hands batches to the
+//! store (and InfluxDB), rule events to the dispatcher, and changes to the live stream.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
 
 use super::dedup::Dedup;
-use super::dispatch::ZoneAction;
 use super::edges::Edges;
+use super::events::{Events, LiveEvent};
 use super::ingest::Incoming;
 use super::live::Live;
 use crate::metrics::Metrics;
+use crate::rules::{Engine, Observation, RuleEvent};
 use crate::store::influx::InfluxSink;
 use crate::store::writer::StoreWriter;
 
@@ -20,14 +21,18 @@ pub struct Processor {
     pub dedup: Dedup,
     /// Live zone state, shared with the API.
     pub live: Arc<RwLock<Live>>,
+    /// Rule engine, shared with the API and the tick task.
+    pub engine: Arc<Mutex<Engine>>,
     /// Edge registry, shared with the API.
     pub edges: Edges,
     /// Store writer.
     pub writer: StoreWriter,
     /// Optional InfluxDB sink.
     pub influx: Option<InfluxSink>,
-    /// Rule actions out.
-    pub actions: mpsc::Sender<ZoneAction>,
+    /// Rule events out.
+    pub actions: mpsc::Sender<RuleEvent>,
+    /// Live stream.
+    pub events: Events,
     /// Largest batch taken at once.
     pub batch_max: usize,
     /// Metrics.
@@ -44,9 +49,10 @@ impl Processor {
             }
             self.metrics.ingest_queue_depth.set(rx.len() as i64);
             let mut good = Vec::with_capacity(buf.len());
-            let mut actions = Vec::new();
+            let mut fired = Vec::new();
             {
                 let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
+                let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
                 for item in buf.drain(..) {
                     match item {
                         Incoming::Reading(r) => {
@@ -54,14 +60,28 @@ impl Processor {
                                 self.metrics.readings_duplicate.inc();
                                 continue;
                             }
-                            if let Some(action) = live.apply(&r) {
-                                actions.push(ZoneAction { site: r.site.clone(), zone: r.zone.clone(), action });
+                            if let Some(changed) = live.apply(&r) {
+                                if let Some(z) = live.zone(&r.site, &r.zone) {
+                                    let sources = z.source_values();
+                                    let obs = Observation {
+                                        site: &r.site,
+                                        zone: &r.zone,
+                                        ts: changed.ts,
+                                        density: changed.density,
+                                        count: changed.count,
+                                        inflow_per_min: z.inflow_per_min(),
+                                        sources: &sources,
+                                    };
+                                    fired.extend(engine.observe(&obs));
+                                }
+                                self.events.send(LiveEvent::Zone(changed));
                             }
                             good.push(r);
                         }
                         Incoming::Status(s) => {
-                            let online = self.edges.update(s);
+                            let (online, view) = self.edges.update(s);
                             self.metrics.edges_online.set(online as i64);
+                            self.events.send(LiveEvent::Edge(Box::new(view)));
                         }
                     }
                 }
@@ -76,8 +96,8 @@ impl Processor {
                     break;
                 }
             }
-            for a in actions {
-                if self.actions.send(a).await.is_err() {
+            for ev in fired {
+                if self.actions.send(ev).await.is_err() {
                     tracing::error!("dispatcher gone");
                 }
             }

@@ -1,7 +1,7 @@
 //! Starting and stopping the central service.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -11,16 +11,22 @@ use tokio_util::sync::CancellationToken;
 use super::broker::{self, BrokerError};
 use super::config::{BrokerConfig, LoadedCentral};
 use super::dedup::Dedup;
-use super::dispatch::Dispatcher;
+use super::dispatch::{self, Dispatcher};
 use super::edges::Edges;
+use super::events::Events;
 use super::ingest::{self, MqttSettings};
 use super::live::Live;
+use super::notify::{self, Notifier};
 use super::process::Processor;
-use super::rule::DENSITY_RULE;
+use super::tick;
 use super::validate::Validator;
 use crate::api::{self, AppState};
+use crate::auth::Tokens;
 use crate::metrics::Metrics;
+use crate::rules::{self, Engine, RuleEvent, RuleSet};
 use crate::store::influx::{InfluxError, InfluxSink};
+use crate::store::outbox::Outbox;
+use crate::store::rule_state;
 use crate::store::series::SeriesReader;
 use crate::store::tickets::TicketStore;
 use crate::store::writer::{load_marks, StoreWriter, WriterSettings};
@@ -38,6 +44,9 @@ pub enum CentralError {
     /// InfluxDB client problem.
     #[error(transparent)]
     Influx(#[from] InfluxError),
+    /// Rule files problem.
+    #[error(transparent)]
+    Rules(#[from] crowdgrid_proto::ConfigError),
     /// The API address is not free.
     #[error("cannot listen on {addr} for the API: {source}")]
     Api {
@@ -88,26 +97,63 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let metrics = Metrics::new();
     let shutdown = CancellationToken::new();
     let prefix = config.broker.topic_prefix().to_string();
+    let db = config.store.path.clone();
 
     // Store first: a bad path must fail before anything listens.
-    let marks = {
-        let path = config.store.path.clone();
-        tokio::task::spawn_blocking(move || schema::open(&path).and_then(|c| load_marks(&c)))
-            .await
-            .map_err(|e| StoreError::Join(e.to_string()))??
+    let (marks, snapshot) = {
+        let path = db.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            let marks = schema::open(&path).and_then(|c| load_marks(&c))?;
+            Ok((marks, rule_state::load(&path)?))
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))??
     };
-    let tickets = TicketStore::open(&config.store.path)?;
-    let series = SeriesReader::open(&config.store.path)?;
+    let tickets = TicketStore::open(&db)?;
+    let series = SeriesReader::open(&db)?;
+    let tokens = Tokens::open(&db)?;
+    let outbox = Outbox::open(&db)?;
     let writer = StoreWriter::spawn(
-        &config.store.path,
+        &db,
         WriterSettings { batch_max: config.store.batch_max, retention_days: config.store.retention_days },
         metrics.clone(),
     )?;
-    let alerts = tickets.open_alerts(DENSITY_RULE).await?;
     let influx = match &config.influx {
         Some(cfg) => Some(InfluxSink::spawn(cfg.clone(), metrics.clone())?),
         None => None,
     };
+
+    // Rules: the files, or the zones' thresholds; state resumed from the last snapshot and the open tickets.
+    let ruleset =
+        if config.rule_files.is_empty() { RuleSet::defaults(&sites) } else { rules::load(&config.rule_files, &sites)? };
+    let mut engine = Engine::new(ruleset);
+    if let Some(s) = snapshot {
+        engine.restore(s);
+    }
+    let open = tickets.open_alerts().await?;
+    for (site, zone, rule, level) in &open {
+        engine.resume_alert(site, zone, rule, *level, chrono::Utc::now());
+    }
+    let orphans: Vec<RuleEvent> = engine
+        .views(None)
+        .into_iter()
+        .filter(|v| {
+            v.state.alert.is_some() && !open.iter().any(|(s, z, r, _)| s == &v.site && z == &v.zone && r == &v.rule)
+        })
+        .map(|v| RuleEvent {
+            site: v.site,
+            zone: v.zone,
+            rule: v.rule,
+            audience: v.audience,
+            ts: v.state.firing_since.unwrap_or_else(chrono::Utc::now),
+            transition: rules::Transition::Fire {
+                level: v.state.alert.unwrap_or(crowdgrid_proto::Level::Warning),
+                value: v.state.last_value.unwrap_or(0.0),
+            },
+            detail: "alert was active before the restart but its ticket was not stored".into(),
+        })
+        .collect();
+    let engine = Arc::new(Mutex::new(engine));
 
     let settings = match &config.broker {
         BrokerConfig::Embedded { listen, max_payload_bytes, .. } => {
@@ -131,20 +177,32 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         },
     };
 
-    let live = Arc::new(RwLock::new(Live::new(
-        &sites,
-        &alerts,
-        chrono::Duration::seconds(config.rules.fused_fresh_s),
-        chrono::Duration::seconds(config.rules.clear_for_s),
-    )));
+    let live = Arc::new(RwLock::new(Live::new(&sites, chrono::Duration::seconds(config.rules.fused_fresh_s))));
     let edges = Edges::default();
+    let events = Events::new(4096);
     let (client, eventloop) = ingest::connect(&settings);
     // Notifications get their own connection: it stays up after ingest stops, until the dispatcher
     // has drained, so no ticket change is lost at shutdown.
-    let (notifier, notifier_loop) = ingest::connect_as(&settings, &format!("{}-notify", settings.client_id), true);
+    let (notifier_client, notifier_loop) =
+        ingest::connect_as(&settings, &format!("{}-notify", settings.client_id), true);
     let notifier_stop = CancellationToken::new();
+    let tick_stop = CancellationToken::new();
+    let webhooks = Arc::new(config.notify.webhooks.clone());
+    let notifier = Notifier {
+        client: notifier_client.clone(),
+        prefix: prefix.clone(),
+        metrics: metrics.clone(),
+        events: events.clone(),
+        outbox: outbox.clone(),
+        webhooks: webhooks.clone(),
+        sites: sites.clone(),
+    };
     let (in_tx, in_rx) = mpsc::channel(config.ingest.channel_capacity);
     let (act_tx, act_rx) = mpsc::channel(10_000);
+    for ev in orphans {
+        tracing::warn!(site = %ev.site, zone = %ev.zone, rule = %ev.rule, "re-raising an alert whose ticket was lost");
+        let _ = act_tx.send(ev).await;
+    }
     let validator = Validator::new(&prefix, &sites, config.ingest.limits(), config.ingest.max_payload_bytes);
 
     let listener = tokio::net::TcpListener::bind(config.api.listen)
@@ -154,44 +212,71 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let state = AppState {
         sites: sites.clone(),
         live: live.clone(),
+        engine: engine.clone(),
         edges: edges.clone(),
         series,
         tickets: tickets.clone(),
+        tokens,
         metrics: metrics.clone(),
-        client: notifier.clone(),
-        prefix: prefix.clone(),
+        notifier: notifier.clone(),
+        events: events.clone(),
+        escalation: config.escalation.clone(),
+        tile_url: config.api.tile_url.clone(),
     };
 
     let mut tasks = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);
-    tasks.push(tokio::spawn(ingest::run(
-        settings.clone(),
+    let ingest_task = ingest::Ingest {
+        settings: settings.clone(),
         client,
         eventloop,
         validator,
-        in_tx,
-        metrics.clone(),
-        ready_tx,
-        shutdown.clone(),
-    )));
+        tx: in_tx,
+        metrics: metrics.clone(),
+        ready: ready_tx,
+    };
+    tasks.push(tokio::spawn(ingest::run(ingest_task, shutdown.clone())));
     let processor = Processor {
         dedup: Dedup::from_marks(marks),
         live,
+        engine: engine.clone(),
         edges,
         writer,
         influx,
-        actions: act_tx,
+        actions: act_tx.clone(),
+        events,
         batch_max: config.store.batch_max,
         metrics: metrics.clone(),
     };
-    tasks.push(tokio::spawn(processor.run(in_rx)));
-    let dispatcher = Dispatcher { sites, tickets, client: notifier.clone(), prefix, metrics: metrics.clone() };
+    let processor_done = tick_stop.clone();
+    tasks.push(tokio::spawn(async move {
+        processor.run(in_rx).await;
+        // The processor fed the engine until now: only then take the final snapshot.
+        processor_done.cancel();
+    }));
+    tasks.push(tokio::spawn(tick::run(engine, act_tx, db.clone(), Duration::from_secs(2), tick_stop)));
+    tasks.push(tokio::spawn(dispatch::sla_clock(
+        tickets.clone(),
+        notifier.clone(),
+        config.escalation.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )));
+    tasks.push(tokio::spawn(notify::deliver_webhooks(
+        outbox,
+        tickets.clone(),
+        webhooks,
+        metrics.clone(),
+        notifier_stop.clone(),
+    )));
+    let dispatcher =
+        Dispatcher { sites, tickets, notifier, escalation: config.escalation.clone(), metrics: metrics.clone() };
     let dispatcher_done = notifier_stop.clone();
     tasks.push(tokio::spawn(async move {
         dispatcher.run(act_rx).await;
         dispatcher_done.cancel();
     }));
-    tasks.push(tokio::spawn(ingest::run_notifier(notifier, notifier_loop, notifier_stop)));
+    tasks.push(tokio::spawn(ingest::run_notifier(notifier_client, notifier_loop, notifier_stop)));
     let api_shutdown = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         let app = api::router(state);

@@ -2,6 +2,8 @@
 //! InfluxDB sink.
 
 pub mod influx;
+pub mod outbox;
+pub mod rule_state;
 pub mod schema;
 pub mod series;
 pub mod tickets;
@@ -23,6 +25,9 @@ pub enum StoreError {
     /// A blocking task died.
     #[error("store task failed: {0}")]
     Join(String),
+    /// The file was made by another version of crowdgrid.
+    #[error("{path} has schema version {found}, this build needs {expected}: move the file away (or migrate it)")]
+    Schema { path: String, found: i64, expected: i64 },
     /// A ticket id that does not exist.
     #[error("no ticket {0}")]
     NoTicket(i64),

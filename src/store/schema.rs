@@ -34,16 +34,28 @@ CREATE TABLE IF NOT EXISTS tickets (
     site TEXT NOT NULL,
     zone TEXT NOT NULL,
     grid TEXT NOT NULL,
+    community TEXT NOT NULL,
+    subdistrict TEXT NOT NULL,
     rule TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    audience TEXT NOT NULL,
     level TEXT NOT NULL,
     state TEXT NOT NULL,
+    tier TEXT NOT NULL,
     assignee TEXT,
     opened_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
+    acknowledged_at INTEGER,
+    on_site_at INTEGER,
     closed_at INTEGER,
+    relief_at INTEGER,
+    ack_due INTEGER,
+    resolve_due INTEGER,
     density REAL NOT NULL,
     peak_density REAL NOT NULL,
-    resolution TEXT
+    resolution TEXT,
+    resolved_by TEXT,
+    reopened INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tickets_one_open ON tickets (site, zone, rule) WHERE state <> 'resolved';
 CREATE INDEX IF NOT EXISTS tickets_state ON tickets (state, opened_at);
@@ -56,7 +68,35 @@ CREATE TABLE IF NOT EXISTS ticket_events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ticket_events_ticket ON ticket_events (ticket_id, id);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticket_id INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    target TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    delivered_at INTEGER,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (delivered_at, next_at);
+CREATE TABLE IF NOT EXISTS rule_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    snapshot TEXT NOT NULL,
+    saved_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    worker TEXT,
+    created_at INTEGER NOT NULL
+);
 ";
+
+/// Schema version written to `PRAGMA user_version`; a file from another version is refused.
+pub const VERSION: i64 = 2;
 
 /// Opens (creating if needed) the database at `path` with WAL and the schema.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -71,6 +111,15 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let has_tables: i64 =
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'readings'", [], |r| {
+            r.get(0)
+        })?;
+    if has_tables > 0 && version != VERSION {
+        return Err(StoreError::Schema { path: path.display().to_string(), found: version, expected: VERSION });
+    }
     conn.execute_batch(SCHEMA)?;
+    conn.pragma_update(None, "user_version", VERSION)?;
     Ok(conn)
 }

@@ -25,6 +25,8 @@ pub fn central_embedded(dir: &Path) -> LoadedCentral {
     let mut c = CentralConfig::load(&root().join("config/central.toml")).expect("central.toml loads");
     c.config.store.path = dir.join("central.db");
     c.config.api.listen = "127.0.0.1:0".parse().unwrap();
+    // The default rule set (one density rule per zone from its thresholds, no `for`): exact assertions.
+    c.config.rule_files.clear();
     c.config.broker = BrokerConfig::Embedded {
         listen: free_loopback_addr().unwrap(),
         max_payload_bytes: 1024 * 1024,
@@ -119,9 +121,21 @@ where
     }
 }
 
-/// GETs JSON from the centre's API.
-pub async fn get_json(url: &str) -> serde_json::Value {
-    let resp = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+/// Creates an API token in the centre's database at `db`.
+pub fn token(db: &Path, role: crowdgrid::auth::Role, worker: Option<&str>) -> String {
+    let name = worker.map_or_else(|| format!("test-{}", role.as_str()), str::to_string);
+    crowdgrid::auth::Tokens::open(db).unwrap().create(&name, role, worker).unwrap()
+}
+
+/// An admin token for the centre whose database is `db`.
+pub fn admin(db: &Path) -> String {
+    token(db, crowdgrid::auth::Role::Admin, None)
+}
+
+/// GETs JSON from the centre's API with a bearer token.
+pub async fn get_json(url: &str, token: &str) -> serde_json::Value {
+    let resp =
+        reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
     assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
     resp.json().await.unwrap()
 }

@@ -1,0 +1,175 @@
+//! What `GET /api/v1/rules` shows, and the [`Snapshot`] that carries rule state across a restart.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use crowdgrid_proto::Level;
+use serde::{Deserialize, Serialize};
+
+use super::engine::Engine;
+use super::machine::{MachineState, LEVELS};
+use super::{Audience, SourceValue};
+
+/// One rule in one zone, with its live state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleView {
+    /// Site id.
+    pub site: String,
+    /// Zone id.
+    pub zone: String,
+    /// Rule id.
+    pub rule: String,
+    /// `density`, `occupancy`, `inflow`, `predictive`, `silent` or `disagree`.
+    pub metric: &'static str,
+    /// Who gets the ticket.
+    pub audience: Audience,
+    /// Level thresholds by name (silent: expected seconds, disagree: factor, predictive: warning density).
+    pub levels: BTreeMap<&'static str, f64>,
+    /// Seconds at/above a level before it fires.
+    pub for_s: i64,
+    /// Seconds below the clear threshold before it clears.
+    pub clear_for_s: i64,
+    /// Seconds without a new ticket after a clear.
+    pub cooldown_s: i64,
+    /// Inside its schedule window now (always true without a schedule).
+    pub active_now: bool,
+    /// Live state.
+    pub state: StateView,
+}
+
+/// The live part of a [`RuleView`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StateView {
+    /// Current level of the value (with hysteresis).
+    pub level: Level,
+    /// Level of the active alert, if any.
+    pub alert: Option<Level>,
+    /// Since when a level above the active alert has been pending its `for`.
+    pub pending_since: Option<DateTime<Utc>>,
+    /// When the active alert fired.
+    pub firing_since: Option<DateTime<Utc>>,
+    /// When this rule last fired here.
+    pub last_fired: Option<DateTime<Utc>>,
+    /// The last value evaluated.
+    pub last_value: Option<f64>,
+    /// No new ticket before this.
+    pub cooldown_until: Option<DateTime<Utc>>,
+}
+
+/// The engine's state as JSON: timers, active alerts, cooldowns, last firing and the sources last heard.
+/// Trend buffers are not kept (the predictive rule refills its window).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Format version.
+    pub version: u32,
+    /// Every (zone, rule) whose state is not the initial one.
+    pub states: Vec<SavedState>,
+    /// Sources last heard, per zone (for silent rules).
+    pub sources: Vec<SavedSources>,
+}
+
+/// One saved state machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedState {
+    /// Site id.
+    pub site: String,
+    /// Zone id.
+    pub zone: String,
+    /// Rule id.
+    pub rule: String,
+    /// The state.
+    pub state: MachineState,
+}
+
+/// The sources last heard in one zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedSources {
+    /// Site id.
+    pub site: String,
+    /// Zone id.
+    pub zone: String,
+    /// Latest value per source.
+    pub heard: Vec<SourceValue>,
+}
+
+impl Engine {
+    /// The rules in force, per zone, for one site or all; `active_now` is evaluated at the current time.
+    pub fn views(&self, site: Option<&str>) -> Vec<RuleView> {
+        self.views_at(site, Utc::now())
+    }
+
+    /// [`Engine::views`] with an explicit time.
+    pub fn views_at(&self, site: Option<&str>, now: DateTime<Utc>) -> Vec<RuleView> {
+        let mut out = Vec::new();
+        for z in &self.zones {
+            let s = &self.sites[z.site];
+            if site.is_some_and(|id| id != s.site.config.id) {
+                continue;
+            }
+            for sl in &z.slots {
+                let t = &s.targets[sl.target];
+                let r = &s.rules[t.rule];
+                let levels =
+                    LEVELS.iter().zip(t.levels.thresholds).filter_map(|(l, v)| Some((l.as_str(), v?))).collect();
+                let st = &sl.state;
+                out.push(RuleView {
+                    site: s.site.config.id.clone(),
+                    zone: s.site.zones[z.zone].config.id.clone(),
+                    rule: r.id.clone(),
+                    metric: r.metric.name(),
+                    audience: r.audience,
+                    levels,
+                    for_s: r.timing.for_.num_seconds(),
+                    clear_for_s: r.timing.clear_for.num_seconds(),
+                    cooldown_s: r.timing.cooldown.num_seconds(),
+                    active_now: r
+                        .schedule
+                        .as_ref()
+                        .is_none_or(|sc| sc.active(now, s.site.config.utc_offset_minutes, &s.calendar)),
+                    state: StateView {
+                        level: st.level,
+                        alert: st.alert,
+                        pending_since: st.pending_since(),
+                        firing_since: st.firing_since,
+                        last_fired: st.last_fired,
+                        last_value: st.last_value,
+                        cooldown_until: st.cooldown_until,
+                    },
+                });
+            }
+        }
+        out
+    }
+
+    /// The state worth keeping across a restart.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot { version: 1, ..Snapshot::default() };
+        let initial = MachineState::default();
+        for z in &self.zones {
+            let s = &self.sites[z.site];
+            let (site, zone) = (&s.site.config.id, &s.site.zones[z.zone].config.id);
+            for sl in z.slots.iter().filter(|sl| sl.state != initial) {
+                let rule = s.rules[s.targets[sl.target].rule].id.clone();
+                snap.states.push(SavedState { site: site.clone(), zone: zone.clone(), rule, state: sl.state.clone() });
+            }
+            if !z.heard.is_empty() {
+                snap.sources.push(SavedSources { site: site.clone(), zone: zone.clone(), heard: z.heard.clone() });
+            }
+        }
+        snap
+    }
+
+    /// Puts saved state back; entries for rules or zones that no longer exist are dropped.
+    pub fn restore(&mut self, snap: Snapshot) {
+        for saved in snap.states {
+            if let Some((sl, _)) = self.slot_mut(&saved.site, &saved.zone, &saved.rule) {
+                sl.state = saved.state;
+            }
+        }
+        for saved in snap.sources {
+            if let Some(zi) = self.find(&saved.site, &saved.zone) {
+                self.zones[zi].heard = saved.heard;
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The notification outbox: webhook deliveries are written in SQLite first and retried until they
+//! succeed or run out of attempts, so a notification is never silently dropped.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use super::{from_ms, ms, schema, StoreError};
+
+/// One pending or finished delivery.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    /// Delivery id (sent as `X-Crowdgrid-Delivery`, so receivers can de-duplicate).
+    pub id: i64,
+    /// Ticket it is about.
+    pub ticket_id: i64,
+    /// `webhook`.
+    pub channel: String,
+    /// Webhook name.
+    pub target: String,
+    /// JSON body.
+    pub payload: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// When it was delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// The outbox table.
+#[derive(Clone)]
+pub struct Outbox {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Outbox {
+    /// Opens the outbox in the centre's database file.
+    pub fn open(path: &Path) -> Result<Outbox, StoreError> {
+        Ok(Outbox { conn: Arc::new(Mutex::new(schema::open(path)?)) })
+    }
+
+    async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|e| e.into_inner())))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Queues a delivery to `target`.
+    pub async fn push(&self, ticket_id: i64, target: &str, payload: String) -> Result<(), StoreError> {
+        let target = target.to_string();
+        self.with(move |c| {
+            let now = ms(Utc::now());
+            c.execute(
+                "INSERT INTO outbox (ticket_id, channel, target, payload, created_at, next_at) VALUES (?1, 'webhook', ?2, ?3, ?4, ?4)",
+                params![ticket_id, target, payload, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deliveries due now with fewer than `max_attempts` attempts, oldest first.
+    pub async fn due(&self, now: DateTime<Utc>, max_attempts: u32, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, ticket_id, channel, target, payload, attempts, delivered_at, last_error FROM outbox
+                 WHERE delivered_at IS NULL AND next_at <= ?1 AND attempts < ?2 ORDER BY id LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![ms(now), max_attempts, limit as i64], row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Marks a delivery done.
+    pub async fn delivered(&self, id: i64) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                params![id, ms(Utc::now())],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a failed attempt and when to try again.
+    pub async fn failed(&self, id: i64, error: &str, next: DateTime<Utc>) -> Result<(), StoreError> {
+        let error = error.to_string();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, ms(next), error],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every delivery not yet made (pending or given up), for the API and metrics.
+    pub async fn undelivered(&self) -> Result<Vec<Delivery>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT id, ticket_id, channel, target, payload, attempts, delivered_at, last_error FROM outbox
+                 WHERE delivered_at IS NULL ORDER BY id LIMIT 1000",
+            )?;
+            let rows = stmt.query_map([], row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: r.get(0)?,
+        ticket_id: r.get(1)?,
+        channel: r.get(2)?,
+        target: r.get(3)?,
+        payload: r.get(4)?,
+        attempts: r.get(5)?,
+        delivered_at: r.get::<_, Option<i64>>(6)?.map(from_ms),
+        last_error: r.get(7)?,
+    })
+}

@@ -1,0 +1,34 @@
+//! Persisting the rule engine's state (pending timers, active alerts, cooldowns) so a restart resumes it.
+
+use std::path::Path;
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{ms, schema, StoreError};
+use crate::rules::Snapshot;
+
+/// Saves `snapshot` (replacing the previous one).
+pub fn save(path: &Path, snapshot: &Snapshot) -> Result<(), StoreError> {
+    let json = serde_json::to_string(snapshot).map_err(|e| StoreError::Join(format!("encode rule state: {e}")))?;
+    let conn = schema::open(path)?;
+    conn.execute(
+        "INSERT INTO rule_state (id, snapshot, saved_at) VALUES (1, ?1, ?2)
+         ON CONFLICT(id) DO UPDATE SET snapshot = excluded.snapshot, saved_at = excluded.saved_at",
+        params![json, ms(chrono::Utc::now())],
+    )?;
+    Ok(())
+}
+
+/// The last saved snapshot, if any (an unreadable one is logged and ignored).
+pub fn load(path: &Path) -> Result<Option<Snapshot>, StoreError> {
+    let conn = schema::open(path)?;
+    let json: Option<String> =
+        conn.query_row("SELECT snapshot FROM rule_state WHERE id = 1", [], |r| r.get(0)).optional()?;
+    Ok(json.and_then(|j| match serde_json::from_str(&j) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "saved rule state unreadable; starting from open tickets only");
+            None
+        }
+    }))
+}

@@ -1,0 +1,108 @@
+//! The web app end to end in headless Chromium: a centre on the embedded broker, tokens for an operator and
+//! the West Taihu grid workers, then `node tests/browser/e2e.mjs` (playwright-core driving Debian's
+//! `/usr/bin/chromium`): the map draws every zone, a reading over MQTT recolours a zone live and raises a
+//! ticket, the grid worker acknowledges and resolves it on the phone view, the operator sees it resolved.
+//! Screenshots of each step are kept in `target/browser-screenshots/`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use crowdgrid::auth::{Role, Tokens};
+
+const SETUP_HINT: &str = "run scripts/test.sh (scripts/setup.sh --test installs chromium, nodejs/npm, \
+                          mosquitto-clients and the node modules of tests/browser)";
+
+fn require(what: &str, ok: bool) {
+    assert!(ok, "{what} is missing: {SETUP_HINT}");
+}
+
+/// Whether `cmd` can be started (on the PATH and executable); its exit status does not matter.
+fn found(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd).arg(arg).output().is_ok()
+}
+
+/// `npm ci` in tests/browser when its node_modules is missing (scripts/setup.sh --test normally did it).
+fn node_modules(dir: &Path) {
+    if dir.join("node_modules/playwright-core").is_dir() {
+        return;
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("npm: {e}: {SETUP_HINT}"));
+    assert!(
+        out.status.success(),
+        "npm ci --prefix tests/browser failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_app_end_to_end_in_chromium() {
+    require("/usr/bin/chromium (Debian package chromium)", Path::new("/usr/bin/chromium").exists());
+    require("node (Debian package nodejs)", found("node", "--version"));
+    require("mosquitto_pub (Debian package mosquitto-clients)", found("mosquitto_pub", "--help"));
+    let browser_dir = root().join("tests/browser");
+    node_modules(&browser_dir);
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = central_embedded(dir.path());
+    let db = cfg.config.store.path.clone();
+    let central = crowdgrid::central::start(cfg).await.expect("centre starts");
+    let base = format!("http://{}", central.api_addr);
+    let (mqtt_host, mqtt_port) = central.mqtt.clone();
+
+    // An operator, and every worker of the West Taihu roster (the ticket goes to the least-loaded one).
+    let tokens = Tokens::open(&db).expect("token table");
+    let operator = tokens.create("e2e-operator", Role::Operator, None).unwrap();
+    let workers = ["wang-lei", "zhang-min", "chen-jie", "liu-fang", "zhao-qiang"];
+    let mut worker_tokens = serde_json::Map::new();
+    for w in workers {
+        let t = tokens.create(w, Role::GridWorker, Some(w)).unwrap();
+        worker_tokens.insert(w.to_string(), serde_json::Value::String(t));
+    }
+    let wang_lei = worker_tokens["wang-lei"].as_str().unwrap().to_string();
+
+    let shots = root().join("target/browser-screenshots");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let script = browser_dir.join("e2e.mjs");
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .current_dir(&browser_dir)
+        .env("BASE_URL", &base)
+        .env("OPERATOR_TOKEN", &operator)
+        .env("WORKER_TOKEN", &wang_lei)
+        .env("WORKER_TOKENS", serde_json::Value::Object(worker_tokens).to_string())
+        .env("MQTT_HOST", &mqtt_host)
+        .env("MQTT_PORT", mqtt_port.to_string())
+        .env("SCREENSHOT_DIR", &shots)
+        .env("SITE", "west-taihu")
+        .env("ZONE", "beach");
+    let out = tokio::time::timeout(Duration::from_secs(300), tokio::task::spawn_blocking(move || cmd.output()))
+        .await
+        .expect("the browser test finishes within 5 minutes")
+        .unwrap()
+        .unwrap_or_else(|e| panic!("node: {e}: {SETUP_HINT}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    central.stop().await;
+    assert!(
+        out.status.success(),
+        "tests/browser/e2e.mjs failed ({}); screenshots in {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status,
+        shots.display()
+    );
+    println!("{stdout}");
+    let pngs = std::fs::read_dir(&shots)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "png"));
+    assert!(pngs.count() >= 6, "expected a screenshot per step in {}", shots.display());
+}

@@ -1,0 +1,259 @@
+// End-to-end test of the web app in Debian's headless Chromium, driven by playwright-core.
+// Run by tests/browser.rs against a centre it started; can also be run by hand against any centre:
+//
+//   BASE_URL=http://127.0.0.1:8088 OPERATOR_TOKEN=cg_… WORKER_TOKEN=cg_… MQTT_HOST=127.0.0.1 MQTT_PORT=1884 \
+//   SCREENSHOT_DIR=target/browser-screenshots node tests/browser/e2e.mjs
+//
+// Optional: WORKER_TOKENS='{"wang-lei":"cg_…",…}' (the token of whichever worker the ticket is routed to),
+// SITE (default west-taihu), ZONE (default beach), SOURCE (default report), CHROMIUM (default /usr/bin/chromium),
+// HEADFUL=1.
+//
+// Steps: (1) the operator's map draws every zone of the site; (2) readings published over MQTT push a zone
+// above its warning level: its polygon changes colour without a reload and a ticket appears in the panel;
+// (3) the assigned grid worker acknowledges and resolves it on the phone view; (4) the operator's panel shows
+// it resolved, live. Screenshots of every step go to SCREENSHOT_DIR. Exits 1 with a message on any failure.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (name, fallback) => {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined || v === '') fail(`environment variable ${name} is required`);
+  return v;
+};
+
+const started = Date.now();
+function log(msg) {
+  console.log(`[e2e +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+}
+function fail(msg) {
+  console.error(`[e2e] FAILED: ${msg}`);
+  process.exit(1);
+}
+
+const BASE = env('BASE_URL').replace(/\/$/, '');
+const OP = env('OPERATOR_TOKEN');
+const WORKER_TOKEN = process.env.WORKER_TOKEN || '';
+const WORKER_TOKENS = JSON.parse(process.env.WORKER_TOKENS || '{}');
+const MQTT_HOST = env('MQTT_HOST', '127.0.0.1');
+const MQTT_PORT = env('MQTT_PORT');
+const SHOTS = path.resolve(env('SCREENSHOT_DIR', 'target/browser-screenshots'));
+const SITE = env('SITE', 'west-taihu');
+const ZONE = env('ZONE', 'beach');
+const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
+const PREFIX = env('TOPIC_PREFIX', 'crowdgrid/v1');
+const SOURCE = env('SOURCE', 'report'); // the reading's source kind (docs/PROTOCOL.md)
+
+fs.mkdirSync(SHOTS, { recursive: true });
+if (!fs.existsSync(CHROMIUM)) fail(`${CHROMIUM} not found: install Debian's chromium (scripts/test.sh does)`);
+if (spawnSync('mosquitto_pub', ['--help']).error) fail('mosquitto_pub not found: install mosquitto-clients (scripts/test.sh does)');
+
+async function apiGet(p, token = OP) {
+  const r = await fetch(BASE + '/api/v1' + p, { headers: { Authorization: `Bearer ${token}` } });
+  if (!r.ok) fail(`GET ${p}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+// ── MQTT readings (docs/PROTOCOL.md) ───────────────────────────────────────────────────────────────
+const epoch = Date.now();
+let seq = 0;
+function publish(zone, count, area) {
+  seq += 1;
+  const reading = {
+    site: SITE,
+    zone,
+    source: SOURCE,
+    source_id: `e2e-browser-test/${SOURCE}`,
+    ts: new Date().toISOString(),
+    seq,
+    epoch,
+    count,
+    area_m2: area,
+    density: count / area,
+    confidence: 0.9,
+  };
+  const r = spawnSync(
+    'mosquitto_pub',
+    ['-h', MQTT_HOST, '-p', String(MQTT_PORT), '-q', '1', '-i', `e2e-pub-${process.pid}-${seq}`, '-t', `${PREFIX}/${SITE}/${zone}/reading`, '-m', JSON.stringify(reading)],
+    { encoding: 'utf8', timeout: 10000 },
+  );
+  if (r.status !== 0) fail(`mosquitto_pub exited ${r.status}: ${r.stderr || r.error}`);
+}
+
+/** Keeps publishing `count` people for `zone` once a second until `stop()`. */
+function keepPublishing(zone, count, area) {
+  publish(zone, count, area);
+  const t = setInterval(() => publish(zone, count, area), 1000);
+  return () => clearInterval(t);
+}
+
+// ── browser ───────────────────────────────────────────────────────────────────────────────────────
+const pageErrors = [];
+function watch(page, name) {
+  page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/401|403|favicon/.test(m.text())) log(`${name} console error: ${m.text()}`);
+  });
+}
+
+let shotNo = 0;
+async function shot(page, name) {
+  shotNo += 1;
+  const file = path.join(SHOTS, `${String(shotNo).padStart(2, '0')}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: false });
+  log(`screenshot ${file}`);
+}
+
+async function step(name, fn) {
+  log(`▶ ${name}`);
+  try {
+    await fn();
+  } catch (e) {
+    fail(`${name}: ${e.message.split('\n')[0]}`);
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: !process.env.HEADFUL,
+  // playwright gives every launch a fresh temporary --user-data-dir (deleted on close).
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+});
+const timeoutGuard = setTimeout(() => fail('the whole run took longer than 4 minutes'), 240000);
+
+try {
+  const zones = await apiGet(`/zones?site=${SITE}`);
+  if (!zones.length) fail(`the API lists no zones for ${SITE}`);
+  const target = zones.find((z) => z.zone === ZONE);
+  if (!target) fail(`no zone ${ZONE} in ${SITE}`);
+  const area = target.area_m2;
+  const th = target.thresholds;
+
+  // (1) The operator's map draws every zone.
+  const opCtx = await browser.newContext({ viewport: { width: 1600, height: 900 } });
+  const op = await opCtx.newPage();
+  watch(op, 'operator');
+  await step(`operator map shows all ${zones.length} zones of ${SITE}`, async () => {
+    await op.goto(`${BASE}/ui/?site=${SITE}#token=${encodeURIComponent(OP)}`);
+    await op.waitForFunction((n) => document.querySelectorAll('path[data-zone]').length === n, zones.length, { timeout: 20000 });
+    const drawn = await op.$$eval('path[data-zone]', (ps) => ps.map((p) => p.getAttribute('data-zone')).sort());
+    const want = zones.map((z) => z.zone).sort();
+    if (JSON.stringify(drawn) !== JSON.stringify(want)) throw new Error(`drawn ${drawn} but the API lists ${want}`);
+    if (op.url().includes('token=')) throw new Error('the token stayed in the address bar');
+    await op.waitForSelector('#conn[data-state="live"]', { timeout: 20000 });
+    await op.evaluate(() => {
+      window.__noReload = true;
+    });
+    await shot(op, 'operator-map');
+  });
+
+  // (2) A reading over MQTT pushes the zone above warning: colour changes live, a ticket appears.
+  const before = await op.getAttribute(`path[data-zone="${ZONE}"]`, 'fill');
+  const beforeLevel = await op.getAttribute(`path[data-zone="${ZONE}"]`, 'data-level');
+  const crowd = Math.round(area * ((th.warning + th.critical) / 2));
+  let ticket;
+  let stop = keepPublishing(ZONE, crowd, area);
+  await step(`a reading of ${crowd} people (${(crowd / area).toFixed(2)}/m²) turns ${ZONE} warning or worse without a reload`, async () => {
+    await op.waitForSelector(`path[data-zone="${ZONE}"][data-level="warning"], path[data-zone="${ZONE}"][data-level="critical"]`, {
+      timeout: 30000,
+    });
+    const after = await op.getAttribute(`path[data-zone="${ZONE}"]`, 'fill');
+    if (after === before) throw new Error(`the fill colour stayed ${before} (level was ${beforeLevel})`);
+    if (!(await op.evaluate(() => window.__noReload === true))) throw new Error('the page reloaded');
+    log(`${ZONE}: ${beforeLevel} ${before} → ${await op.getAttribute(`path[data-zone="${ZONE}"]`, 'data-level')} ${after}`);
+  });
+  await step(`a ticket for ${ZONE} appears in the operator's queue`, async () => {
+    const li = await op.waitForSelector(`#tickets li.ticket[data-zone="${ZONE}"]`, { timeout: 60000 });
+    const id = Number(await li.getAttribute('data-ticket'));
+    ticket = await apiGet(`/tickets/${id}`);
+    if (ticket.zone !== ZONE) throw new Error(`ticket #${id} is for ${ticket.zone}`);
+    log(`ticket #${id} ${ticket.level} ${ticket.state} → ${ticket.assignee}`);
+    await op.waitForSelector(`[data-ticket-pin="${id}"]`, { timeout: 10000 });
+    await op.waitForTimeout(500);
+    await shot(op, 'operator-ticket-raised');
+  });
+  stop();
+
+  // (3) The assigned grid worker acknowledges and resolves it on the phone.
+  const wToken = WORKER_TOKENS[ticket.assignee] || WORKER_TOKEN;
+  if (!wToken) fail(`no token for ${ticket.assignee}, the ticket's assignee (set WORKER_TOKENS or WORKER_TOKEN)`);
+  const wCtx = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+  const wp = await wCtx.newPage();
+  watch(wp, 'worker');
+  const card = `#mine li.card[data-ticket="${ticket.id}"]`;
+  await step(`grid worker ${ticket.assignee} sees ticket #${ticket.id}`, async () => {
+    await wp.goto(`${BASE}/ui/worker.html#token=${encodeURIComponent(wToken)}`);
+    const me = await apiGet('/me', wToken);
+    if (me.role !== 'grid_worker' || me.worker !== ticket.assignee) throw new Error(`WORKER_TOKEN is ${me.name} (${me.role}), not ${ticket.assignee}`);
+    await wp.waitForSelector(card, { timeout: 20000 });
+    await wp.waitForSelector('#conn[data-state="live"]', { timeout: 20000 });
+    await shot(wp, 'worker-ticket');
+  });
+  await step('the worker acknowledges it', async () => {
+    await wp.click(`${card} button[data-act="acknowledge"]`);
+    await wp.waitForSelector(`${card}[data-state="acknowledged"]`, { timeout: 15000 });
+    await shot(wp, 'worker-acknowledged');
+  });
+  // The crowd disperses: back under the notice level.
+  stop = keepPublishing(ZONE, Math.round(area * th.notice * 0.25), area);
+  await step('the worker resolves it with a note', async () => {
+    await wp.click(`${card} button[data-act="resolve"]`);
+    await wp.waitForSelector('#note-dialog[open]', { timeout: 5000 });
+    await wp.fill('#note-text', 'Opened the south exit and guided visitors to the lakeside path (e2e test).');
+    await shot(wp, 'worker-resolve-note');
+    await wp.click('#note-ok');
+    await wp.waitForSelector(`#done li.card[data-ticket="${ticket.id}"][data-state="resolved"]`, { timeout: 15000 });
+    if (await wp.$(card)) throw new Error('the ticket is still among the open ones');
+    const t = await apiGet(`/tickets/${ticket.id}`);
+    if (t.state !== 'resolved') throw new Error(`the API says ${t.state}`);
+    const kinds = (t.events || []).map((e) => e.kind);
+    for (const k of ['acknowledged', 'resolved']) if (!kinds.includes(k)) throw new Error(`trail lacks ${k}: ${kinds}`);
+    await shot(wp, 'worker-resolved');
+  });
+
+  // (4) The operator's panel shows it resolved, live.
+  await step(`the operator's panel shows #${ticket.id} resolved without a reload`, async () => {
+    await op.waitForSelector(`#closed li.ticket[data-ticket="${ticket.id}"][data-state="resolved"]`, { state: 'attached', timeout: 20000 });
+    if (await op.$(`#tickets li.ticket[data-ticket="${ticket.id}"]`)) throw new Error('still in the open queue');
+    if (await op.$(`[data-ticket-pin="${ticket.id}"]`)) throw new Error('still pinned on the map');
+    if (!(await op.evaluate(() => window.__noReload === true))) throw new Error('the page reloaded');
+    await op.waitForSelector(`path[data-zone="${ZONE}"][data-level="normal"]`, { timeout: 20000 });
+    await op.evaluate(() => {
+      document.getElementById('closed-box').open = true;
+    });
+    await op.click(`path[data-zone="${ZONE}"]`);
+    await op.waitForSelector('#chart svg.chart path.chart-source', { timeout: 15000 });
+    await op.waitForTimeout(500);
+    await shot(op, 'operator-resolved');
+  });
+  stop();
+
+  await step('the engineering console renders', async () => {
+    const ec = await opCtx.newPage();
+    watch(ec, 'console');
+    await ec.goto(`${BASE}/ui/engineer.html?site=${SITE}`);
+    await ec.waitForSelector('#rules-body table, #rules-body p', { timeout: 15000 });
+    await ec.waitForSelector('#kpi-body .tiers, #kpi-body p', { timeout: 15000 });
+    await ec.waitForTimeout(500);
+    await shot(ec, 'engineer-console');
+  });
+
+  if (pageErrors.length) fail(`uncaught errors in the pages:\n  ${pageErrors.join('\n  ')}`);
+  log('all steps passed');
+} catch (e) {
+  fail(e.stack || String(e));
+} finally {
+  clearTimeout(timeoutGuard);
+  await browser.close().catch(() => {});
+}

@@ -1,0 +1,823 @@
+// Operators' live map: zones coloured by level, edges, ticket pins, the ticket queue, zone details and replay.
+/* global L */
+import {
+  api, captureToken, me, liveUpdates, renderIdentity, toast, esc,
+  LEVELS, LEVEL_COLOR, LEVEL_RANK, levelOf, isOpen, queueOrder, STATE_LABEL, TIER_LABEL,
+  fmtNum, fmtDensity, fmtDuration, fmtClock, fmtDateTime, ageOf, trendText, centroid, fmtMetric, sortedLevels,
+} from './api.js';
+import { drawChart } from './chart.js';
+
+const S = {
+  who: null,
+  sites: [],
+  site: null,
+  siteInfo: null,
+  zones: new Map(), // zone id → zone object (geojson properties merged with /zones and live events)
+  geo: new Map(), // zone id → geometry
+  layers: new Map(), // zone id → L.Polygon
+  labels: new Map(), // zone id → L.Marker
+  tickets: new Map(), // id → ticket (this site)
+  fresh: new Set(), // ticket ids raised since the page opened (blink)
+  edges: [],
+  edgeLayer: null,
+  pinLayer: null,
+  rules: null,
+  selected: null,
+  replay: { active: false, hours: 3, data: null, from: 0, to: 0, playing: null },
+  live: null,
+  canAct: false,
+};
+
+let map;
+
+// ── start ────────────────────────────────────────────────────────────────────────────────────────
+
+async function main() {
+  captureToken();
+  try {
+    S.who = await me();
+  } catch (e) {
+    if (e.status === 401) return;
+    fatal(`Cannot reach the API: ${e.message}`);
+    return;
+  }
+  renderIdentity(S.who);
+  S.canAct = ['operator', 'admin'].includes(S.who.role);
+  if (S.who.role === 'grid_worker') {
+    location.replace('worker.html');
+    return;
+  }
+
+  map = L.map('map', { zoomSnap: 0.25, zoomControl: true, attributionControl: true, preferCanvas: false });
+  map.attributionControl.setPrefix('Leaflet');
+  map.setView([31.78, 119.96], 15); // replaced by the site's bounds; layers need a loaded map to render
+  L.control.scale({ imperial: false, position: 'bottomright' }).addTo(map);
+  map.on('zoomend', fitLabels);
+  S.pinLayer = L.layerGroup().addTo(map);
+  S.edgeLayer = L.layerGroup().addTo(map);
+  renderLegend();
+
+  S.sites = await api('/sites');
+  const sel = document.getElementById('site');
+  sel.innerHTML = S.sites.map((s) => `<option value="${esc(s.id)}">${esc(s.name || s.id)}</option>`).join('');
+  const wanted = new URLSearchParams(location.search).get('site') || localStorage.getItem('crowdgrid.site');
+  const first = S.sites.find((s) => s.id === wanted) || S.sites[0];
+  if (!first) {
+    fatal('The centre has no sites configured.');
+    return;
+  }
+  sel.value = first.id;
+  sel.onchange = () => loadSite(sel.value);
+  wireReplay();
+  wireDialog();
+  document.getElementById('zone-close').onclick = () => selectZone(null);
+  document.getElementById('chart-hours').onchange = () => S.selected && refreshChart();
+  setInterval(tick, 1000);
+  await loadSite(first.id);
+}
+
+function fatal(msg) {
+  const box = document.createElement('div');
+  box.className = 'error-box';
+  box.textContent = msg;
+  document.querySelector('.panel').prepend(box);
+}
+
+/** Tile layer from the site description, if the server provides one (e.g. a city GIS server). */
+function tileUrlOf(site) {
+  const t = site && (site.tiles || site.ui?.tiles || site.ui || {});
+  const url = site && (site.tile_url || t.url || t.tile_url);
+  return url ? { url, attribution: t.attribution || site.tile_attribution || '', maxZoom: t.max_zoom || 20 } : null;
+}
+
+let tileLayer = null;
+
+async function loadSite(siteId) {
+  S.site = siteId;
+  S.siteInfo = S.sites.find((s) => s.id === siteId);
+  localStorage.setItem('crowdgrid.site', siteId);
+  const u = new URL(location.href);
+  u.searchParams.set('site', siteId);
+  history.replaceState(null, '', u.pathname + u.search + u.hash);
+  exitReplay();
+  S.replay.data = null;
+  selectZone(null);
+  if (S.live) S.live.close();
+
+  for (const l of S.layers.values()) l.remove();
+  for (const l of S.labels.values()) l.remove();
+  S.layers.clear();
+  S.labels.clear();
+  S.zones.clear();
+  S.geo.clear();
+  S.tickets.clear();
+  S.fresh.clear();
+  S.rules = null;
+
+  if (tileLayer) tileLayer.remove();
+  tileLayer = null;
+  const tiles = tileUrlOf(S.siteInfo);
+  if (tiles) {
+    tileLayer = L.tileLayer(tiles.url, { attribution: tiles.attribution, maxZoom: tiles.maxZoom }).addTo(map);
+    document.getElementById('map').classList.add('with-tiles');
+  }
+
+  const fc = await api(`/zones.geojson?site=${encodeURIComponent(siteId)}`);
+  const bounds = L.latLngBounds([]);
+  for (const f of fc.features || []) {
+    const z = { ...f.properties };
+    S.zones.set(z.zone, z);
+    S.geo.set(z.zone, f.geometry);
+    const layer = L.geoJSON(f, { style: () => zoneStyle(z.level) }).getLayers()[0];
+    layer.addTo(map);
+    const elp = layer.getElement();
+    elp.classList.add('zone');
+    elp.setAttribute('data-zone', z.zone);
+    elp.setAttribute('data-site', z.site);
+    elp.setAttribute('data-level', z.level || 'normal');
+    elp.setAttribute('aria-label', z.name);
+    layer.bindTooltip(() => zoneTip(z.zone), { sticky: true, className: 'zone-tip', direction: 'top', offset: [0, -8] });
+    layer.on('click', () => selectZone(z.zone));
+    S.layers.set(z.zone, layer);
+    bounds.extend(layer.getBounds());
+    const c = centroid(f.geometry);
+    if (c) {
+      const label = L.marker(c, { icon: labelIcon(z), interactive: false, keyboard: false }).addTo(map);
+      S.labels.set(z.zone, label);
+    }
+  }
+  if (bounds.isValid()) map.fitBounds(bounds, { padding: [40, 40] });
+  S.bounds = bounds;
+  fitLabels();
+  await Promise.all([refreshZones(), refreshTickets(), refreshEdges()]);
+
+  S.live = liveUpdates({
+    site: siteId,
+    handlers: { zone: onZone, ticket: onTicket, edge: onEdge },
+    poll: async () => {
+      await Promise.all([refreshZones(), refreshTickets(), refreshEdges()]);
+    },
+    onStatus: (state, text) => {
+      const c = document.getElementById('conn');
+      c.dataset.state = state;
+      c.textContent = state === 'live' ? 'live' : text;
+    },
+  });
+}
+
+// ── zones ────────────────────────────────────────────────────────────────────────────────────────
+
+function zoneStyle(level) {
+  const c = LEVEL_COLOR[level] || LEVEL_COLOR.unknown;
+  return { color: c, weight: 2, opacity: 1, fillColor: c, fillOpacity: level === 'normal' ? 0.45 : 0.65, className: 'zone' };
+}
+
+function labelIcon(z, replayDensity) {
+  const d = replayDensity !== undefined ? replayDensity : z.density;
+  const short = String(z.name || z.zone);
+  return L.divIcon({
+    className: 'zone-label',
+    iconSize: null,
+    html: `<div class="zl-inner" style="transform:translate(-50%,-50%)"><span class="zname">${esc(short)}</span><b>${
+      d == null ? '–' : fmtDensity(d) + ' /m²'
+    }</b></div>`,
+  });
+}
+
+/** Hides zone names that do not fit their polygon at this zoom (narrow lanes), keeping the number. */
+function fitLabels() {
+  for (const [id, label] of S.labels) {
+    const layer = S.layers.get(id);
+    if (!layer) continue;
+    const b = layer.getBounds();
+    const p1 = map.latLngToContainerPoint(b.getNorthWest());
+    const p2 = map.latLngToContainerPoint(b.getSouthEast());
+    const w = Math.abs(p2.x - p1.x);
+    const h = Math.abs(p2.y - p1.y);
+    const e = label.getElement();
+    if (!e) continue;
+    e.classList.toggle('hidden', w < 26 && h < 26);
+    const name = e.querySelector('.zname');
+    if (name) name.classList.toggle('hidden', w < 90 || h < 34);
+  }
+}
+
+function zoneTip(id) {
+  const z = S.zones.get(id);
+  if (!z) return '';
+  let density = z.density;
+  let count = z.count;
+  let level = z.level;
+  let when = z.ts ? `at ${fmtClock(z.ts, S.siteInfo?.utc_offset_minutes, true)}` : 'no reading yet';
+  if (S.replay.active) {
+    const v = replayValueAt(id, S.replay.t);
+    density = v ? v.density : null;
+    count = v ? v.count : null;
+    level = v ? levelOf(v.density, z.thresholds) : 'unknown';
+    when = v ? `replay, reading of ${fmtClock(v.ts, S.siteInfo?.utc_offset_minutes, true)}` : 'replay: no reading';
+  }
+  const t = trendText(z.trend_per_min);
+  const cap = z.capacity && count != null ? ` · ${Math.round((100 * count) / z.capacity)} % of capacity` : '';
+  return `<div class="tip-name">${esc(z.name)}</div>
+    <div><span class="badge ${esc(level)}">${esc(level)}</span> <span class="muted">${esc(when)}</span></div>
+    <div class="tip-big num">${fmtDensity(density)} <small>people/m²</small></div>
+    <div class="num">${fmtNum(count)} people${cap}</div>
+    ${S.replay.active ? '' : `<div class="trend ${t.cls}">${t.arrow} ${esc(t.text)}</div>`}
+    <div class="muted small">grid ${esc(z.grid)} · ${fmtNum(z.area_m2)} m²</div>`;
+}
+
+function paintZone(id) {
+  const z = S.zones.get(id);
+  const layer = S.layers.get(id);
+  if (!z || !layer) return;
+  let level = z.level || 'normal';
+  let density;
+  if (S.replay.active) {
+    const v = replayValueAt(id, S.replay.t);
+    level = v ? levelOf(v.density, z.thresholds) : 'unknown';
+    density = v ? v.density : null;
+  }
+  layer.setStyle(zoneStyle(level));
+  const e = layer.getElement();
+  e.setAttribute('data-level', level);
+  e.classList.toggle('selected', S.selected === id);
+  const label = S.labels.get(id);
+  if (label) {
+    label.setIcon(labelIcon(z, density));
+    fitLabelsSoon();
+  }
+  if (layer.isTooltipOpen()) layer.setTooltipContent(zoneTip(id));
+}
+
+let fitTimer = null;
+function fitLabelsSoon() {
+  clearTimeout(fitTimer);
+  fitTimer = setTimeout(fitLabels, 50);
+}
+
+function mergeZone(z) {
+  const old = S.zones.get(z.zone);
+  if (!old) return false;
+  const { sources, ...rest } = z;
+  Object.assign(old, rest);
+  if (sources) old.sources = sources;
+  return true;
+}
+
+async function refreshZones() {
+  const list = await api(`/zones?site=${encodeURIComponent(S.site)}`);
+  for (const z of list) if (mergeZone(z)) paintZone(z.zone);
+  if (S.selected) renderZoneFacts();
+  renderPins();
+}
+
+function onZone(z) {
+  if (z.site !== S.site) return;
+  if (mergeZone(z)) {
+    paintZone(z.zone);
+    if (S.selected === z.zone) renderZoneFacts();
+  }
+}
+
+// ── edges ────────────────────────────────────────────────────────────────────────────────────────
+
+async function refreshEdges() {
+  try {
+    S.edges = (await api('/edges')).filter((e) => e.site === S.site);
+  } catch {
+    S.edges = [];
+  }
+  renderEdges();
+}
+
+function onEdge(e) {
+  if (e.site !== S.site) return;
+  const i = S.edges.findIndex((x) => x.edge_id === e.edge_id);
+  if (i >= 0) S.edges[i] = e;
+  else S.edges.push(e);
+  renderEdges();
+}
+
+/**
+ * Edges have no coordinates in the API: each is drawn just outside the north-west corner of its site's
+ * zones (one after another), labelled, grey when offline.
+ */
+function renderEdges() {
+  S.edgeLayer.clearLayers();
+  if (!S.bounds || !S.bounds.isValid()) return;
+  const nw = S.bounds.getNorthWest();
+  const span = S.bounds.getEast() - S.bounds.getWest();
+  S.edges.forEach((e, i) => {
+    const pos = L.latLng(nw.lat, nw.lng + span * 0.06 * i);
+    const online = e.state === 'online';
+    const m = L.marker(pos, {
+      icon: L.divIcon({
+        className: '',
+        iconSize: [26, 26],
+        iconAnchor: [13, 30],
+        html: `<div class="edge-marker ${online ? 'online' : 'offline'}" data-edge="${esc(e.edge_id)}" data-state="${esc(e.state)}">E${i + 1}</div>`,
+      }),
+      keyboard: false,
+    });
+    const srcs = (e.sources || [])
+      .map((s) => {
+        const rej = Object.values(s.rejected || {}).reduce((a, b) => a + b, 0);
+        return `${esc(s.id)} (${esc(s.kind)}): ${fmtNum(s.accepted)} ok${rej ? `, <span style="color:var(--bad)">${fmtNum(rej)} rejected</span>` : ''}`;
+      })
+      .join('<br>');
+    m.bindTooltip(
+      `<div class="tip-name">Edge ${esc(e.edge_id)}</div>
+       <div><span class="pill ${online ? 'online' : 'offline'}">${esc(e.state)}</span> v${esc(e.version || '?')} · queue ${fmtNum(e.queue_depth)}${
+         e.queue_dropped ? ` · <b style="color:var(--bad)">${fmtNum(e.queue_dropped)} dropped</b>` : ''
+       }</div>
+       <div class="muted small">last status ${fmtClock(e.received_at || e.ts, S.siteInfo?.utc_offset_minutes, true)}</div>
+       <div class="small">${srcs || 'no sources reported'}</div>
+       <div class="muted small">edges carry no coordinates: drawn at the site's corner</div>`,
+      { className: 'zone-tip', direction: 'right' },
+    );
+    m.addTo(S.edgeLayer);
+  });
+}
+
+// ── tickets ──────────────────────────────────────────────────────────────────────────────────────
+
+async function refreshTickets() {
+  const list = await api(`/tickets?state=all&site=${encodeURIComponent(S.site)}`);
+  const seen = new Set();
+  for (const t of list) {
+    seen.add(t.id);
+    S.tickets.set(t.id, t);
+  }
+  for (const id of [...S.tickets.keys()]) if (!seen.has(id)) S.tickets.delete(id);
+  renderQueue();
+  renderPins();
+}
+
+function onTicket(msg) {
+  const t = msg.ticket || msg;
+  if (!t || t.site !== S.site) return;
+  const known = S.tickets.has(t.id);
+  S.tickets.set(t.id, { ...(S.tickets.get(t.id) || {}), ...t });
+  if (msg.event === 'raised' || (!known && isOpen(t))) {
+    S.fresh.add(t.id);
+    setTimeout(() => {
+      S.fresh.delete(t.id);
+      renderPins();
+    }, 60000);
+    toast(`New ticket #${t.id}: ${zoneName(t.zone)} — ${t.level}`, 'info');
+  }
+  if (msg.event === 'upgraded') toast(`Ticket #${t.id} upgraded to ${t.level}`, 'info');
+  renderQueue(t.id);
+  renderPins();
+}
+
+function zoneName(id) {
+  return S.zones.get(id)?.name || id;
+}
+
+function renderQueue(highlight) {
+  const open = [...S.tickets.values()].filter(isOpen).sort(queueOrder);
+  const sixHours = Date.now() - 6 * 3600e3;
+  const closed = [...S.tickets.values()]
+    .filter((t) => !isOpen(t) && Date.parse(t.closed_at || t.updated_at) >= sixHours)
+    .sort((a, b) => Date.parse(b.closed_at || b.updated_at) - Date.parse(a.closed_at || a.updated_at))
+    .slice(0, 30);
+  document.getElementById('queue-count').textContent = open.length;
+  document.getElementById('closed-count').textContent = closed.length;
+  const ol = document.getElementById('tickets');
+  ol.innerHTML = open.length ? open.map((t) => ticketItem(t, highlight)).join('') : '<li class="empty">No open tickets. 暂无待办工单</li>';
+  document.getElementById('closed').innerHTML = closed.map((t) => ticketItem(t)).join('') || '<li class="empty">none in the last 6 h</li>';
+  for (const li of document.querySelectorAll('li.ticket')) {
+    const id = Number(li.dataset.ticket);
+    li.querySelector('.zone-name').onclick = () => selectZone(S.tickets.get(id)?.zone);
+    for (const b of li.querySelectorAll('button[data-act]')) b.onclick = () => openAction(id, b.dataset.act);
+  }
+}
+
+function ticketItem(t, highlight) {
+  const now = Date.now();
+  const off = S.siteInfo?.utc_offset_minutes;
+  const open = isOpen(t);
+  const ackOverdue = open && !t.acknowledged_at && t.ack_due && Date.parse(t.ack_due) < now;
+  const resOverdue = open && t.resolve_due && Date.parse(t.resolve_due) < now;
+  const acts = [];
+  if (open && S.canAct) {
+    const st = t.state;
+    acts.push(`<button data-act="acknowledge" ${['raised', 'dispatched'].includes(st) ? '' : 'disabled'} title="Acknowledge on behalf of the assignee">Ack</button>`);
+    acts.push(`<button data-act="on_site" ${st === 'on_site' ? 'disabled' : ''}>On site</button>`);
+    acts.push(`<button data-act="resolve">Resolve…</button>`);
+    acts.push(`<button data-act="escalate" ${t.tier === 'department' ? 'disabled' : ''} title="Up one tier; from the sub-district: blow the whistle">Escalate…</button>`);
+    acts.push(`<button data-act="reassign">Reassign…</button>`);
+  }
+  return `<li class="ticket${highlight === t.id && S.fresh.has(t.id) ? ' fresh' : ''}" data-ticket="${t.id}" data-zone="${esc(t.zone)}" data-state="${esc(t.state)}" data-level="${esc(t.level)}">
+    <div class="row1">
+      <span class="tid">#${t.id}</span>
+      <span class="badge ${esc(t.level)}">${esc(t.level)}</span>
+      <span class="zone-name" title="Show the zone">${esc(zoneName(t.zone))}</span>
+      <span class="pill state-${esc(t.state)}" data-role="state">${esc(STATE_LABEL[t.state] || t.state)}</span>
+    </div>
+    <div class="row2">
+      <span>${open ? 'open' : 'took'} <b class="num">${fmtDuration(((open ? now : Date.parse(t.closed_at || t.updated_at)) - Date.parse(t.opened_at)) / 1000)}</b></span>
+      <span>→ <b>${esc(t.assignee || 'unassigned')}</b></span>
+      <span>tier <b>${esc(TIER_LABEL[t.tier] || t.tier || '–')}</b></span>
+      <span class="num">${fmtDensity(t.density)} /m² (peak ${fmtDensity(t.peak_density)})</span>
+      ${t.rule ? `<span>rule ${esc(t.rule)}</span>` : ''}
+      ${t.kind && t.kind !== 'crowd' ? `<span class="pill">${esc(t.kind)}</span>` : ''}
+      ${ackOverdue ? `<span class="overdue">ack overdue since ${fmtClock(t.ack_due, off)}</span>` : ''}
+      ${!ackOverdue && resOverdue ? `<span class="overdue">resolve overdue since ${fmtClock(t.resolve_due, off)}</span>` : ''}
+      ${!open && t.closed_at ? `<span>closed ${fmtClock(t.closed_at, off)}${t.resolved_by ? ` by <b>${esc(t.resolved_by)}</b>` : ''}</span>` : ''}
+    </div>
+    ${t.resolution ? `<div class="note">“${esc(t.resolution)}”</div>` : ''}
+    ${acts.length ? `<div class="acts">${acts.join('')}</div>` : ''}
+  </li>`;
+}
+
+function renderPins() {
+  if (!S.pinLayer) return;
+  S.pinLayer.clearLayers();
+  const perZone = new Map();
+  for (const t of [...S.tickets.values()].filter(isOpen).sort((a, b) => a.id - b.id)) {
+    const geom = S.geo.get(t.zone);
+    const c = geom && centroid(geom);
+    if (!c) continue;
+    const n = perZone.get(t.zone) || 0;
+    perZone.set(t.zone, n + 1);
+    const m = L.marker(c, {
+      icon: L.divIcon({
+        className: '',
+        iconSize: [40, 24],
+        iconAnchor: [-14 - n * 44, 46],
+        html: `<div class="ticket-pin ${esc(t.level)}${S.fresh.has(t.id) ? ' blink' : ''}" data-ticket-pin="${t.id}" title="Ticket #${t.id}">#${t.id}</div>`,
+      }),
+      zIndexOffset: 1000,
+    });
+    m.bindTooltip(
+      `<div class="tip-name">Ticket #${t.id} — ${esc(zoneName(t.zone))}</div>
+       <div><span class="badge ${esc(t.level)}">${esc(t.level)}</span> ${esc(STATE_LABEL[t.state] || t.state)} → ${esc(t.assignee || 'unassigned')}</div>
+       <div class="muted">open ${fmtDuration(ageOf(t.opened_at))}</div>`,
+      { className: 'zone-tip', direction: 'top' },
+    );
+    m.on('click', () => {
+      selectZone(t.zone);
+      const li = document.querySelector(`li.ticket[data-ticket="${t.id}"]`);
+      if (li) li.scrollIntoView({ behavior: 'smooth', block: 'center' });
+    });
+    m.addTo(S.pinLayer);
+  }
+}
+
+// ── ticket actions ───────────────────────────────────────────────────────────────────────────────
+
+let pending = null;
+
+function wireDialog() {
+  const dlg = document.getElementById('action-dialog');
+  document.getElementById('action-cancel').onclick = () => dlg.close();
+  document.getElementById('action-form').onsubmit = async (ev) => {
+    ev.preventDefault();
+    if (!pending) return;
+    const note = document.getElementById('action-note').value.trim();
+    const body = {};
+    if (note) body.note = note;
+    if (pending.act === 'resolve' && !note) {
+      toast('Resolving needs a short feedback note.', 'error');
+      return;
+    }
+    if (pending.act === 'reassign') {
+      body.to = document.getElementById('action-to').value.trim();
+      if (!body.to) {
+        toast('Type the id of the worker to reassign to.', 'error');
+        return;
+      }
+    }
+    dlg.close();
+    await act(pending.id, pending.act, body);
+  };
+}
+
+async function openAction(id, action) {
+  const t = S.tickets.get(id);
+  if (!t) return;
+  if (action === 'acknowledge' || action === 'on_site') {
+    await act(id, action, {});
+    return;
+  }
+  pending = { id, act: action };
+  const titles = {
+    resolve: `Resolve #${id} — ${zoneName(t.zone)}`,
+    escalate: `Escalate #${id} — ${zoneName(t.zone)}`,
+    reassign: `Reassign #${id} — ${zoneName(t.zone)}`,
+  };
+  const help = {
+    resolve: 'Feedback note (required): what was done on site.',
+    escalate:
+      t.tier === 'subdistrict'
+        ? 'Blow the whistle (吹哨): the responsible department must report and act.'
+        : `Move the matter up one tier, from ${TIER_LABEL[t.tier] || t.tier}.`,
+    reassign: `Another worker who covers grid ${t.grid}.`,
+  };
+  document.getElementById('action-title').textContent = titles[action];
+  document.getElementById('action-help').textContent = help[action];
+  document.getElementById('action-note').value = '';
+  const toLabel = document.getElementById('to-label');
+  toLabel.classList.toggle('hidden', action !== 'reassign');
+  if (action === 'reassign') {
+    const workers = workersOfGrid(t.grid).filter((w) => w.id !== t.assignee);
+    document.getElementById('action-to').value = '';
+    document.getElementById('action-to-list').innerHTML = workers
+      .map((w) => `<option value="${esc(w.id)}">${esc(w.name || '')}</option>`)
+      .join('');
+  }
+  document.getElementById('action-dialog').showModal();
+  document.getElementById(action === 'reassign' ? 'action-to' : 'action-note').focus();
+}
+
+/** Workers of a grid from `/sites` when it lists them (objects or ids); otherwise those seen on its tickets
+ * (the API gives only a count of workers per site, so the operator may also type any worker id). */
+function workersOfGrid(grid) {
+  const ws = S.siteInfo?.workers;
+  if (Array.isArray(ws)) {
+    return ws
+      .map((w) => (typeof w === 'string' ? { id: w } : w))
+      .filter((w) => !w.grids || w.grids.includes(grid));
+  }
+  const seen = new Set([...S.tickets.values()].filter((t) => t.grid === grid && t.assignee).map((t) => t.assignee));
+  return [...seen].map((id) => ({ id }));
+}
+
+async function act(id, action, body) {
+  try {
+    const t = await api(`/tickets/${id}/${action}`, { method: 'POST', body });
+    S.tickets.set(t.id, t);
+    renderQueue();
+    renderPins();
+    toast(`#${id}: ${action.replace('_', ' ')} done`, 'ok');
+  } catch (e) {
+    if (e.status !== 401) toast(e.message, 'error');
+  }
+}
+
+// ── zone panel ───────────────────────────────────────────────────────────────────────────────────
+
+async function selectZone(id) {
+  const prev = S.selected;
+  S.selected = id || null;
+  if (prev && S.layers.get(prev)) S.layers.get(prev).getElement().classList.remove('selected');
+  document.getElementById('zone-panel').classList.toggle('hidden', !id);
+  document.getElementById('zone-hint').classList.toggle('hidden', !!id);
+  if (!id) return;
+  const layer = S.layers.get(id);
+  if (layer) {
+    layer.getElement().classList.add('selected');
+    layer.bringToFront();
+  }
+  const z = S.zones.get(id);
+  document.getElementById('zone-title').innerHTML = `${esc(z?.name || id)} <span class="muted small">${esc(id)}</span>`;
+  renderZoneFacts();
+  document.getElementById('zone-panel').scrollIntoView({ behavior: 'smooth', block: 'start' });
+  await Promise.all([refreshChart(), renderRules(), renderSources()]);
+}
+
+function renderZoneFacts() {
+  const z = S.zones.get(S.selected);
+  if (!z) return;
+  const t = trendText(z.trend_per_min);
+  const cap = z.capacity && z.count != null ? `${Math.round((100 * z.count) / z.capacity)} %` : '–';
+  const th = z.thresholds || {};
+  document.getElementById('zone-facts').innerHTML = `
+    <div class="fact"><div class="k">level</div><div class="v"><span class="badge ${esc(z.level)}">${esc(z.level)}</span></div></div>
+    <div class="fact"><div class="k">people/m²</div><div class="v num">${fmtDensity(z.density)}</div></div>
+    <div class="fact"><div class="k">people</div><div class="v num">${fmtNum(z.count)}</div></div>
+    <div class="fact"><div class="k">trend</div><div class="v trend ${t.cls}" title="${esc(t.text)}">${t.arrow} <small class="small">${esc(t.text)}</small></div></div>
+    <div class="fact"><div class="k">of capacity</div><div class="v num">${cap}</div></div>
+    <div class="fact"><div class="k">area</div><div class="v num">${fmtNum(z.area_m2)} <small>m²</small></div></div>
+    <div class="fact" style="grid-column: span 3"><div class="k">grid · kind · thresholds (notice / warning / critical)</div>
+      <div>${esc(z.grid)} · ${esc(z.kind)} · <span class="num">${th.notice ?? '–'} / ${th.warning ?? '–'} / ${th.critical ?? '–'}</span> people/m²</div></div>`;
+}
+
+async function refreshChart() {
+  const id = S.selected;
+  if (!id) return;
+  const z = S.zones.get(id);
+  const hours = Number(document.getElementById('chart-hours').value);
+  const to = Date.now();
+  const from = to - hours * 3600e3;
+  const box = document.getElementById('chart');
+  let points;
+  try {
+    points = await api(
+      `/zones/${encodeURIComponent(S.site)}/${encodeURIComponent(id)}/series?from=${new Date(from).toISOString()}&limit=100000`,
+    );
+  } catch (e) {
+    if (e.status !== 401) box.innerHTML = `<p class="muted">${esc(e.message)}</p>`;
+    return;
+  }
+  if (S.selected !== id) return;
+  const bySource = new Map();
+  for (const p of points) {
+    if (!bySource.has(p.source_id)) bySource.set(p.source_id, { kind: p.source, points: [] });
+    bySource.get(p.source_id).points.push([Date.parse(p.ts), p.density]);
+  }
+  const series = [...bySource.entries()]
+    .map(([sid, s]) => ({ label: sid.includes('/') ? sid.split('/').slice(1).join('/') : sid, kind: s.kind, fused: s.kind === 'fused', points: s.points }))
+    .sort((a, b) => Number(a.fused) - Number(b.fused));
+  drawChart(box, series, { from, to, thresholds: z?.thresholds, offsetMin: S.siteInfo?.utc_offset_minutes, title: `Density of ${z?.name}` });
+}
+
+async function renderRules() {
+  const box = document.getElementById('zone-rules');
+  if (!S.rules) {
+    try {
+      S.rules = await api(`/rules?site=${encodeURIComponent(S.site)}`);
+    } catch (e) {
+      box.innerHTML = `<p class="muted">${e.status === 404 ? 'The centre does not serve /rules yet.' : esc(e.message)}</p>`;
+      return;
+    }
+  }
+  const off = S.siteInfo?.utc_offset_minutes;
+  const rules = S.rules.filter((r) => r.zone === S.selected);
+  if (!rules.length) {
+    box.innerHTML = '<p class="muted">No rules for this zone.</p>';
+    return;
+  }
+  box.innerHTML = `<table class="grid compact"><thead><tr><th>rule</th><th>levels</th><th>now</th><th>last fired</th></tr></thead><tbody>${rules
+    .map((r) => {
+      const lv = sortedLevels(r.levels)
+        .map(([k, v]) => `${esc(k)} ${esc(typeof v === 'object' ? JSON.stringify(v) : fmtMetric(r.metric, v))}`)
+        .join('<br>');
+      const st = r.state || {};
+      return `<tr><td><b>${esc(r.rule)}</b><div class="muted small">${esc(r.metric)} · for ${esc(r.for_s)} s · clear ${esc(r.clear_for_s)} s · cooldown ${esc(r.cooldown_s)} s${
+        r.active_now === false ? ' · <b>inactive now</b>' : ''
+      }</div></td><td class="small">${lv}</td><td><span class="badge ${esc(st.level || 'normal')}">${esc(st.level || 'normal')}</span><div class="small num">${
+        fmtMetric(r.metric, st.last_value)
+      }</div>${st.firing_since ? `<div class="small">firing since ${fmtClock(st.firing_since, off)}</div>` : ''}</td><td class="small">${
+        st.last_fired ? fmtDateTime(st.last_fired, off) : 'never'
+      }</td></tr>`;
+    })
+    .join('')}</tbody></table>`;
+}
+
+async function renderSources() {
+  const box = document.getElementById('zone-sources');
+  const id = S.selected;
+  let z;
+  try {
+    z = (await api(`/zones?site=${encodeURIComponent(S.site)}`)).find((x) => x.zone === id);
+  } catch (e) {
+    return;
+  }
+  if (S.selected !== id) return;
+  const off = S.siteInfo?.utc_offset_minutes;
+  const rows = Object.entries(z?.sources || {});
+  box.innerHTML = rows.length
+    ? `<table class="grid compact"><thead><tr><th>source</th><th class="num">people</th><th class="num">/m²</th><th class="num">conf.</th><th>at</th></tr></thead><tbody>${rows
+        .map(
+          ([sid, s]) =>
+            `<tr><td>${esc(sid)}<div class="muted small">${esc(s.kind)}</div></td><td class="num">${fmtNum(s.count)}</td><td class="num">${fmtDensity(
+              s.density,
+            )}</td><td class="num">${fmtNum(s.confidence, 2)}</td><td class="num small">${fmtClock(s.ts, off, true)}</td></tr>`,
+        )
+        .join('')}</tbody></table>`
+    : '<p class="muted">No source has reported for this zone yet.</p>';
+}
+
+// ── replay ───────────────────────────────────────────────────────────────────────────────────────
+
+function wireReplay() {
+  const slider = document.getElementById('slider');
+  slider.oninput = () => scrub(Number(slider.value));
+  document.getElementById('replay-live').onclick = () => exitReplay();
+  document.getElementById('replay-hours').onchange = (e) => {
+    S.replay.hours = Number(e.target.value);
+    S.replay.data = null;
+    if (S.replay.active) scrub(Number(slider.value));
+  };
+  document.getElementById('replay-play').onclick = () => togglePlay();
+}
+
+async function loadReplay() {
+  const to = Date.now();
+  const from = to - S.replay.hours * 3600e3;
+  const data = new Map();
+  document.getElementById('replay-time').textContent = 'loading…';
+  await Promise.all(
+    [...S.zones.keys()].map(async (id) => {
+      const pts = await api(
+        `/zones/${encodeURIComponent(S.site)}/${encodeURIComponent(id)}/series?source=fused&from=${new Date(from).toISOString()}&to=${new Date(
+          to,
+        ).toISOString()}&limit=100000`,
+      );
+      data.set(
+        id,
+        pts.map((p) => ({ t: Date.parse(p.ts), ts: p.ts, density: p.density, count: p.count })),
+      );
+    }),
+  );
+  S.replay.data = data;
+  S.replay.from = from;
+  S.replay.to = to;
+}
+
+/** The last fused reading at or before `t` (none if older than 10 minutes). */
+function replayValueAt(id, t) {
+  const pts = S.replay.data?.get(id);
+  if (!pts || !pts.length) return null;
+  let lo = 0;
+  let hi = pts.length - 1;
+  if (pts[0].t > t) return null;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (pts[mid].t <= t) lo = mid;
+    else hi = mid - 1;
+  }
+  return t - pts[lo].t <= 600e3 ? pts[lo] : null;
+}
+
+async function scrub(v) {
+  if (v >= 1000 && !S.replay.playing) {
+    exitReplay();
+    return;
+  }
+  if (!S.replay.data) {
+    try {
+      await loadReplay();
+    } catch (e) {
+      toast(`Replay unavailable: ${e.message}`, 'error');
+      return;
+    }
+  }
+  S.replay.active = true;
+  S.replay.t = S.replay.from + ((S.replay.to - S.replay.from) * v) / 1000;
+  document.getElementById('replay').classList.add('replaying');
+  document.getElementById('replay-live').disabled = false;
+  document.getElementById('replay-time').textContent = `replay ${fmtClock(S.replay.t, S.siteInfo?.utc_offset_minutes, true)}`;
+  document.body.dataset.replay = 'on';
+  for (const id of S.zones.keys()) paintZone(id);
+  S.pinLayer.remove();
+}
+
+function exitReplay() {
+  if (S.replay.playing) togglePlay();
+  if (!S.replay.active && document.body.dataset.replay !== 'on') return;
+  S.replay.active = false;
+  document.body.dataset.replay = 'off';
+  document.getElementById('slider').value = 1000;
+  document.getElementById('replay').classList.remove('replaying');
+  document.getElementById('replay-live').disabled = true;
+  document.getElementById('replay-time').textContent = 'live';
+  for (const id of S.zones.keys()) paintZone(id);
+  if (map && !map.hasLayer(S.pinLayer)) S.pinLayer.addTo(map);
+  S.replay.data = null; // fetch fresh data next time
+}
+
+function togglePlay() {
+  const btn = document.getElementById('replay-play');
+  if (S.replay.playing) {
+    clearInterval(S.replay.playing);
+    S.replay.playing = null;
+    btn.textContent = '▶';
+    btn.setAttribute('aria-label', 'Play');
+    return;
+  }
+  const slider = document.getElementById('slider');
+  if (Number(slider.value) >= 1000) slider.value = 0;
+  btn.textContent = '❚❚';
+  btn.setAttribute('aria-label', 'Pause');
+  // The whole window in about 40 s.
+  S.replay.playing = setInterval(async () => {
+    const v = Number(slider.value) + 2.5;
+    if (v >= 1000) {
+      togglePlay();
+      exitReplay();
+      return;
+    }
+    slider.value = v;
+    await scrub(v);
+  }, 100);
+  scrub(Number(slider.value));
+}
+
+// ── periodic ─────────────────────────────────────────────────────────────────────────────────────
+
+let lastQueueRender = 0;
+function tick() {
+  const off = S.siteInfo?.utc_offset_minutes;
+  document.getElementById('clock').textContent = `${fmtClock(Date.now(), off, true)} site time`;
+  if (Date.now() - lastQueueRender > 15000) {
+    lastQueueRender = Date.now();
+    if (!document.querySelector('dialog[open]')) renderQueue();
+    if (S.selected && !S.replay.active && Date.now() % 30000 < 15000) refreshChart();
+  }
+}
+
+function renderLegend() {
+  document.getElementById('legend').innerHTML =
+    LEVELS.map((l) => `<div><i style="background:${LEVEL_COLOR[l]}"></i>${l}</div>`).join('') +
+    `<div><i class="pin-i"></i>open ticket</div><div><i class="edge-i"></i>edge online</div><div><i class="edge-off"></i>edge offline</div>`;
+}
+
+void LEVEL_RANK;
+main().catch((e) => {
+  console.error(e);
+  if (e.status !== 401) fatal(e.message);
+});
