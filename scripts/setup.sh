@@ -21,7 +21,10 @@ fi
 
 pkgs=(build-essential pkg-config ca-certificates curl)
 if [ "$want_test" -eq 1 ]; then
-  pkgs+=(mosquitto mosquitto-clients victoria-metrics)
+  # Brokers and the time-series server for the integration tests; Chromium (+ a CJK font, zone names
+  # are Chinese) for the browser tests.
+  pkgs+=(mosquitto mosquitto-clients victoria-metrics chromium fonts-wqy-microhei)
+  command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
 fi
 
 missing=()
@@ -44,5 +47,18 @@ fi
 if [ "$want_test" -eq 1 ] && ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then
   echo "setup: starting mosquitto on 127.0.0.1:1883"
   $sudo_cmd mosquitto -d -c /etc/mosquitto/mosquitto.conf 2>/dev/null || $sudo_cmd mosquitto -d -p 1883
+fi
+if [ "$want_test" -eq 1 ]; then
+  node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if [ "$node_major" -lt 20 ]; then
+    echo "setup: the browser tests need Node.js >= 20 (playwright-core 1.65); found $(node --version 2>/dev/null || echo none)." >&2
+    echo "       Debian 12's nodejs is 18: install Node 20 (e.g. NodeSource) and re-run." >&2
+    exit 1
+  fi
+  here=$(cd "$(dirname "$0")/.." && pwd)
+  if [ ! -d "$here/tests/browser/node_modules/playwright-core" ]; then
+    echo "setup: npm ci in tests/browser"
+    npm ci --prefix "$here/tests/browser" --no-audit --no-fund >/dev/null
+  fi
 fi
 echo "setup: ok"

@@ -243,10 +243,14 @@ pub fn check_one(path: &Path) -> Result<&'static str, ConfigError> {
         Site::load(path).map(|_| "site")
     } else if value.contains_key("sites") {
         CentralConfig::load(path).map(|_| "central")
+    } else if value.contains_key("rule") {
+        // A rules file is checked against the site file beside it.
+        let site = Site::load(&path.with_file_name("site.toml"))?;
+        crate::rules::load(&[path.to_path_buf()], &[std::sync::Arc::new(site)]).map(|_| "rules")
     } else {
         Err(ConfigError::Parse {
             path: path.to_path_buf(),
-            message: "not a central (sites = [...]), edge ([edge]) or site ([[zones]]) file".to_string(),
+            message: "not a central (sites = [...]), edge ([edge]), site ([[zones]]) or rules ([[rule]]) file".to_string(),
         })
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
-use crowdgrid_proto::site::{Community, Grid, Subdistrict};
+use crowdgrid_proto::site::{Community, Grid, Subdistrict, Worker};
 use crowdgrid_proto::{Level, Thresholds};
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +21,7 @@ pub struct Hierarchy {
     subdistricts: Vec<Subdistrict>,
     communities: Vec<Community>,
     grids: Vec<Grid>,
+    workers: Vec<Worker>,
 }
 
 /// One site in `GET /api/v1/sites`.
@@ -53,6 +54,7 @@ pub async fn sites(State(s): State<AppState>, Caller(p): Caller) -> Json<Vec<Sit
                     subdistricts: site.config.subdistricts.clone(),
                     communities: site.config.communities.clone(),
                     grids: site.config.grids.clone(),
+                    workers: site.config.workers.clone(),
                 },
                 tile_url: s.tile_url.clone(),
             })

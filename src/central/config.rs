@@ -426,6 +426,11 @@ impl CentralConfig {
             }
         }
         config.validate(&mut p);
+        if p.is_empty() && !config.rule_files.is_empty() {
+            if let Err(e) = crate::rules::load(&config.rule_files, &sites) {
+                p.push("rule_files", e);
+            }
+        }
         p.into_result(path)?;
         Ok(LoadedCentral { config, sites })
     }

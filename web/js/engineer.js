@@ -141,7 +141,7 @@ async function renderKpis() {
     )
     .join('');
   box.innerHTML = `
-    <p class="muted">${fmtNum(k.tickets)} tickets raised, ${fmtNum(k.resolved)} resolved in the period${S.site ? '' : ', all sites'}.</p>
+    <p class="muted">${fmtNum(k.tickets)} ticket${k.tickets === 1 ? "" : "s"} raised, ${fmtNum(k.resolved)} resolved in the period${S.site ? '' : ', all sites'}.</p>
     <div class="tiers">${tierCards}</div>
     <div class="times">
       ${timeCard('Time to acknowledge', k.time_to_ack_s)}

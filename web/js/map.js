@@ -551,7 +551,8 @@ async function act(id, action, body) {
     S.tickets.set(t.id, t);
     renderQueue();
     renderPins();
-    toast(`#${id}: ${action.replace('_', ' ')} done`, 'ok');
+    const done = { acknowledge: 'acknowledged', on_site: 'marked on site', resolve: 'resolved', escalate: `escalated to ${t.tier}`, reassign: `reassigned to ${t.assignee}` };
+    toast(`#${id} ${done[action] || action}`, 'ok');
   } catch (e) {
     if (e.status !== 401) toast(e.message, 'error');
   }
