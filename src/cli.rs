@@ -250,7 +250,8 @@ pub fn check_one(path: &Path) -> Result<&'static str, ConfigError> {
     } else {
         Err(ConfigError::Parse {
             path: path.to_path_buf(),
-            message: "not a central (sites = [...]), edge ([edge]), site ([[zones]]) or rules ([[rule]]) file".to_string(),
+            message: "not a central (sites = [...]), edge ([edge]), site ([[zones]]) or rules ([[rule]]) file"
+                .to_string(),
         })
     }
 }

@@ -45,7 +45,10 @@ async fn roles_and_grids_are_enforced_on_every_endpoint() {
     tokio::spawn(async move { while el.poll().await.is_ok() {} });
     let mut r = Reading::new("west-taihu", "jetty", SourceKind::Camera, "auth/cam", Utc::now(), 4500.0, 1500.0, 0.9);
     r.seq = 1;
-    client.publish("crowdgrid/v1/west-taihu/jetty/reading", QoS::AtLeastOnce, false, serde_json::to_vec(&r).unwrap()).await.unwrap();
+    client
+        .publish("crowdgrid/v1/west-taihu/jetty/reading", QoS::AtLeastOnce, false, serde_json::to_vec(&r).unwrap())
+        .await
+        .unwrap();
     let ticket = eventually(Duration::from_secs(10), "the jetty ticket", || async {
         let t = get_json(&format!("{api}/api/v1/tickets"), &admin).await;
         t.as_array().unwrap().first().cloned()
@@ -56,7 +59,13 @@ async fn roles_and_grids_are_enforced_on_every_endpoint() {
 
     // 401 on every endpoint without a token or with an unknown one (the spec itself is public).
     for (method, path) in crowdgrid::api::ROUTES {
-        let url = format!("{api}{}", path.replace("{site}", "west-taihu").replace("{zone}", "jetty").replace("{id}", &id.to_string()).replace("{action}", "acknowledge"));
+        let url = format!(
+            "{api}{}",
+            path.replace("{site}", "west-taihu")
+                .replace("{zone}", "jetty")
+                .replace("{id}", &id.to_string())
+                .replace("{action}", "acknowledge")
+        );
         let m = Method::from_bytes(method.as_bytes()).unwrap();
         let (no, _) = call(m.clone(), &url, None, Some(json!({}))).await;
         let (bad, _) = call(m, &url, Some("cg_not_a_token"), Some(json!({}))).await;
@@ -88,23 +97,46 @@ async fn roles_and_grids_are_enforced_on_every_endpoint() {
     // Acting: only the assignee (or an operator); not a colleague, not an engineer.
     let ack = format!("{api}/api/v1/tickets/{id}/acknowledge");
     assert_eq!(call(Method::POST, &ack, Some(&scenic), Some(json!({}))).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(call(Method::POST, &ack, Some(&both), Some(json!({}))).await.0, StatusCode::FORBIDDEN, "sees it, not theirs");
+    assert_eq!(
+        call(Method::POST, &ack, Some(&both), Some(json!({}))).await.0,
+        StatusCode::FORBIDDEN,
+        "sees it, not theirs"
+    );
     assert_eq!(call(Method::POST, &ack, Some(&engineer), Some(json!({}))).await.0, StatusCode::FORBIDDEN);
     let (s, body) = call(Method::POST, &ack, Some(&jetty), Some(json!({}))).await;
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["state"], "acknowledged");
     assert_eq!(call(Method::POST, &ack, Some(&jetty), Some(json!({}))).await.0, StatusCode::CONFLICT, "twice");
     let resolve = format!("{api}/api/v1/tickets/{id}/resolve");
-    assert_eq!(call(Method::POST, &resolve, Some(&jetty), Some(json!({}))).await.0, StatusCode::BAD_REQUEST, "a note is required");
+    assert_eq!(
+        call(Method::POST, &resolve, Some(&jetty), Some(json!({}))).await.0,
+        StatusCode::BAD_REQUEST,
+        "a note is required"
+    );
     let reassign = format!("{api}/api/v1/tickets/{id}/reassign");
-    assert_eq!(call(Method::POST, &reassign, Some(&jetty), Some(json!({"to": "zhao-qiang"}))).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(call(Method::POST, &reassign, Some(&operator), Some(json!({"to": "wang-lei"}))).await.0, StatusCode::BAD_REQUEST, "not on that grid");
-    let (s, body) = call(Method::POST, &reassign, Some(&operator), Some(json!({"to": "zhao-qiang", "note": "liu-fang off shift"}))).await;
+    assert_eq!(
+        call(Method::POST, &reassign, Some(&jetty), Some(json!({"to": "zhao-qiang"}))).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(Method::POST, &reassign, Some(&operator), Some(json!({"to": "wang-lei"}))).await.0,
+        StatusCode::BAD_REQUEST,
+        "not on that grid"
+    );
+    let (s, body) =
+        call(Method::POST, &reassign, Some(&operator), Some(json!({"to": "zhao-qiang", "note": "liu-fang off shift"})))
+            .await;
     assert_eq!((s, body["assignee"].clone()), (StatusCode::OK, json!("zhao-qiang")));
-    let (s, body) = call(Method::POST, &resolve, Some(&both), Some(json!({"note": "queue split into two lines"}))).await;
+    let (s, body) =
+        call(Method::POST, &resolve, Some(&both), Some(json!({"note": "queue split into two lines"}))).await;
     assert_eq!((s, body["state"].clone()), (StatusCode::OK, json!("resolved")));
     let detail = get_json(&format!("{api}/api/v1/tickets/{id}"), &operator).await;
-    let actors: Vec<_> = detail["events"].as_array().unwrap().iter().map(|e| (e["kind"].as_str().unwrap().to_string(), e["actor"].as_str().unwrap().to_string())).collect();
+    let actors: Vec<_> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_string(), e["actor"].as_str().unwrap().to_string()))
+        .collect();
     assert_eq!(actors[2], ("acknowledged".into(), "liu-fang".into()));
     assert_eq!(actors[3].0, "reassigned");
     assert!(actors[3].1.starts_with("operator:"));
@@ -112,7 +144,11 @@ async fn roles_and_grids_are_enforced_on_every_endpoint() {
 
     // Role-scoped reads.
     for path in ["/api/v1/rules", "/api/v1/kpis", "/api/v1/outbox"] {
-        assert_eq!(call(Method::GET, &format!("{api}{path}"), Some(&scenic), None).await.0, StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(
+            call(Method::GET, &format!("{api}{path}"), Some(&scenic), None).await.0,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
         assert_eq!(call(Method::GET, &format!("{api}{path}"), Some(&engineer), None).await.0, StatusCode::OK, "{path}");
     }
     let kpis = get_json(&format!("{api}/api/v1/kpis"), &operator).await;
@@ -121,7 +157,10 @@ async fn roles_and_grids_are_enforced_on_every_endpoint() {
 
     // Tokens: admins only; the new token works at once.
     let body = json!({"name": "night-operator", "role": "operator"});
-    assert_eq!(call(Method::POST, &format!("{api}/api/v1/tokens"), Some(&operator), Some(body.clone())).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(Method::POST, &format!("{api}/api/v1/tokens"), Some(&operator), Some(body.clone())).await.0,
+        StatusCode::FORBIDDEN
+    );
     let (s, created) = call(Method::POST, &format!("{api}/api/v1/tokens"), Some(&admin), Some(body)).await;
     assert_eq!(s, StatusCode::OK);
     let fresh = created["token"].as_str().unwrap();

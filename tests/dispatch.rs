@@ -23,9 +23,26 @@ async fn publisher(host: String, port: u16) -> AsyncClient {
 }
 
 async fn publish(client: &AsyncClient, zone: &str, area: f64, density: f64, seq: u64) {
-    let mut r = Reading::new("west-taihu", zone, SourceKind::Camera, &format!("disp/{zone}"), Utc::now(), density * area, area, 0.9);
+    let mut r = Reading::new(
+        "west-taihu",
+        zone,
+        SourceKind::Camera,
+        &format!("disp/{zone}"),
+        Utc::now(),
+        density * area,
+        area,
+        0.9,
+    );
     r.seq = seq;
-    client.publish(format!("crowdgrid/v1/west-taihu/{zone}/reading"), QoS::AtLeastOnce, false, serde_json::to_vec(&r).unwrap()).await.unwrap();
+    client
+        .publish(
+            format!("crowdgrid/v1/west-taihu/{zone}/reading"),
+            QoS::AtLeastOnce,
+            false,
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .await
+        .unwrap();
 }
 
 /// Collects `(topic, event, tier)` of every notification under `filter`.
@@ -48,7 +65,11 @@ async fn watch(host: &str, port: u16, filter: &str) -> Arc<Mutex<Vec<(String, St
                 Event::Incoming(Packet::Publish(p)) => {
                     let v: Value = serde_json::from_slice(&p.payload).unwrap();
                     let tier = v["ticket"]["tier"].as_str().unwrap_or_default().to_string();
-                    out.lock().unwrap().push((p.topic.clone(), v["event"].as_str().unwrap_or_default().to_string(), tier));
+                    out.lock().unwrap().push((
+                        p.topic.clone(),
+                        v["event"].as_str().unwrap_or_default().to_string(),
+                        tier,
+                    ));
                 }
                 _ => {}
             }
@@ -98,7 +119,12 @@ async fn unacknowledged_ticket_climbs_to_the_department() {
     assert!(escalations[1].starts_with("community -> subdistrict: not resolved within 3 s"), "{escalations:?}");
     assert!(escalations[2].starts_with("subdistrict -> department"), "{escalations:?}");
     let opened = chrono::DateTime::parse_from_rfc3339(detail["opened_at"].as_str().unwrap()).unwrap();
-    let whistle = chrono::DateTime::parse_from_rfc3339(detail["events"].as_array().unwrap().iter().rfind(|e| e["kind"] == "escalated").unwrap()["ts"].as_str().unwrap()).unwrap();
+    let whistle = chrono::DateTime::parse_from_rfc3339(
+        detail["events"].as_array().unwrap().iter().rfind(|e| e["kind"] == "escalated").unwrap()["ts"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
     let took = (whistle - opened).num_milliseconds();
     assert!((5_000..9_000).contains(&took), "whistle {took} ms after raising (3 s resolve + 2 s sub-district)");
 
@@ -154,8 +180,12 @@ async fn webhook_failing_first_deliveries_gets_each_notification_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut loaded = central_embedded(dir.path());
-    loaded.config.notify.webhooks =
-        vec![WebhookConfig { name: "city-hub".into(), url: format!("http://{hook_addr}/hook"), secret: secret.into(), max_attempts: 10 }];
+    loaded.config.notify.webhooks = vec![WebhookConfig {
+        name: "city-hub".into(),
+        url: format!("http://{hook_addr}/hook"),
+        secret: secret.into(),
+        max_attempts: 10,
+    }];
     let db = loaded.config.store.path.clone();
     let central = crowdgrid::central::start(loaded).await.unwrap();
     let (host, port) = central.mqtt.clone();
@@ -184,7 +214,10 @@ async fn webhook_failing_first_deliveries_gets_each_notification_once() {
     assert_eq!(resp.status(), 200);
 
     let s2 = state.clone();
-    eventually(Duration::from_secs(30), "four deliveries", || async { (s2.lock().unwrap().accepted.len() == 4).then_some(()) }).await;
+    eventually(Duration::from_secs(30), "four deliveries", || async {
+        (s2.lock().unwrap().accepted.len() == 4).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let s = state.lock().unwrap();
     assert_eq!(s.accepted.len(), 4, "no extra deliveries");
@@ -196,7 +229,10 @@ async fn webhook_failing_first_deliveries_gets_each_notification_once() {
     let pending = get_json(&format!("{api}/api/v1/outbox"), &tok).await;
     assert!(pending.as_array().unwrap().is_empty(), "nothing left undelivered: {pending}");
     let detail = get_json(&format!("{api}/api/v1/tickets/{}", first["id"]), &tok).await;
-    assert!(detail["events"].as_array().unwrap().iter().any(|e| e["kind"] == "notified"), "the trail records deliveries");
+    assert!(
+        detail["events"].as_array().unwrap().iter().any(|e| e["kind"] == "notified"),
+        "the trail records deliveries"
+    );
     assert!(central.metrics.webhook_failures.get() >= 3);
     central.stop().await;
 }

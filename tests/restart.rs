@@ -1,0 +1,152 @@
+//! The centre is SIGKILLed with a rule pending its `for` timer and a ticket open; after a restart no
+//! ticket is lost, none is duplicated, and the pending timer resumes where it was (on data time).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::*;
+use crowdgrid_proto::{Reading, SourceKind};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
+use serde_json::Value;
+
+fn write_config(dir: &Path, mqtt: u16, api: u16) -> std::path::PathBuf {
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"
+site = "west-taihu"
+
+[[rule]]
+id = "beach-sustained"
+metric = "density"
+zones = ["beach"]
+for_s = 20
+
+[[rule]]
+id = "jetty-now"
+metric = "density"
+zones = ["jetty"]
+"#,
+    )
+    .unwrap();
+    let path = dir.join("central.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "sites = [\"{}\"]\nrule_files = [\"{}\"]\n[broker]\nmode = \"embedded\"\nlisten = \"127.0.0.1:{mqtt}\"\n\
+             [store]\npath = \"{}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n",
+            root().join("config/west-taihu/site.toml").display(),
+            rules.display(),
+            dir.join("central.db").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn start(config: &Path, api: &str, log: &Path) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_crowdgrid"))
+        .args(["central", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(20), "the centre to answer", || async {
+        let ok = reqwest::get(format!("{api}/healthz")).await.ok()?.json::<Value>().await.ok()?;
+        (ok["status"] == "ok").then_some(())
+    })
+    .await;
+    child
+}
+
+async fn publisher(port: u16) -> AsyncClient {
+    let (client, mut el) = AsyncClient::new(MqttOptions::new(format!("restart-{}", unique()), "127.0.0.1", port), 100);
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    client
+}
+
+async fn publish(c: &AsyncClient, zone: &str, area: f64, density: f64, ts: DateTime<Utc>, seq: u64) {
+    let mut r =
+        Reading::new("west-taihu", zone, SourceKind::Camera, &format!("restart/{zone}"), ts, density * area, area, 0.9);
+    r.seq = seq;
+    c.publish(
+        format!("crowdgrid/v1/west-taihu/{zone}/reading"),
+        QoS::AtLeastOnce,
+        false,
+        serde_json::to_vec(&r).unwrap(),
+    )
+    .await
+    .unwrap();
+}
+
+async fn tickets(api: &str, tok: &str) -> Vec<Value> {
+    get_json(&format!("{api}/api/v1/tickets?state=all"), tok).await.as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_pending_rule_and_open_ticket_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mqtt = crowdgrid::central::broker::free_loopback_addr().unwrap().port();
+    let api_port = crowdgrid::central::broker::free_loopback_addr().unwrap().port();
+    let api = format!("http://127.0.0.1:{api_port}");
+    let config = write_config(dir.path(), mqtt, api_port);
+    let mut centre = start(&config, &api, &dir.path().join("c1.log")).await;
+    let tok = admin(&dir.path().join("central.db"));
+    let c = publisher(mqtt).await;
+
+    // The jetty crosses at once (for 0): a ticket. The beach is crowded from t0 but needs 20 s.
+    let t0 = Utc::now() - chrono::Duration::seconds(60);
+    publish(&c, "jetty", 1500.0, 3.0, t0, 1).await;
+    for (i, dt) in [0, 5, 10].into_iter().enumerate() {
+        publish(&c, "beach", 8000.0, 4.0, t0 + chrono::Duration::seconds(dt), i as u64 + 1).await;
+    }
+    eventually(Duration::from_secs(10), "the jetty ticket", || async {
+        let t = tickets(&api, &tok).await;
+        (t.len() == 1 && t[0]["zone"] == "jetty").then_some(())
+    })
+    .await;
+    // Let the rule state be saved (every 2 s), then kill -9.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    centre.kill().unwrap();
+    centre.wait().unwrap();
+
+    let mut centre = start(&config, &api, &dir.path().join("c2.log")).await;
+    let c = publisher(mqtt).await;
+    let after = tickets(&api, &tok).await;
+    assert_eq!(after.len(), 1, "no ticket lost, none invented: {after:?}");
+    assert_eq!(after[0]["state"], "dispatched");
+    let jetty_id = after[0]["id"].clone();
+
+    // The jetty is still crowded: the same ticket, not a second one.
+    publish(&c, "jetty", 1500.0, 3.2, t0 + chrono::Duration::seconds(12), 2).await;
+    // 15 s into the beach's 20 s: still pending; at 21 s it fires (only if the timer from t0 survived).
+    publish(&c, "beach", 8000.0, 4.0, t0 + chrono::Duration::seconds(15), 4).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(tickets(&api, &tok).await.len(), 1, "beach not yet: 15 s < 20 s");
+    publish(&c, "beach", 8000.0, 4.0, t0 + chrono::Duration::seconds(21), 5).await;
+    let all = eventually(Duration::from_secs(10), "the beach ticket", || async {
+        let t = tickets(&api, &tok).await;
+        (t.len() == 2).then_some(t)
+    })
+    .await;
+    let beach = all.iter().find(|t| t["zone"] == "beach").unwrap();
+    assert_eq!(beach["rule"], "beach-sustained");
+    let opened = DateTime::parse_from_rfc3339(beach["opened_at"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        opened.timestamp(),
+        (t0 + chrono::Duration::seconds(21)).timestamp(),
+        "fired on the reading 21 s after the pending start"
+    );
+    let jetty: Vec<_> = all.iter().filter(|t| t["zone"] == "jetty").collect();
+    assert_eq!(jetty.len(), 1);
+    assert_eq!(jetty[0]["id"], jetty_id);
+
+    let _ = Command::new("kill").arg("-TERM").arg(centre.id().to_string()).status();
+    let status = centre.wait().unwrap();
+    assert!(status.success(), "graceful stop on SIGTERM: {status:?}");
+}
