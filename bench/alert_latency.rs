@@ -59,8 +59,7 @@ fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
 }
 
 fn parse_args() -> Args {
-    let mut args =
-        Args { samples: 200, host: "127.0.0.1".into(), port: 1883, timeout: Duration::from_secs(10) };
+    let mut args = Args { samples: 200, host: "127.0.0.1".into(), port: 1883, timeout: Duration::from_secs(10) };
     if let Ok(v) = std::env::var("CROWDGRID_BENCH_SAMPLES") {
         args.samples = parse_num("CROWDGRID_BENCH_SAMPLES", Some(v));
     }
@@ -265,6 +264,29 @@ fn write_rules(dir: &Path, sites: &[String]) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
+/// What the broker says it is (`$SYS/broker/version`, retained by Mosquitto), if it says.
+async fn broker_version(host: &str, port: u16, client_id: &str) -> Option<String> {
+    let (c, mut el) = client(client_id, host, port);
+    c.subscribe("$SYS/broker/version", QoS::AtMostOnce).await.ok()?;
+    let version = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    return Some(String::from_utf8_lossy(&p.payload).into_owned())
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten();
+    let _ = c.try_disconnect();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async { while el.poll().await.is_ok() {} }).await;
+    version
+}
+
 /// Removes the centre's persistent session from the broker (a clean-session connect replaces it).
 async fn drop_session(host: &str, port: u16, client_id: &str) {
     let mut opts = MqttOptions::new(client_id, host, port);
@@ -351,6 +373,10 @@ async fn run(args: Args) -> i32 {
         return 2;
     }
 
+    let broker = broker_version(&args.host, args.port, &format!("{client_id}-sys"))
+        .await
+        .unwrap_or_else(|| "unknown broker (no $SYS/broker/version)".into());
+
     let central = match crowdgrid::central::start(loaded).await {
         Ok(c) => c,
         Err(e) => {
@@ -407,7 +433,7 @@ async fn run(args: Args) -> i32 {
     while notes.try_recv().is_ok() {}
 
     println!(
-        "crowdgrid alert latency bench: {} samples over {} zones; broker: external MQTT at {}:{} (Mosquitto if the system one), QoS 1",
+        "crowdgrid alert latency bench: {} samples over {} zones; broker: {broker} at {}:{} (external), QoS 1",
         args.samples,
         zones.len(),
         args.host,
@@ -440,7 +466,10 @@ async fn run(args: Args) -> i32 {
             }
             None => {
                 missed_raise += 1;
-                eprintln!("sample {i}: no raised/reopened notification for {}/{} within {:?}", z.site, z.zone, args.timeout);
+                eprintln!(
+                    "sample {i}: no raised/reopened notification for {}/{} within {:?}",
+                    z.site, z.zone, args.timeout
+                );
             }
         }
         let payload = z.reading(0.1);

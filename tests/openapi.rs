@@ -257,7 +257,12 @@ async fn crowd_the_beach(host: &str, port: u16, area_m2: f64, warning: f64) {
     r.classes = Some(crowdgrid_proto::ClassCounts { person: r.count, vehicle: 0.0 });
     let (client, mut el) = AsyncClient::new(MqttOptions::new(format!("openapi-{}", unique()), host, port), 10);
     client
-        .publish(topic::reading("crowdgrid/v1", "west-taihu", "beach"), QoS::AtLeastOnce, false, serde_json::to_vec(&r).unwrap())
+        .publish(
+            topic::reading("crowdgrid/v1", "west-taihu", "beach"),
+            QoS::AtLeastOnce,
+            false,
+            serde_json::to_vec(&r).unwrap(),
+        )
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
