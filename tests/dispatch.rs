@@ -219,13 +219,15 @@ async fn webhook_failing_first_deliveries_gets_each_notification_once() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let s = state.lock().unwrap();
-    assert_eq!(s.accepted.len(), 4, "no extra deliveries");
-    assert_eq!(s.calls, 7, "3 failures + 4 successes");
-    let mut events: Vec<String> = s.accepted.values().map(|v| v["event"].as_str().unwrap().to_string()).collect();
+    let (accepted, calls, mut events) = {
+        let s = state.lock().unwrap();
+        let events: Vec<String> = s.accepted.values().map(|v| v["event"].as_str().unwrap().to_string()).collect();
+        (s.accepted.len(), s.calls, events)
+    };
+    assert_eq!(accepted, 4, "no extra deliveries");
+    assert_eq!(calls, 7, "3 failures + 4 successes");
     events.sort();
     assert_eq!(events, ["acknowledged", "raised", "raised", "raised"]);
-    drop(s);
     let pending = get_json(&format!("{api}/api/v1/outbox"), &tok).await;
     assert!(pending.as_array().unwrap().is_empty(), "nothing left undelivered: {pending}");
     let detail = get_json(&format!("{api}/api/v1/tickets/{}", first["id"]), &tok).await;
