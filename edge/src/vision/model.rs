@@ -62,6 +62,21 @@ pub struct SlicingConfig {
     pub full_frame: bool,
 }
 
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            manifest: default_manifest(),
+            name: default_model(),
+            threads: default_threads(),
+            person_threshold: default_person_threshold(),
+            vehicle_threshold: default_vehicle_threshold(),
+            nms_iou: default_nms_iou(),
+            runtime_path: None,
+            slicing: None,
+        }
+    }
+}
+
 fn default_manifest() -> PathBuf {
     "../../models/manifest.toml".into()
 }
@@ -284,6 +299,21 @@ impl Detector {
                 Ok(decode::nanodet(&levels, s, &self.map))
             }
         }
+    }
+
+    /// Runs the session on a ready `[1, 3, size, size]` float tensor and returns every output as
+    /// (name, shape, values): for comparing with a reference implementation.
+    pub fn raw_outputs(&mut self, chw: Vec<f32>) -> Result<Vec<(String, Vec<i64>, Vec<f32>)>, ModelError> {
+        let s = self.spec.input_size as usize;
+        let input = Tensor::from_array(([1usize, 3, s, s], chw)).map_err(|e| self.ort(e))?;
+        let name = self.spec.name.clone();
+        let outputs = self.session.run(ort::inputs![input]).map_err(|e| ModelError::Ort { model: name.clone(), message: e.to_string() })?;
+        let mut out = Vec::new();
+        for (k, v) in outputs.iter() {
+            let (shape, data) = v.try_extract_tensor::<f32>().map_err(|e| ModelError::Outputs { model: name.clone(), message: e.to_string() })?;
+            out.push((k.to_string(), shape.iter().copied().collect(), data.to_vec()));
+        }
+        Ok(out)
     }
 
     fn ort(&self, e: ort::Error) -> ModelError {
