@@ -219,7 +219,7 @@ fn stream(
 ) {
     let mut backoff = Duration::from_millis(500);
     while !stop.is_cancelled() {
-        let opened = videoio::VideoCapture::from_file(name, videoio::CAP_ANY).and_then(|c| c.is_opened().map(|o| (c, o)));
+        let opened = videoio::VideoCapture::from_file(name, videoio::CAP_FFMPEG).and_then(|c| c.is_opened().map(|o| (c, o)));
         let mut cap = match opened {
             Ok((c, true)) => c,
             Ok((_, false)) | Err(_) => {

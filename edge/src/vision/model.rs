@@ -145,6 +145,7 @@ pub struct Detector {
     resized: Mat,
     buf_f32: Vec<f32>,
     buf_u8: Vec<u8>,
+    model_time: std::time::Duration,
 }
 
 impl std::fmt::Debug for Detector {
@@ -186,7 +187,13 @@ impl Detector {
             resized: Mat::default(),
             buf_f32: Vec::new(),
             buf_u8: Vec::new(),
+            model_time: std::time::Duration::ZERO,
         })
+    }
+
+    /// Time spent inside ONNX Runtime (session runs only) since load: the model-only figure of the benchmark.
+    pub fn model_time(&self) -> std::time::Duration {
+        self.model_time
     }
 
     /// The manifest entry.
@@ -227,7 +234,9 @@ impl Detector {
                 super::preprocess::fill_hwc_u8(&mut self.buf_u8, self.resized.data_bytes()?, &self.spec);
                 let s = size as usize;
                 let input = Tensor::from_array(([1usize, s, s, 3], std::mem::take(&mut self.buf_u8))).map_err(|e| self.ort(e))?;
+                let t0 = std::time::Instant::now();
                 let outputs = self.session.run(ort::inputs![input]).map_err(|e| ModelError::Ort { model: self.spec.name.clone(), message: e.to_string() })?;
+                self.model_time += t0.elapsed();
                 let get = |name: &str| -> Result<Vec<f32>, ModelError> {
                     let v = outputs.get(name).ok_or_else(|| ModelError::Outputs { model: String::new(), message: format!("no output {name}") })?;
                     let (_, data) = v.try_extract_tensor::<f32>().map_err(|e| ModelError::Outputs { model: String::new(), message: e.to_string() })?;
@@ -262,7 +271,9 @@ impl Detector {
         let data = std::mem::take(&mut self.buf_f32);
         let input = Tensor::from_array(([1usize, 3, s, s], data)).map_err(|e| self.ort(e))?;
         let name = self.spec.name.clone();
+        let t0 = std::time::Instant::now();
         let outputs = self.session.run(ort::inputs![input]).map_err(|e| ModelError::Ort { model: name.clone(), message: e.to_string() })?;
+        self.model_time += t0.elapsed();
         let bad = |message: String| ModelError::Outputs { model: name.clone(), message };
         let mut views: Vec<(Vec<i64>, &[f32])> = Vec::new();
         for i in 0..outputs.len() {
