@@ -45,8 +45,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg = ModelConfig { manifest: root.join("models/manifest.toml"), threads, ..ModelConfig::default() };
     let mut det = Detector::load(&cfg)?;
     let zones = vec![
-        ImageZone { zone: "gate-plaza".into(), polygon: vec![[0.0, 120.0], [768.0, 120.0], [768.0, 576.0], [0.0, 576.0]], vehicle_lane: false, area_m2: 475.0 },
-        ImageZone { zone: "pickup-lane".into(), polygon: vec![[600.0, 30.0], [768.0, 30.0], [768.0, 110.0], [600.0, 110.0]], vehicle_lane: true, area_m2: 40.0 },
+        ImageZone {
+            zone: "gate-plaza".into(),
+            polygon: vec![[0.0, 120.0], [768.0, 120.0], [768.0, 576.0], [0.0, 576.0]],
+            vehicle_lane: false,
+            area_m2: 475.0,
+        },
+        ImageZone {
+            zone: "pickup-lane".into(),
+            polygon: vec![[600.0, 30.0], [768.0, 30.0], [768.0, 110.0], [600.0, 110.0]],
+            vehicle_lane: true,
+            area_m2: 40.0,
+        },
     ];
     let mut smoother = Smoother::new(5);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1024);
@@ -68,7 +78,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         persons += dets.iter().filter(|d| d.class == crowdgrid_edge::vision::detect::Class::Person).count();
         if let Some(mean) = smoother.mean() {
             for (z, c) in zones.iter().zip(mean) {
-                let mut r = Reading::new("boai-school", &z.zone, SourceKind::Camera, "bench/cam", Utc::now(), c.person, z.area_m2, 0.8);
+                let mut r = Reading::new(
+                    "boai-school",
+                    &z.zone,
+                    SourceKind::Camera,
+                    "bench/cam",
+                    Utc::now(),
+                    c.person,
+                    z.area_m2,
+                    0.8,
+                );
                 r.classes = Some(ClassCounts { person: c.person, vehicle: c.vehicle });
                 r.conflict = Some(c.conflict);
                 tx.try_send(serde_json::to_vec(&r)?)?;
@@ -110,7 +129,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("  speed ratio rust/python  {:8.2} × (goal ≥ 1.5 ×)", rust_fps / py_fps);
         }
         Ok(o) => println!("  python pipeline failed: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(e) => println!("  python pipeline not run ({}): {e}; run scripts/setup.sh --test", Path::new(&python).display()),
+        Err(e) => {
+            println!("  python pipeline not run ({}): {e}; run scripts/setup.sh --test", Path::new(&python).display())
+        }
     }
     Ok(())
 }

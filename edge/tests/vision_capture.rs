@@ -18,7 +18,12 @@ fn root() -> PathBuf {
 }
 
 fn settings() -> CaptureSettings {
-    CaptureSettings { source_id: "e/cam".into(), kind: "camera", max_fps: 100.0, max_backoff: Duration::from_millis(400) }
+    CaptureSettings {
+        source_id: "e/cam".into(),
+        kind: "camera",
+        max_fps: 100.0,
+        max_backoff: Duration::from_millis(400),
+    }
 }
 
 /// Runs capture on `input` in a thread, collecting frame indices until `until` holds or 20 s pass.
@@ -55,7 +60,11 @@ fn mjpeg_stream_that_dies_reconnects_and_continues() {
             let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n");
             for _ in 0..5 {
                 let head = format!("--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n", jpeg.len());
-                if s.write_all(head.as_bytes()).and_then(|_| s.write_all(&jpeg)).and_then(|_| s.write_all(b"\r\n")).is_err() {
+                if s.write_all(head.as_bytes())
+                    .and_then(|_| s.write_all(&jpeg))
+                    .and_then(|_| s.write_all(b"\r\n"))
+                    .is_err()
+                {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -68,7 +77,9 @@ fn mjpeg_stream_that_dies_reconnects_and_continues() {
     });
     let health = Health::new();
     let url = format!("http://{addr}/video.mjpg");
-    let got = capture_until(VideoInput::Http { url }, &health, |got, _| got.iter().filter(|i| **i == 0).count() >= 2 && got.len() >= 6);
+    let got = capture_until(VideoInput::Http { url }, &health, |got, _| {
+        got.iter().filter(|i| **i == 0).count() >= 2 && got.len() >= 6
+    });
     server.join().unwrap();
     assert!(got.iter().filter(|i| **i == 0).count() >= 2, "frames from two connections: {got:?}");
     let h = &health.snapshot()[0];
@@ -82,7 +93,9 @@ fn corrupt_video_file_is_an_error_with_its_path() {
     let bad = dir.path().join("broken.avi");
     std::fs::write(&bad, b"RIFF\x10\x00\x00\x00AVI LIST garbage garbage garbage").unwrap();
     let health = Health::new();
-    let got = capture_until(VideoInput::File { path: bad.clone(), r#loop: false }, &health, |_, h| h.rejected_count("e/cam", "input_error") >= 2);
+    let got = capture_until(VideoInput::File { path: bad.clone(), r#loop: false }, &health, |_, h| {
+        h.rejected_count("e/cam", "input_error") >= 2
+    });
     assert!(got.is_empty());
     let h = &health.snapshot()[0];
     assert!(h.rejected["input_error"] >= 2, "retried with backoff and counted: {h:?}");

@@ -18,7 +18,8 @@ fn config() -> ModelConfig {
 }
 
 fn image(name: &str) -> Mat {
-    let m = imgcodecs::imread(root().join("tests/data/vision").join(name).to_str().unwrap(), imgcodecs::IMREAD_COLOR).unwrap();
+    let m = imgcodecs::imread(root().join("tests/data/vision").join(name).to_str().unwrap(), imgcodecs::IMREAD_COLOR)
+        .unwrap();
     assert!(!m.empty(), "{name} decodes");
     m
 }
@@ -30,7 +31,8 @@ fn counts(d: &[Detection]) -> (usize, usize) {
 /// Hand-counted from the images (people fully or mostly visible; vtest: the parked van and car).
 /// Tolerance: persons within ±1 (a detector misses a person hidden behind another or the sign post),
 /// vehicles exact.
-const TRUTH: [(&str, usize, usize); 4] = [("vtest_100.jpg", 7, 2), ("vtest_300.jpg", 6, 2), ("vtest_500.jpg", 4, 2), ("vtest_700.jpg", 8, 2)];
+const TRUTH: [(&str, usize, usize); 4] =
+    [("vtest_100.jpg", 7, 2), ("vtest_300.jpg", 6, 2), ("vtest_500.jpg", 4, 2), ("vtest_700.jpg", 8, 2)];
 
 #[test]
 fn golden_counts_on_vtest_frames() {
@@ -78,7 +80,8 @@ fn iou(a: &Detection, b: &[f64]) -> f64 {
 #[test]
 fn detections_match_the_python_onnxruntime_reference() {
     let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/vision/reference.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/vision/reference.json")).unwrap())
+            .unwrap();
     let mut det = Detector::load(&config()).unwrap();
     for (name, want) in reference["images"].as_object().unwrap() {
         let got = det.detect(&image(name)).unwrap();
@@ -88,8 +91,17 @@ fn detections_match_the_python_onnxruntime_reference() {
             let b: Vec<f64> = w["box"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
             let score = w["score"].as_f64().unwrap();
             let class = if w["class"] == "person" { Class::Person } else { Class::Vehicle };
-            let best = got.iter().filter(|g| g.class == class).map(|g| (iou(g, &b), (g.score as f64 - score).abs())).fold((0.0, 1.0), |a, x| if x.0 > a.0 { x } else { a });
-            assert!(best.0 > 0.95 && best.1 < 0.02, "{name}: python box {b:?} {score} best match IoU {} Δscore {}", best.0, best.1);
+            let best = got
+                .iter()
+                .filter(|g| g.class == class)
+                .map(|g| (iou(g, &b), (g.score as f64 - score).abs()))
+                .fold((0.0, 1.0), |a, x| if x.0 > a.0 { x } else { a });
+            assert!(
+                best.0 > 0.95 && best.1 < 0.02,
+                "{name}: python box {b:?} {score} best match IoU {} Δscore {}",
+                best.0,
+                best.1
+            );
         }
     }
 }
@@ -97,7 +109,8 @@ fn detections_match_the_python_onnxruntime_reference() {
 #[test]
 fn raw_outputs_match_the_python_reference_on_a_synthetic_tensor() {
     let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/vision/reference.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/vision/reference.json")).unwrap())
+            .unwrap();
     let s = 416usize;
     let mut t = vec![0f32; 3 * s * s];
     for c in 0..3 {

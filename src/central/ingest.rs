@@ -74,6 +74,7 @@ impl RejectLog {
 }
 
 /// Polls the event loop until `shutdown`, re-subscribing on every connection.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     settings: MqttSettings,
     client: AsyncClient,

@@ -190,7 +190,13 @@ fn validate_common(
 }
 
 pub(super) fn validate_camera(c: &CameraConfig, site: &Site, path: &str, p: &mut Problems) {
-    validate_common(path, &c.video, &c.model, (c.max_fps, c.frame_queue, c.smoothing_frames, c.report_interval_ms, c.confidence), p);
+    validate_common(
+        path,
+        &c.video,
+        &c.model,
+        (c.max_fps, c.frame_queue, c.smoothing_frames, c.report_interval_ms, c.confidence),
+        p,
+    );
     let h = match Homography::fit(&c.calibration.image, &c.calibration.ground) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -215,7 +221,10 @@ pub(super) fn validate_camera(c: &CameraConfig, site: &Site, path: &str, p: &mut
         } else if let Some(h) = &h {
             match h.ground_area(&z.polygon) {
                 Some(a) if a.is_finite() && a >= 1.0 => {}
-                Some(a) => p.push(format!("{zp}.polygon"), format!("ground area {a:.2} m² is too small (check the calibration)")),
+                Some(a) => p.push(
+                    format!("{zp}.polygon"),
+                    format!("ground area {a:.2} m² is too small (check the calibration)"),
+                ),
                 None => p.push(format!("{zp}.polygon"), "reaches beyond the horizon of the calibration"),
             }
         }
@@ -223,7 +232,13 @@ pub(super) fn validate_camera(c: &CameraConfig, site: &Site, path: &str, p: &mut
 }
 
 pub(super) fn validate_drone(c: &DroneConfig, site: &Site, path: &str, p: &mut Problems) {
-    validate_common(path, &c.video, &c.model, (c.max_fps, c.frame_queue, c.smoothing_frames, c.report_interval_ms, c.confidence), p);
+    validate_common(
+        path,
+        &c.video,
+        &c.model,
+        (c.max_fps, c.frame_queue, c.smoothing_frames, c.report_interval_ms, c.confidence),
+        p,
+    );
     if let Err(e) = crate::vision::drone::load_telemetry(&c.telemetry) {
         p.push(format!("{path}.telemetry"), e.to_string());
     }
@@ -234,5 +249,77 @@ pub(super) fn validate_drone(c: &DroneConfig, site: &Site, path: &str, p: &mut P
         if site.zone(z).is_none() {
             p.push(format!("{path}.zones[{j}]"), format!("unknown zone {z:?} in site {:?}", site.config.id));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceConfig;
+
+    fn problems(src: &str) -> String {
+        let cfg: SourceConfig = toml::from_str(src).unwrap();
+        let site = crate::source::testing::site();
+        let mut p = Problems::new();
+        match &cfg {
+            SourceConfig::Camera(c) => validate_camera(c, &site, "sources[0]", &mut p),
+            SourceConfig::Drone(c) => validate_drone(c, &site, "sources[0]", &mut p),
+            _ => unreachable!(),
+        }
+        p.into_result(std::path::Path::new("edge.toml")).map(|_| String::new()).unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_bad_camera_reports_every_problem_at_once() {
+        let err = problems(
+            r#"type = "camera"
+id = "cam"
+video = { kind = "rtsp", url = "http://not-rtsp" }
+model = { manifest = "/nonexistent/manifest.toml", person_threshold = 1.5, threads = 0 }
+max_fps = 0.0
+frame_queue = 5
+calibration = { image = [[0, 0], [1, 1], [2, 2]], ground = [[0, 0], [1, 1], [2, 2]] }
+zones = [{ zone = "nowhere", polygon = [[0, 0], [1, 1]] }, { zone = "plaza", polygon = [[0, 0], [10, 0], [10, 10]] }]"#,
+        );
+        for needle in [
+            "sources[0].video.url",
+            "sources[0].max_fps",
+            "sources[0].frame_queue",
+            "sources[0].model.person_threshold",
+            "sources[0].model.threads",
+            "/nonexistent/manifest.toml",
+            "sources[0].calibration",
+            "sources[0].zones[0].zone",
+            "sources[0].zones[0].polygon",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in {err}");
+        }
+        assert!(!err.contains("zones[1]"), "the plaza zone is fine: {err}");
+    }
+
+    #[test]
+    fn a_good_camera_validates_and_a_bad_drone_sidecar_is_named() {
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/manifest.toml");
+        let err = problems(&format!(
+            r#"type = "camera"
+id = "cam"
+video = {{ kind = "file", path = "x.avi" }}
+model = {{ manifest = "{}" }}
+calibration = {{ image = [[0, 0], [100, 0], [100, 100], [0, 100]], ground = [[0, 0], [10, 0], [10, 10], [0, 10]] }}
+zones = [{{ zone = "plaza", polygon = [[0, 0], [50, 0], [50, 50], [0, 50]] }}]"#,
+            manifest.display()
+        ));
+        assert_eq!(err, "");
+        let err = problems(&format!(
+            r#"type = "drone"
+id = "d"
+video = {{ kind = "http", url = "http://10.0.0.2/video.mjpg" }}
+telemetry = "/nonexistent/telemetry.csv"
+model = {{ manifest = "{}" }}
+zones = ["plaza", "lagoon"]"#,
+            manifest.display()
+        ));
+        assert!(err.contains("/nonexistent/telemetry.csv") && err.contains("\"lagoon\""), "{err}");
+        assert!(!err.contains("video"), "{err}");
     }
 }

@@ -27,7 +27,8 @@ impl CameraCounter {
     /// Builds the image zones with their ground areas; errors name the source.
     pub fn new(c: &CameraConfig, ids: Ids, site: &crowdgrid_proto::site::Site) -> Result<Self, SourceError> {
         let bad = |message: String| SourceError::Config { source_id: ids.source_id.clone(), message };
-        let h = Homography::fit(&c.calibration.image, &c.calibration.ground).map_err(|e| bad(format!("calibration: {e}")))?;
+        let h = Homography::fit(&c.calibration.image, &c.calibration.ground)
+            .map_err(|e| bad(format!("calibration: {e}")))?;
         let mut zones = Vec::new();
         for z in &c.zones {
             let site_zone = site

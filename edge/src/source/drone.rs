@@ -31,14 +31,23 @@ pub struct DroneCounter {
 impl DroneCounter {
     /// Loads the telemetry and picks the zones.
     pub fn new(c: &DroneConfig, ids: Ids, site: &crowdgrid_proto::site::Site) -> Result<Self, SourceError> {
-        let telemetry = load_telemetry(&c.telemetry).map_err(|e| SourceError::Config { source_id: ids.source_id.clone(), message: e.to_string() })?;
+        let telemetry = load_telemetry(&c.telemetry)
+            .map_err(|e| SourceError::Config { source_id: ids.source_id.clone(), message: e.to_string() })?;
         let mut zones = Vec::new();
         for z in &site.zones {
             if c.zones.as_ref().is_none_or(|list| list.contains(&z.config.id)) {
                 zones.push((z.config.id.clone(), z.polygon.clone(), z.config.kind == "vehicle_lane"));
             }
         }
-        Ok(Self { ids, telemetry, zones, window: c.smoothing_frames.max(1), history: VecDeque::new(), min_seen_m2: c.min_seen_m2, confidence: c.confidence })
+        Ok(Self {
+            ids,
+            telemetry,
+            zones,
+            window: c.smoothing_frames.max(1),
+            history: VecDeque::new(),
+            min_seen_m2: c.min_seen_m2,
+            confidence: c.confidence,
+        })
     }
 }
 

@@ -41,7 +41,12 @@ pub struct PipelineSettings {
 
 /// Starts the pipeline; the returned task ends after shutdown (or when a non-looping input ends), having
 /// joined the capture thread.
-pub fn start<C: FrameCounter>(counter: C, ids: Ids, set: PipelineSettings, cx: SourceContext) -> Result<Started, SourceError> {
+pub fn start<C: FrameCounter>(
+    counter: C,
+    ids: Ids,
+    set: PipelineSettings,
+    cx: SourceContext,
+) -> Result<Started, SourceError> {
     cx.health.register(&ids.source_id, ids.kind.as_str());
     tracing::info!(source = %ids.source_id, kind = ids.kind.as_str(), model = %set.model.name, max_fps = set.max_fps, "vision source starting");
     let handle = tokio::task::spawn_blocking(move || run(counter, ids, set, cx));
@@ -60,7 +65,8 @@ fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: Sou
     };
     let slot = Arc::new(FrameSlot::new(set.frame_queue));
     let stop = cx.shutdown.child_token();
-    let cap_set = CaptureSettings { source_id: ids.source_id.clone(), kind, max_fps: set.max_fps, max_backoff: set.max_backoff };
+    let cap_set =
+        CaptureSettings { source_id: ids.source_id.clone(), kind, max_fps: set.max_fps, max_backoff: set.max_backoff };
     let capture = {
         let (slot, health, stop, video) = (slot.clone(), cx.health.clone(), stop.clone(), set.video.clone());
         std::thread::Builder::new()
@@ -109,7 +115,12 @@ fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: Sou
         let dropped = slot.dropped();
         if dropped > reported_drops {
             for _ in reported_drops..dropped {
-                cx.health.rejected(&ids.source_id, kind, "frame_dropped", "inference slower than capture; oldest frame dropped");
+                cx.health.rejected(
+                    &ids.source_id,
+                    kind,
+                    "frame_dropped",
+                    "inference slower than capture; oldest frame dropped",
+                );
             }
             reported_drops = dropped;
         }

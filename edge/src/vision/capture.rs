@@ -151,7 +151,9 @@ pub fn run(input: &VideoInput, set: &CaptureSettings, slot: &FrameSlot, health: 
             let name = path.display().to_string();
             stream(&name, true, *r#loop, set, slot, health, stop, &mut pacer, &mut index)
         }
-        VideoInput::Rtsp { url } | VideoInput::Http { url } => stream(url, false, true, set, slot, health, stop, &mut pacer, &mut index),
+        VideoInput::Rtsp { url } | VideoInput::Http { url } => {
+            stream(url, false, true, set, slot, health, stop, &mut pacer, &mut index)
+        }
     }
     slot.close();
     tracing::info!(source = %set.source_id, frames = index, dropped = slot.dropped(), "capture ended");
@@ -165,7 +167,8 @@ struct Pacer {
 
 impl Pacer {
     fn new(max_fps: f64) -> Self {
-        let period = if max_fps.is_finite() && max_fps > 0.0 { Duration::from_secs_f64(1.0 / max_fps) } else { Duration::ZERO };
+        let period =
+            if max_fps.is_finite() && max_fps > 0.0 { Duration::from_secs_f64(1.0 / max_fps) } else { Duration::ZERO };
         Self { period, next: Instant::now() }
     }
 
@@ -219,7 +222,8 @@ fn stream(
 ) {
     let mut backoff = Duration::from_millis(500);
     while !stop.is_cancelled() {
-        let opened = videoio::VideoCapture::from_file(name, videoio::CAP_FFMPEG).and_then(|c| c.is_opened().map(|o| (c, o)));
+        let opened =
+            videoio::VideoCapture::from_file(name, videoio::CAP_FFMPEG).and_then(|c| c.is_opened().map(|o| (c, o)));
         let mut cap = match opened {
             Ok((c, true)) => c,
             Ok((_, false)) | Err(_) => {
@@ -283,7 +287,9 @@ fn images_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
-            p.extension().and_then(|e| e.to_str()).is_some_and(|e| ["jpg", "jpeg", "png", "bmp"].contains(&e.to_ascii_lowercase().as_str()))
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["jpg", "jpeg", "png", "bmp"].contains(&e.to_ascii_lowercase().as_str()))
         })
         .collect();
     v.sort();

@@ -74,7 +74,7 @@ fn expectation(logits: &[f32]) -> f32 {
 /// (already sigmoided), one column per candidate.
 pub fn yolov8(out: &[f32], classes: usize, map: &ClassMap) -> Vec<Detection> {
     let rows = 4 + classes;
-    if out.len() % rows != 0 {
+    if !out.len().is_multiple_of(rows) {
         return Vec::new();
     }
     let n = out.len() / rows;
@@ -105,7 +105,15 @@ pub fn yolov8(out: &[f32], classes: usize, map: &ClassMap) -> Vec<Detection> {
 /// Decodes a TensorFlow object-detection SSD (NMS inside the graph): `boxes` `[1, K, 4]` as normalised
 /// `ymin, xmin, ymax, xmax`, `scores` and `classes` `[1, K]`, `num` valid rows. Boxes come back in
 /// pixels of a `w × h` frame (the input was stretched, not letterboxed). TF class ids are 1-based.
-pub fn tf_ssd(boxes: &[f32], scores: &[f32], classes: &[f32], num: usize, w: f32, h: f32, map: &ClassMap) -> Vec<Detection> {
+pub fn tf_ssd(
+    boxes: &[f32],
+    scores: &[f32],
+    classes: &[f32],
+    num: usize,
+    w: f32,
+    h: f32,
+    map: &ClassMap,
+) -> Vec<Detection> {
     let k = num.min(scores.len()).min(classes.len()).min(boxes.len() / 4);
     let mut dets = Vec::new();
     for i in 0..k {
@@ -141,7 +149,7 @@ mod tests {
         scores[3 * 3] = 0.9; // cell 3 (row 1, col 1): person
         scores[3 * 3 + 1] = 0.99; // class 1 is not counted
         scores[1 * 3 + 2] = 0.2; // cell 1: car below its threshold
-        // Bins peaked hard at index 1 on every side → distance 1 × 32 = 32 px.
+                                 // Bins peaked hard at index 1 on every side → distance 1 × 32 = 32 px.
         let mut boxes = vec![0.0f32; 4 * 44];
         for cell in 0..4 {
             for side in 0..4 {

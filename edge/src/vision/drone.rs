@@ -113,8 +113,11 @@ impl Telemetry {
     /// The footprint polygon (lon/lat) of a `w × h` frame, counter-clockwise (as geodesic areas need).
     pub fn footprint(&self, w: f64, h: f64) -> Polygon<f64> {
         let corners = [(0.0, 0.0), (w, 0.0), (w, h), (0.0, h), (0.0, 0.0)];
-        Polygon::new(LineString::from(corners.iter().map(|&(u, v)| self.ground(u, v, w, h)).collect::<Vec<_>>()), vec![])
-            .orient(Direction::Default)
+        Polygon::new(
+            LineString::from(corners.iter().map(|&(u, v)| self.ground(u, v, w, h)).collect::<Vec<_>>()),
+            vec![],
+        )
+        .orient(Direction::Default)
     }
 }
 
@@ -171,7 +174,15 @@ mod tests {
 
     fn t(heading: f64) -> Telemetry {
         // 100 m up with a 90° × 60° lens: 200 m across, 2·100·tan 30° = 115.47 m along.
-        Telemetry { frame: 0, lat: 31.78, lon: 119.96, alt_m: 100.0, heading_deg: heading, hfov_deg: 90.0, vfov_deg: 60.0 }
+        Telemetry {
+            frame: 0,
+            lat: 31.78,
+            lon: 119.96,
+            alt_m: 100.0,
+            heading_deg: heading,
+            hfov_deg: 90.0,
+            vfov_deg: 60.0,
+        }
     }
 
     #[test]
@@ -198,12 +209,29 @@ mod tests {
         // A 100 m × 100 m zone east of the drone, from 0 to +100 m east and −50..+50 m north:
         // the footprint reaches 100 m east, 57.7 m north/south, so all of it is seen (10,000 m²).
         let c = |e: f64, n: f64| tel.offset(e, n);
-        let zone = Polygon::new(LineString::from(vec![c(0.0, -50.0), c(100.0, -50.0), c(100.0, 50.0), c(0.0, 50.0), c(0.0, -50.0)]), vec![]);
+        let zone = Polygon::new(
+            LineString::from(vec![c(0.0, -50.0), c(100.0, -50.0), c(100.0, 50.0), c(0.0, 50.0), c(0.0, -50.0)]),
+            vec![],
+        );
         // A second zone straddling the image's east edge: 50 m of its 100 m width in view → 5,000 m².
-        let edge = Polygon::new(LineString::from(vec![c(50.0, -50.0), c(150.0, -50.0), c(150.0, 50.0), c(50.0, 50.0), c(50.0, -50.0)]), vec![]);
-        let far = Polygon::new(LineString::from(vec![c(500.0, 0.0), c(510.0, 0.0), c(510.0, 10.0), c(500.0, 10.0), c(500.0, 0.0)]), vec![]);
+        let edge = Polygon::new(
+            LineString::from(vec![c(50.0, -50.0), c(150.0, -50.0), c(150.0, 50.0), c(50.0, 50.0), c(50.0, -50.0)]),
+            vec![],
+        );
+        let far = Polygon::new(
+            LineString::from(vec![c(500.0, 0.0), c(510.0, 0.0), c(510.0, 10.0), c(500.0, 10.0), c(500.0, 0.0)]),
+            vec![],
+        );
         // Feet at 45.8 m east, 56.25 m east, and 79 m west of the drone.
-        let p = |u: f32| Detection { class: Class::Person, raw_class: 0, score: 0.9, x1: u - 5.0, y1: 500.0, x2: u + 5.0, y2: 540.0 };
+        let p = |u: f32| Detection {
+            class: Class::Person,
+            raw_class: 0,
+            score: 0.9,
+            x1: u - 5.0,
+            y1: 500.0,
+            x2: u + 5.0,
+            y2: 540.0,
+        };
         let dets = [p(1400.0), p(1500.0), p(200.0)];
         let v = zone_views(&tel, 1920.0, 1080.0, &dets, [("east", &zone), ("edge", &edge), ("far", &far)], 10.0);
         assert_eq!(v.len(), 2, "the far zone is out of view: {v:?}");
@@ -217,7 +245,11 @@ mod tests {
     fn telemetry_sidecar_csv_and_lookup() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("t.csv");
-        std::fs::write(&f, "frame,lat,lon,alt_m,heading_deg,hfov_deg,vfov_deg\n10,31.7,119.9,80,0,84,53\n0,31.7,119.9,60,0,84,53\n").unwrap();
+        std::fs::write(
+            &f,
+            "frame,lat,lon,alt_m,heading_deg,hfov_deg,vfov_deg\n10,31.7,119.9,80,0,84,53\n0,31.7,119.9,60,0,84,53\n",
+        )
+        .unwrap();
         let recs = load_telemetry(&f).unwrap();
         assert_eq!(at_frame(&recs, 5).unwrap().alt_m, 60.0);
         assert_eq!(at_frame(&recs, 12).unwrap().alt_m, 80.0);

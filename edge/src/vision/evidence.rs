@@ -58,7 +58,14 @@ pub fn blurred_jpeg(frame: &Mat, dets: &[Detection], max_bytes: usize) -> Result
             return Err(EvidenceError::TooLarge(max_bytes));
         }
         let mut half = Mat::default();
-        imgproc::resize(&scaled, &mut half, Size::new(scaled.cols() / 2, scaled.rows() / 2), 0.0, 0.0, imgproc::INTER_AREA)?;
+        imgproc::resize(
+            &scaled,
+            &mut half,
+            Size::new(scaled.cols() / 2, scaled.rows() / 2),
+            0.0,
+            0.0,
+            imgproc::INTER_AREA,
+        )?;
         scaled = half;
     }
 }

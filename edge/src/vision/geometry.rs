@@ -75,7 +75,8 @@ impl Homography {
         let mut atb = [0.0f64; 8];
         for (p, q) in ni.iter().zip(&ng) {
             let (x, y, u, v) = (p[0], p[1], q[0], q[1]);
-            let rows = [([x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y], u), ([0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y], v)];
+            let rows =
+                [([x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y], u), ([0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y], v)];
             for (r, b) in rows {
                 for i in 0..8 {
                     atb[i] += r[i] * b;
@@ -142,6 +143,7 @@ fn mul(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
 }
 
 /// Gaussian elimination with partial pivoting; `None` if singular.
+#[allow(clippy::needless_range_loop)]
 fn solve8(mut a: [[f64; 8]; 8], mut b: [f64; 8]) -> Option<[f64; 8]> {
     for c in 0..8 {
         let piv = (c..8).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;

@@ -128,13 +128,14 @@ impl Manifest {
     pub fn find(path: &Path, name: &str) -> Result<ModelSpec, ManifestError> {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Io { path: p.clone(), error })?;
-        let m: Manifest = toml::from_str(&text).map_err(|e| ManifestError::Parse { path: p.clone(), message: e.to_string() })?;
+        let m: Manifest =
+            toml::from_str(&text).map_err(|e| ManifestError::Parse { path: p.clone(), message: e.to_string() })?;
         let have = m.models.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
-        let mut spec = m
-            .models
-            .into_iter()
-            .find(|s| s.name == name)
-            .ok_or_else(|| ManifestError::UnknownModel { path: p, name: name.to_string(), have })?;
+        let mut spec = m.models.into_iter().find(|s| s.name == name).ok_or_else(|| ManifestError::UnknownModel {
+            path: p,
+            name: name.to_string(),
+            have,
+        })?;
         spec.file = path.parent().unwrap_or(Path::new(".")).join(&spec.file);
         Ok(spec)
     }

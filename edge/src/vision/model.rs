@@ -135,6 +135,9 @@ pub enum ModelError {
     },
 }
 
+/// One raw model output: name, shape, values.
+pub type RawOutput = (String, Vec<i64>, Vec<f32>);
+
 /// A loaded model, ready to detect.
 pub struct Detector {
     session: Session,
@@ -225,7 +228,10 @@ impl Detector {
     }
 
     /// One model pass over `img` (a frame or a tile); boxes in `img` pixels, before NMS.
-    pub fn run(&mut self, img: &(impl MatTraitConst + opencv::core::ToInputArray)) -> Result<Vec<Detection>, ModelError> {
+    pub fn run(
+        &mut self,
+        img: &(impl MatTraitConst + opencv::core::ToInputArray),
+    ) -> Result<Vec<Detection>, ModelError> {
         let size = self.spec.input_size as i32;
         let (w, h) = (img.cols(), img.rows());
         match self.spec.layout {
@@ -233,13 +239,22 @@ impl Detector {
                 imgproc::resize(img, &mut self.resized, Size::new(size, size), 0.0, 0.0, imgproc::INTER_LINEAR)?;
                 super::preprocess::fill_hwc_u8(&mut self.buf_u8, self.resized.data_bytes()?, &self.spec);
                 let s = size as usize;
-                let input = Tensor::from_array(([1usize, s, s, 3], std::mem::take(&mut self.buf_u8))).map_err(|e| self.ort(e))?;
+                let input = Tensor::from_array(([1usize, s, s, 3], std::mem::take(&mut self.buf_u8)))
+                    .map_err(|e| self.ort(e))?;
                 let t0 = std::time::Instant::now();
-                let outputs = self.session.run(ort::inputs![input]).map_err(|e| ModelError::Ort { model: self.spec.name.clone(), message: e.to_string() })?;
+                let outputs = self
+                    .session
+                    .run(ort::inputs![input])
+                    .map_err(|e| ModelError::Ort { model: self.spec.name.clone(), message: e.to_string() })?;
                 self.model_time += t0.elapsed();
                 let get = |name: &str| -> Result<Vec<f32>, ModelError> {
-                    let v = outputs.get(name).ok_or_else(|| ModelError::Outputs { model: String::new(), message: format!("no output {name}") })?;
-                    let (_, data) = v.try_extract_tensor::<f32>().map_err(|e| ModelError::Outputs { model: String::new(), message: e.to_string() })?;
+                    let v = outputs.get(name).ok_or_else(|| ModelError::Outputs {
+                        model: String::new(),
+                        message: format!("no output {name}"),
+                    })?;
+                    let (_, data) = v
+                        .try_extract_tensor::<f32>()
+                        .map_err(|e| ModelError::Outputs { model: String::new(), message: e.to_string() })?;
                     Ok(data.to_vec())
                 };
                 let num = get("num_detections:0")?.first().copied().unwrap_or(0.0) as usize;
@@ -248,7 +263,14 @@ impl Detector {
             }
             Layout::NanodetGfl | Layout::Yolov8 => {
                 let lb = Letterbox::new(w, h, size);
-                imgproc::resize(img, &mut self.resized, Size::new(lb.new_w, lb.new_h), 0.0, 0.0, imgproc::INTER_LINEAR)?;
+                imgproc::resize(
+                    img,
+                    &mut self.resized,
+                    Size::new(lb.new_w, lb.new_h),
+                    0.0,
+                    0.0,
+                    imgproc::INTER_LINEAR,
+                )?;
                 let s = size as usize;
                 super::preprocess::fill_chw(
                     &mut self.buf_f32,
@@ -272,7 +294,10 @@ impl Detector {
         let input = Tensor::from_array(([1usize, 3, s, s], data)).map_err(|e| self.ort(e))?;
         let name = self.spec.name.clone();
         let t0 = std::time::Instant::now();
-        let outputs = self.session.run(ort::inputs![input]).map_err(|e| ModelError::Ort { model: name.clone(), message: e.to_string() })?;
+        let outputs = self
+            .session
+            .run(ort::inputs![input])
+            .map_err(|e| ModelError::Ort { model: name.clone(), message: e.to_string() })?;
         self.model_time += t0.elapsed();
         let bad = |message: String| ModelError::Outputs { model: name.clone(), message };
         let mut views: Vec<(Vec<i64>, &[f32])> = Vec::new();
@@ -314,14 +339,19 @@ impl Detector {
 
     /// Runs the session on a ready `[1, 3, size, size]` float tensor and returns every output as
     /// (name, shape, values): for comparing with a reference implementation.
-    pub fn raw_outputs(&mut self, chw: Vec<f32>) -> Result<Vec<(String, Vec<i64>, Vec<f32>)>, ModelError> {
+    pub fn raw_outputs(&mut self, chw: Vec<f32>) -> Result<Vec<RawOutput>, ModelError> {
         let s = self.spec.input_size as usize;
         let input = Tensor::from_array(([1usize, 3, s, s], chw)).map_err(|e| self.ort(e))?;
         let name = self.spec.name.clone();
-        let outputs = self.session.run(ort::inputs![input]).map_err(|e| ModelError::Ort { model: name.clone(), message: e.to_string() })?;
+        let outputs = self
+            .session
+            .run(ort::inputs![input])
+            .map_err(|e| ModelError::Ort { model: name.clone(), message: e.to_string() })?;
         let mut out = Vec::new();
         for (k, v) in outputs.iter() {
-            let (shape, data) = v.try_extract_tensor::<f32>().map_err(|e| ModelError::Outputs { model: name.clone(), message: e.to_string() })?;
+            let (shape, data) = v
+                .try_extract_tensor::<f32>()
+                .map_err(|e| ModelError::Outputs { model: name.clone(), message: e.to_string() })?;
             out.push((k.to_string(), shape.iter().copied().collect(), data.to_vec()));
         }
         Ok(out)

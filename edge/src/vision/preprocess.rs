@@ -6,7 +6,16 @@ use super::manifest::{ChannelOrder, ModelSpec};
 /// float tensor at offset (`pad_x`, `pad_y`), normalised `(v − mean) / std` in the model's channel order;
 /// the rest is the normalised padding value.
 #[allow(clippy::too_many_arguments)]
-pub fn fill_chw(out: &mut Vec<f32>, bgr: &[u8], new_w: usize, new_h: usize, pad_x: usize, pad_y: usize, size: usize, spec: &ModelSpec) {
+pub fn fill_chw(
+    out: &mut Vec<f32>,
+    bgr: &[u8],
+    new_w: usize,
+    new_h: usize,
+    pad_x: usize,
+    pad_y: usize,
+    size: usize,
+    spec: &ModelSpec,
+) {
     let plane = size * size;
     out.clear();
     out.resize(3 * plane, 0.0);

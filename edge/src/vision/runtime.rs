@@ -128,7 +128,11 @@ pub fn environment(configured: Option<&Path>) -> Result<Environment, RuntimeErro
     }
     let path = find(configured)?;
     let load = |message: String| RuntimeError::Load { path: path.display().to_string(), message };
-    let env = ort::init_from(&path).map_err(|e| load(e.to_string()))?.with_name("crowdgrid").build().map_err(|e| load(e.to_string()))?;
+    let env = ort::init_from(&path)
+        .map_err(|e| load(e.to_string()))?
+        .with_name("crowdgrid")
+        .build()
+        .map_err(|e| load(e.to_string()))?;
     tracing::info!(path = %path.display(), "ONNX Runtime loaded");
     Ok(ENV.get_or_init(|| env).clone())
 }

@@ -79,11 +79,20 @@ mod tests {
 
     #[test]
     fn a_person_on_a_tile_seam_is_counted_once() {
-        let d = |x1: f32, x2: f32, score: f32| Detection { class: Class::Person, raw_class: 0, score, x1, y1: 10.0, x2, y2: 50.0 };
+        let d = |x1: f32, x2: f32, score: f32| Detection {
+            class: Class::Person,
+            raw_class: 0,
+            score,
+            x1,
+            y1: 10.0,
+            x2,
+            y2: 50.0,
+        };
         let t0 = Tile { x: 0, y: 0, w: 640, h: 640 };
         let t1 = Tile { x: 512, y: 0, w: 640, h: 640 };
         // The same person at frame x 600..620 seen by both tiles, plus one only in tile 1.
-        let merged = merge(vec![(t0, vec![d(600.0, 620.0, 0.8)]), (t1, vec![d(88.0, 108.0, 0.7), d(300.0, 320.0, 0.9)])], 0.5);
+        let merged =
+            merge(vec![(t0, vec![d(600.0, 620.0, 0.8)]), (t1, vec![d(88.0, 108.0, 0.7), d(300.0, 320.0, 0.9)])], 0.5);
         assert_eq!(merged.len(), 2, "{merged:?}");
         assert_eq!((merged[0].x1, merged[1].x1), (812.0, 600.0));
     }

@@ -82,7 +82,11 @@ impl Smoother {
                 s.conflict += c.conflict;
             }
         }
-        Some(sum.into_iter().map(|s| ZoneCounts { person: s.person / n, vehicle: s.vehicle / n, conflict: s.conflict / n }).collect())
+        Some(
+            sum.into_iter()
+                .map(|s| ZoneCounts { person: s.person / n, vehicle: s.vehicle / n, conflict: s.conflict / n })
+                .collect(),
+        )
     }
 }
 
@@ -96,19 +100,37 @@ mod tests {
 
     fn zones() -> Vec<ImageZone> {
         vec![
-            ImageZone { zone: "plaza".into(), polygon: vec![[0.0, 0.0], [100.0, 0.0], [100.0, 100.0], [0.0, 100.0]], vehicle_lane: false, area_m2: 50.0 },
-            ImageZone { zone: "lane".into(), polygon: vec![[0.0, 100.0], [100.0, 100.0], [100.0, 140.0], [0.0, 140.0]], vehicle_lane: true, area_m2: 20.0 },
+            ImageZone {
+                zone: "plaza".into(),
+                polygon: vec![[0.0, 0.0], [100.0, 0.0], [100.0, 100.0], [0.0, 100.0]],
+                vehicle_lane: false,
+                area_m2: 50.0,
+            },
+            ImageZone {
+                zone: "lane".into(),
+                polygon: vec![[0.0, 100.0], [100.0, 100.0], [100.0, 140.0], [0.0, 140.0]],
+                vehicle_lane: true,
+                area_m2: 20.0,
+            },
         ]
     }
 
     #[test]
     fn membership_is_by_the_feet() {
         // A tall person whose head is in the plaza but whose feet are in the lane counts in the lane.
-        let dets = [det(Class::Person, 50.0, 90.0), det(Class::Person, 20.0, 120.0), det(Class::Vehicle, 70.0, 95.0), det(Class::Person, 50.0, 200.0)];
+        let dets = [
+            det(Class::Person, 50.0, 90.0),
+            det(Class::Person, 20.0, 120.0),
+            det(Class::Vehicle, 70.0, 95.0),
+            det(Class::Person, 50.0, 200.0),
+        ];
         let c = count(&zones(), &dets);
         assert_eq!(c[0], ZoneCounts { person: 1.0, vehicle: 1.0, conflict: 1.0 });
         assert_eq!(c[1], ZoneCounts { person: 1.0, vehicle: 0.0, conflict: 1.0 }, "a person in the lane is a conflict");
-        let c = count(&zones(), &[det(Class::Vehicle, 50.0, 120.0), det(Class::Person, 10.0, 50.0), det(Class::Person, 30.0, 50.0)]);
+        let c = count(
+            &zones(),
+            &[det(Class::Vehicle, 50.0, 120.0), det(Class::Person, 10.0, 50.0), det(Class::Person, 30.0, 50.0)],
+        );
         assert_eq!(c[0].conflict, 0.0, "people without a vehicle are no conflict");
         assert_eq!(c[1], ZoneCounts { person: 0.0, vehicle: 1.0, conflict: 0.0 });
     }
