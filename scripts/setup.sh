@@ -3,6 +3,7 @@
 #   scripts/setup.sh          build and run dependencies
 #   scripts/setup.sh --test   also what the test suite needs (Mosquitto, VictoriaMetrics)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
@@ -19,7 +20,8 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 
-pkgs=(build-essential pkg-config ca-certificates curl)
+# OpenCV (video decode) and clang (the opencv crate's binding generator); Python to fetch the pinned ONNX Runtime.
+pkgs=(build-essential pkg-config ca-certificates curl libopencv-dev clang libclang-dev python3 python3-venv python3-pip)
 if [ "$want_test" -eq 1 ]; then
   # Brokers and the time-series server for the integration tests; Chromium (+ a CJK font, zone names
   # are Chinese) for the browser tests.
@@ -48,6 +50,9 @@ if [ "$want_test" -eq 1 ] && ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; th
   echo "setup: starting mosquitto on 127.0.0.1:1883"
   $sudo_cmd mosquitto -d -c /etc/mosquitto/mosquitto.conf 2>/dev/null || $sudo_cmd mosquitto -d -p 1883
 fi
+# The pinned ONNX Runtime library (and with --test the test data and the Python reference) in .cache/.
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$want_test" -eq 1 ]; then "$here/scripts/vision-deps.sh" --test; else "$here/scripts/vision-deps.sh"; fi
 if [ "$want_test" -eq 1 ]; then
   node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
   if [ "$node_major" -lt 20 ]; then

@@ -8,6 +8,9 @@ use crowdgrid_proto::config::{check_id, load_toml, resolve, ConfigError, Problem
 use crowdgrid_proto::site::Site;
 use serde::{Deserialize, Serialize};
 
+use crate::vision::capture::VideoInput;
+use crate::vision::model::ModelConfig;
+
 /// The whole edge file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,6 +179,10 @@ pub enum SourceConfig {
     Gate(GateConfig),
     /// Built-in generator (labelled `simulated` in the data).
     Simulated(SimulatedConfig),
+    /// A fixed camera: video → detector → per-zone people/vehicles, density via its homography.
+    Camera(CameraConfig),
+    /// A drone feed with telemetry: video → detector → ground footprint → density per site zone.
+    Drone(DroneConfig),
 }
 
 impl SourceConfig {
@@ -185,6 +192,8 @@ impl SourceConfig {
             SourceConfig::BaseStation(c) => &c.id,
             SourceConfig::Gate(c) => &c.id,
             SourceConfig::Simulated(c) => &c.id,
+            SourceConfig::Camera(c) => &c.id,
+            SourceConfig::Drone(c) => &c.id,
         }
     }
 }
@@ -453,6 +462,15 @@ impl EdgeConfig {
                 SourceConfig::BaseStation(c) => &mut c.input,
                 SourceConfig::Gate(c) => &mut c.input,
                 SourceConfig::Simulated(_) => continue,
+                SourceConfig::Camera(c) => {
+                    resolve_vision(base, &mut c.video, &mut c.model);
+                    continue;
+                }
+                SourceConfig::Drone(c) => {
+                    resolve_vision(base, &mut c.video, &mut c.model);
+                    c.telemetry = resolve(base, &c.telemetry);
+                    continue;
+                }
             };
             match input {
                 InputConfig::FileDrop { dir, .. } => *dir = resolve(base, dir),
@@ -494,12 +512,30 @@ impl EdgeConfig {
                 SourceConfig::BaseStation(c) => validate_base_station(c, site, &path, p),
                 SourceConfig::Gate(c) => validate_gate(c, site, &path, p),
                 SourceConfig::Simulated(c) => validate_simulated(c, site, &path, p),
+                SourceConfig::Camera(c) => vision::validate_camera(c, site, &path, p),
+                SourceConfig::Drone(c) => vision::validate_drone(c, site, &path, p),
             }
         }
     }
 }
 
+/// Resolves the video and model paths of a camera or drone source against the edge file.
+fn resolve_vision(base: &Path, video: &mut VideoInput, model: &mut ModelConfig) {
+    match video {
+        VideoInput::File { path, .. } => *path = resolve(base, path),
+        VideoInput::Folder { dir, .. } => *dir = resolve(base, dir),
+        VideoInput::Rtsp { .. } | VideoInput::Http { .. } => {}
+    }
+    model.manifest = resolve(base, &model.manifest);
+    if let Some(r) = &mut model.runtime_path {
+        *r = resolve(base, r);
+    }
+}
+
 mod validate;
+mod vision;
+
+pub use vision::{Calibration, CameraConfig, CameraZone, DroneConfig};
 
 pub use validate::parse_hhmm;
 use validate::{validate_base_station, validate_gate, validate_simulated};

@@ -9,6 +9,7 @@
 //! - [`queue`]: SQLite store-and-forward queue with sequence numbers and a disk budget.
 //! - [`publisher`]: rumqttc QoS 1 publisher draining the queue in order, with status + Last Will.
 //! - [`health`]: per-source counters reported in the edge status message.
+//! - [`vision`]: camera and drone detection (OpenCV + ONNX Runtime), zones, homography, drone footprint.
 //! - [`agent`]: wires it all together and shuts down gracefully.
 
 pub mod agent;
@@ -19,3 +20,4 @@ pub mod input;
 pub mod publisher;
 pub mod queue;
 pub mod source;
+pub mod vision;

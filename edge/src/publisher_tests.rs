@@ -27,6 +27,7 @@ fn reading(i: usize) -> Reading {
         classes: None,
         inflow_per_min: None,
         outflow_per_min: None,
+        conflict: None,
     }
 }
 

@@ -19,6 +19,7 @@ fn reading(source_id: &str, zone: &str) -> Reading {
         classes: None,
         inflow_per_min: None,
         outflow_per_min: None,
+        conflict: None,
     }
 }
 

@@ -88,6 +88,10 @@ pub struct Reading {
     /// People leaving per minute (gate sources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outflow_per_min: Option<f64>,
+    /// People–vehicle conflict (camera and drone sources): people standing in a vehicle lane, or
+    /// `min(person, vehicle)` when both share a zone at the same moment; smoothed like `count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<f64>,
 }
 
 /// Limits a reading is checked against.
@@ -176,6 +180,7 @@ impl Reading {
             classes: None,
             inflow_per_min: None,
             outflow_per_min: None,
+            conflict: None,
         }
     }
 
@@ -201,6 +206,9 @@ impl Reading {
         }
         if let Some(v) = self.outflow_per_min {
             nums.push(("outflow_per_min", v));
+        }
+        if let Some(v) = self.conflict {
+            nums.push(("conflict", v));
         }
         for (field, value) in nums {
             if !value.is_finite() {
@@ -264,6 +272,9 @@ mod tests {
         assert_eq!(r.ts.to_rfc3339(), "2026-11-26T23:30:00+00:00");
         assert_eq!(r.epoch, 0);
         assert_eq!(r.classes.unwrap().vehicle, 2.0);
+        assert_eq!(r.conflict, None);
+        let with: Reading = serde_json::from_str(&json.replace("\"seq\":1", "\"seq\":1,\"conflict\":1.5")).unwrap();
+        assert_eq!(with.conflict, Some(1.5));
     }
 
     #[test]
@@ -290,6 +301,11 @@ mod tests {
         let mut r = sample(now);
         r.confidence = 1.5;
         assert_eq!(r.check(now, &lim).unwrap_err().reason(), "bad_confidence");
+        let mut r = sample(now);
+        r.conflict = Some(-1.0);
+        assert_eq!(r.check(now, &lim).unwrap_err(), ReadingError::Negative { field: "conflict", value: -1.0 });
+        r.conflict = Some(f64::INFINITY);
+        assert_eq!(r.check(now, &lim).unwrap_err().reason(), "not_finite");
         let mut r = sample(now);
         r.area_m2 = 0.0;
         r.density = 0.0;

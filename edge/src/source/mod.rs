@@ -4,6 +4,9 @@
 //! - [`base_station`]: operator per-cell device counts → people per zone via coverage weights.
 //! - [`gate`]: turnstile events → zone occupancy and in/out flow.
 //! - [`simulated`]: daily curves for demos (labelled `simulated` in the data).
+//! - [`camera`]: video → detector → per-zone people/vehicles, density via the camera's homography.
+//! - [`drone`]: video + telemetry → detector → ground footprint → density per site zone.
+//! - [`vision_run`]: the capture thread and blocking inference thread both of those share.
 //!
 //! Every reading has `seq = 0` (the queue numbers them), `site` = the site id and
 //! `source_id = "{edge_id}/{source id}"`; the same full id keys the [`Health`] counters.
@@ -25,8 +28,11 @@ use crate::health::Health;
 use crate::input::{self, Ack, Batch, InputContext, InputError, Record};
 
 pub mod base_station;
+pub mod camera;
+pub mod drone;
 pub mod gate;
 pub mod simulated;
+pub mod vision_run;
 
 /// How far in the future a record's timestamp may be (clock skew) before it is rejected.
 pub const MAX_FUTURE: chrono::Duration = chrono::Duration::minutes(5);
@@ -99,6 +105,8 @@ impl SourceConfig {
             SourceConfig::BaseStation(c) => base_station::start(c, cx).await,
             SourceConfig::Gate(c) => gate::start(c, cx).await,
             SourceConfig::Simulated(c) => simulated::start(c, cx),
+            SourceConfig::Camera(c) => camera::start(c, cx),
+            SourceConfig::Drone(c) => drone::start(c, cx),
         }
     }
 }

@@ -1,0 +1,325 @@
+//! Config of the camera and drone sources (types and validation), kept apart from [`super`].
+
+use std::path::PathBuf;
+
+use crowdgrid_proto::config::Problems;
+use crowdgrid_proto::site::Site;
+use serde::{Deserialize, Serialize};
+
+use crate::vision::capture::VideoInput;
+use crate::vision::geometry::{Homography, Point};
+use crate::vision::manifest::Manifest;
+use crate::vision::model::ModelConfig;
+
+/// Image → ground calibration: 4 or more image points (pixels) and where they are on the ground (metres,
+/// any local x/y frame, e.g. paced out or from a site plan).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// Image points `[x, y]` in pixels.
+    pub image: Vec<Point>,
+    /// The same points on the ground `[x, y]` in metres.
+    pub ground: Vec<Point>,
+}
+
+/// One image zone of a camera.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraZone {
+    /// Site zone id it reports as.
+    pub zone: String,
+    /// Polygon `[[x, y], ...]` in image pixels (3 or more points).
+    pub polygon: Vec<Point>,
+    /// People in it are a conflict (a vehicle lane). Default: the site zone's kind is `vehicle_lane`.
+    #[serde(default)]
+    pub vehicle_lane: Option<bool>,
+}
+
+/// A fixed camera running the person/vehicle detector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Source id.
+    pub id: String,
+    /// Where frames come from.
+    pub video: VideoInput,
+    /// The detector.
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// Highest frame rate run through the model (files play at this rate).
+    #[serde(default = "default_max_fps")]
+    pub max_fps: f64,
+    /// Frames held between capture and inference (1 or 2; the oldest is dropped).
+    #[serde(default = "default_frame_queue")]
+    pub frame_queue: usize,
+    /// Counts are averaged over this many frames.
+    #[serde(default = "default_smoothing")]
+    pub smoothing_frames: usize,
+    /// How often readings are published.
+    #[serde(default = "default_report_ms")]
+    pub report_interval_ms: u64,
+    /// Confidence attached to its readings.
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    /// Largest reconnect backoff for a dropped stream.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_s: u64,
+    /// Image → ground homography points.
+    pub calibration: Calibration,
+    /// Image zones.
+    pub zones: Vec<CameraZone>,
+}
+
+/// A drone patrol feed with per-frame telemetry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DroneConfig {
+    /// Source id.
+    pub id: String,
+    /// Where frames come from.
+    pub video: VideoInput,
+    /// Telemetry sidecar (CSV with header or JSON array): frame, lat, lon, alt_m, heading_deg, hfov_deg,
+    /// vfov_deg; relative to the edge file.
+    pub telemetry: PathBuf,
+    /// The detector (set `slicing` for altitude shots).
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// Highest frame rate run through the model.
+    #[serde(default = "default_max_fps")]
+    pub max_fps: f64,
+    /// Frames held between capture and inference (1 or 2).
+    #[serde(default = "default_frame_queue")]
+    pub frame_queue: usize,
+    /// Counts are averaged over this many frames.
+    #[serde(default = "default_smoothing")]
+    pub smoothing_frames: usize,
+    /// How often readings are published.
+    #[serde(default = "default_report_ms")]
+    pub report_interval_ms: u64,
+    /// Confidence attached to its readings.
+    #[serde(default = "default_drone_confidence")]
+    pub confidence: f64,
+    /// Largest reconnect backoff for a dropped stream.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_s: u64,
+    /// Zones with less than this area in view are not reported.
+    #[serde(default = "default_min_seen")]
+    pub min_seen_m2: f64,
+    /// Site zones to report (default: all).
+    #[serde(default)]
+    pub zones: Option<Vec<String>>,
+}
+
+fn default_max_fps() -> f64 {
+    5.0
+}
+fn default_frame_queue() -> usize {
+    1
+}
+fn default_smoothing() -> usize {
+    5
+}
+fn default_report_ms() -> u64 {
+    1000
+}
+fn default_confidence() -> f64 {
+    0.8
+}
+fn default_drone_confidence() -> f64 {
+    0.7
+}
+fn default_max_backoff() -> u64 {
+    30
+}
+fn default_min_seen() -> f64 {
+    20.0
+}
+
+fn check_unit(p: &mut Problems, path: String, v: f64) {
+    if !(v.is_finite() && v > 0.0 && v <= 1.0) {
+        p.push(path, format!("{v} must be in (0, 1]"));
+    }
+}
+
+fn validate_common(
+    path: &str,
+    video: &VideoInput,
+    model: &ModelConfig,
+    (max_fps, frame_queue, smoothing, report_ms, confidence): (f64, usize, usize, u64, f64),
+    p: &mut Problems,
+) {
+    match video {
+        VideoInput::Rtsp { url } if !url.starts_with("rtsp://") && !url.starts_with("rtsps://") => {
+            p.push(format!("{path}.video.url"), format!("{url:?} is not an rtsp:// URL"))
+        }
+        VideoInput::Http { url } if !url.starts_with("http://") && !url.starts_with("https://") => {
+            p.push(format!("{path}.video.url"), format!("{url:?} is not an http(s) URL"))
+        }
+        _ => {}
+    }
+    if !(max_fps.is_finite() && max_fps > 0.0 && max_fps <= 120.0) {
+        p.push(format!("{path}.max_fps"), "must be in (0, 120]");
+    }
+    if !(1..=2).contains(&frame_queue) {
+        p.push(format!("{path}.frame_queue"), "must be 1 or 2 (older frames are dropped, never queued)");
+    }
+    if smoothing == 0 {
+        p.push(format!("{path}.smoothing_frames"), "must be at least 1");
+    }
+    if report_ms == 0 {
+        p.push(format!("{path}.report_interval_ms"), "must be positive");
+    }
+    check_unit(p, format!("{path}.confidence"), confidence);
+    check_unit(p, format!("{path}.model.person_threshold"), model.person_threshold as f64);
+    check_unit(p, format!("{path}.model.vehicle_threshold"), model.vehicle_threshold as f64);
+    check_unit(p, format!("{path}.model.nms_iou"), model.nms_iou as f64);
+    if !(1..=64).contains(&model.threads) {
+        p.push(format!("{path}.model.threads"), "must be in 1..=64");
+    }
+    if let Some(s) = &model.slicing {
+        if s.tile < 32 {
+            p.push(format!("{path}.model.slicing.tile"), "must be at least 32 px");
+        }
+        if !(0.0..0.9).contains(&s.overlap) {
+            p.push(format!("{path}.model.slicing.overlap"), "must be in [0, 0.9)");
+        }
+    }
+    if let Err(e) = Manifest::find(&model.manifest, &model.name) {
+        p.push(format!("{path}.model"), e.to_string());
+    }
+}
+
+pub(super) fn validate_camera(c: &CameraConfig, site: &Site, path: &str, p: &mut Problems) {
+    validate_common(
+        path,
+        &c.video,
+        &c.model,
+        (c.max_fps, c.frame_queue, c.smoothing_frames, c.report_interval_ms, c.confidence),
+        p,
+    );
+    let h = match Homography::fit(&c.calibration.image, &c.calibration.ground) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            p.push(format!("{path}.calibration"), e.to_string());
+            None
+        }
+    };
+    if c.zones.is_empty() {
+        p.push(format!("{path}.zones"), "at least one image zone is needed");
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (j, z) in c.zones.iter().enumerate() {
+        let zp = format!("{path}.zones[{j}]");
+        if site.zone(&z.zone).is_none() {
+            p.push(format!("{zp}.zone"), format!("unknown zone {:?} in site {:?}", z.zone, site.config.id));
+        }
+        if !seen.insert(&z.zone) {
+            p.push(format!("{zp}.zone"), format!("zone {:?} appears twice on this camera", z.zone));
+        }
+        if z.polygon.len() < 3 || z.polygon.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
+            p.push(format!("{zp}.polygon"), "need 3 or more points with non-negative pixel coordinates");
+        } else if let Some(h) = &h {
+            match h.ground_area(&z.polygon) {
+                Some(a) if a.is_finite() && a >= 1.0 => {}
+                Some(a) => p.push(
+                    format!("{zp}.polygon"),
+                    format!("ground area {a:.2} m² is too small (check the calibration)"),
+                ),
+                None => p.push(format!("{zp}.polygon"), "reaches beyond the horizon of the calibration"),
+            }
+        }
+    }
+}
+
+pub(super) fn validate_drone(c: &DroneConfig, site: &Site, path: &str, p: &mut Problems) {
+    validate_common(
+        path,
+        &c.video,
+        &c.model,
+        (c.max_fps, c.frame_queue, c.smoothing_frames, c.report_interval_ms, c.confidence),
+        p,
+    );
+    if let Err(e) = crate::vision::drone::load_telemetry(&c.telemetry) {
+        p.push(format!("{path}.telemetry"), e.to_string());
+    }
+    if !(c.min_seen_m2.is_finite() && c.min_seen_m2 > 0.0) {
+        p.push(format!("{path}.min_seen_m2"), "must be positive");
+    }
+    for (j, z) in c.zones.iter().flatten().enumerate() {
+        if site.zone(z).is_none() {
+            p.push(format!("{path}.zones[{j}]"), format!("unknown zone {z:?} in site {:?}", site.config.id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SourceConfig;
+
+    fn problems(src: &str) -> String {
+        let cfg: SourceConfig = toml::from_str(src).unwrap();
+        let site = crate::source::testing::site();
+        let mut p = Problems::new();
+        match &cfg {
+            SourceConfig::Camera(c) => validate_camera(c, &site, "sources[0]", &mut p),
+            SourceConfig::Drone(c) => validate_drone(c, &site, "sources[0]", &mut p),
+            _ => unreachable!(),
+        }
+        p.into_result(std::path::Path::new("edge.toml")).map(|_| String::new()).unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_bad_camera_reports_every_problem_at_once() {
+        let err = problems(
+            r#"type = "camera"
+id = "cam"
+video = { kind = "rtsp", url = "http://not-rtsp" }
+model = { manifest = "/nonexistent/manifest.toml", person_threshold = 1.5, threads = 0 }
+max_fps = 0.0
+frame_queue = 5
+calibration = { image = [[0, 0], [1, 1], [2, 2]], ground = [[0, 0], [1, 1], [2, 2]] }
+zones = [{ zone = "nowhere", polygon = [[0, 0], [1, 1]] }, { zone = "plaza", polygon = [[0, 0], [10, 0], [10, 10]] }]"#,
+        );
+        for needle in [
+            "sources[0].video.url",
+            "sources[0].max_fps",
+            "sources[0].frame_queue",
+            "sources[0].model.person_threshold",
+            "sources[0].model.threads",
+            "/nonexistent/manifest.toml",
+            "sources[0].calibration",
+            "sources[0].zones[0].zone",
+            "sources[0].zones[0].polygon",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in {err}");
+        }
+        assert!(!err.contains("zones[1]"), "the plaza zone is fine: {err}");
+    }
+
+    #[test]
+    fn a_good_camera_validates_and_a_bad_drone_sidecar_is_named() {
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/manifest.toml");
+        let err = problems(&format!(
+            r#"type = "camera"
+id = "cam"
+video = {{ kind = "file", path = "x.avi" }}
+model = {{ manifest = "{}" }}
+calibration = {{ image = [[0, 0], [100, 0], [100, 100], [0, 100]], ground = [[0, 0], [10, 0], [10, 10], [0, 10]] }}
+zones = [{{ zone = "plaza", polygon = [[0, 0], [50, 0], [50, 50], [0, 50]] }}]"#,
+            manifest.display()
+        ));
+        assert_eq!(err, "");
+        let err = problems(&format!(
+            r#"type = "drone"
+id = "d"
+video = {{ kind = "http", url = "http://10.0.0.2/video.mjpg" }}
+telemetry = "/nonexistent/telemetry.csv"
+model = {{ manifest = "{}" }}
+zones = ["plaza", "lagoon"]"#,
+            manifest.display()
+        ));
+        assert!(err.contains("/nonexistent/telemetry.csv") && err.contains("\"lagoon\""), "{err}");
+        assert!(!err.contains("video"), "{err}");
+    }
+}

@@ -1,0 +1,139 @@
+//! The shared frame pipeline of camera and drone sources: a capture thread feeding a drop-oldest slot, and
+//! one dedicated blocking thread that loads the detector, runs it on the newest frame, counts, and
+//! publishes readings every report interval. Never on the async runtime; never a panic on bad input —
+//! a missing model, wrong sha256 or missing ONNX Runtime is logged and counted (`input_error`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use crowdgrid_proto::Reading;
+
+use super::{send, Ids, SourceContext, SourceError, Started};
+use crate::vision::capture::{self, CaptureSettings, Frame, FrameSlot, VideoInput};
+use crate::vision::detect::Detection;
+use crate::vision::model::{Detector, ModelConfig};
+
+/// What a source does with each frame's detections (pure; tested without a model).
+pub trait FrameCounter: Send + 'static {
+    /// Takes one frame's detections (boxes in frame pixels).
+    fn frame(&mut self, frame: &Frame, dets: &[Detection]);
+    /// The readings to publish at `now` (smoothed over the recent frames).
+    fn readings(&mut self, now: DateTime<Utc>) -> Vec<Reading>;
+}
+
+/// Pipeline settings shared by camera and drone.
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    /// Video input.
+    pub video: VideoInput,
+    /// Detector.
+    pub model: ModelConfig,
+    /// Frame-rate cap.
+    pub max_fps: f64,
+    /// Slot capacity (1–2).
+    pub frame_queue: usize,
+    /// Report interval.
+    pub report: Duration,
+    /// Largest reconnect backoff.
+    pub max_backoff: Duration,
+}
+
+/// Starts the pipeline; the returned task ends after shutdown (or when a non-looping input ends), having
+/// joined the capture thread.
+pub fn start<C: FrameCounter>(
+    counter: C,
+    ids: Ids,
+    set: PipelineSettings,
+    cx: SourceContext,
+) -> Result<Started, SourceError> {
+    cx.health.register(&ids.source_id, ids.kind.as_str());
+    tracing::info!(source = %ids.source_id, kind = ids.kind.as_str(), model = %set.model.name, max_fps = set.max_fps, "vision source starting");
+    let handle = tokio::task::spawn_blocking(move || run(counter, ids, set, cx));
+    Ok(Started { handle, bound_addr: None })
+}
+
+fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: SourceContext) {
+    let kind = ids.kind.as_str();
+    let mut detector = match Detector::load(&set.model) {
+        Ok(d) => d,
+        Err(e) => {
+            cx.health.error(&ids.source_id, kind, &format!("detector: {e}"));
+            tracing::error!(source = %ids.source_id, error = %e, "detector could not be loaded; source stopped");
+            return;
+        }
+    };
+    let slot = Arc::new(FrameSlot::new(set.frame_queue));
+    let stop = cx.shutdown.child_token();
+    let cap_set =
+        CaptureSettings { source_id: ids.source_id.clone(), kind, max_fps: set.max_fps, max_backoff: set.max_backoff };
+    let capture = {
+        let (slot, health, stop, video) = (slot.clone(), cx.health.clone(), stop.clone(), set.video.clone());
+        std::thread::Builder::new()
+            .name(format!("capture-{}", ids.source_id))
+            .spawn(move || capture::run(&video, &cap_set, &slot, &health, &stop))
+    };
+    let capture = match capture {
+        Ok(h) => h,
+        Err(e) => {
+            cx.health.error(&ids.source_id, kind, &format!("cannot start capture thread: {e}"));
+            return;
+        }
+    };
+    let mut last_report = Instant::now();
+    let mut reported_drops = 0;
+    let mut frames = 0u64;
+    let publish = |counter: &mut C| -> bool {
+        for r in counter.readings(Utc::now()) {
+            if !futures::executor::block_on(send(&cx, r)) {
+                return false;
+            }
+        }
+        true
+    };
+    loop {
+        if cx.shutdown.is_cancelled() {
+            break;
+        }
+        match slot.take(Duration::from_millis(100)) {
+            Some(frame) => match detector.detect(&frame.mat) {
+                Ok(dets) => {
+                    counter.frame(&frame, &dets);
+                    frames += 1;
+                    cx.health.accepted(&ids.source_id, kind, 1);
+                    tracing::trace!(source = %ids.source_id, frame = frame.index, detections = dets.len(), "frame");
+                }
+                Err(e) => cx.health.rejected(&ids.source_id, kind, "bad_frame", &format!("frame {}: {e}", frame.index)),
+            },
+            None if slot.is_finished() => {
+                // The input ended: publish what the last frames saw, then stop.
+                publish(&mut counter);
+                break;
+            }
+            None => {}
+        }
+        let dropped = slot.dropped();
+        if dropped > reported_drops {
+            for _ in reported_drops..dropped {
+                cx.health.rejected(
+                    &ids.source_id,
+                    kind,
+                    "frame_dropped",
+                    "inference slower than capture; oldest frame dropped",
+                );
+            }
+            reported_drops = dropped;
+        }
+        if frames > 0 && last_report.elapsed() >= set.report {
+            last_report = Instant::now();
+            if !publish(&mut counter) {
+                break;
+            }
+        }
+    }
+    stop.cancel();
+    if capture.join().is_err() {
+        tracing::error!(source = %ids.source_id, "capture thread panicked");
+    }
+    tracing::info!(source = %ids.source_id, frames, dropped = slot.dropped(), "vision source stopped");
+}

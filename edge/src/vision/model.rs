@@ -1,0 +1,363 @@
+//! The detector: an ONNX Runtime session for one manifest model, run on whole frames or on tiles.
+//! Synchronous and blocking: callers run it on a dedicated thread, never on the async runtime.
+
+use std::path::PathBuf;
+
+use opencv::core::{Mat, Rect, Size};
+use opencv::imgproc;
+use opencv::prelude::*;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::Tensor;
+use serde::{Deserialize, Serialize};
+
+use super::decode::{self, GflLevel};
+use super::detect::{nms, ClassMap, Detection, Letterbox};
+use super::manifest::{read_verified, Layout, Manifest, ManifestError, ModelSpec};
+use super::runtime::{self, RuntimeError};
+use super::tiles;
+
+/// `model = { ... }` of a camera or drone source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The manifest, relative to the edge file.
+    #[serde(default = "default_manifest")]
+    pub manifest: PathBuf,
+    /// Model name in the manifest.
+    #[serde(default = "default_model")]
+    pub name: String,
+    /// ONNX Runtime intra-op threads.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// Minimum confidence for a person.
+    #[serde(default = "default_person_threshold")]
+    pub person_threshold: f32,
+    /// Minimum confidence for a vehicle.
+    #[serde(default = "default_vehicle_threshold")]
+    pub vehicle_threshold: f32,
+    /// IoU above which boxes of the same class are merged.
+    #[serde(default = "default_nms_iou")]
+    pub nms_iou: f32,
+    /// Explicit `libonnxruntime.so` (else searched; see `vision::runtime`).
+    #[serde(default)]
+    pub runtime_path: Option<PathBuf>,
+    /// Sliced inference for wide or drone frames.
+    #[serde(default)]
+    pub slicing: Option<SlicingConfig>,
+}
+
+/// `model.slicing`: run the model on overlapping tiles and merge.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlicingConfig {
+    /// Tile side in frame pixels.
+    #[serde(default = "default_tile")]
+    pub tile: u32,
+    /// Overlap between neighbouring tiles, as a fraction of the tile (0..0.9).
+    #[serde(default = "default_overlap")]
+    pub overlap: f32,
+    /// Also run once on the whole frame (finds the large, near objects a tile cuts in two).
+    #[serde(default = "default_true")]
+    pub full_frame: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            manifest: default_manifest(),
+            name: default_model(),
+            threads: default_threads(),
+            person_threshold: default_person_threshold(),
+            vehicle_threshold: default_vehicle_threshold(),
+            nms_iou: default_nms_iou(),
+            runtime_path: None,
+            slicing: None,
+        }
+    }
+}
+
+fn default_manifest() -> PathBuf {
+    "../../models/manifest.toml".into()
+}
+fn default_model() -> String {
+    "nanodet-g-coco".into()
+}
+fn default_threads() -> usize {
+    2
+}
+fn default_person_threshold() -> f32 {
+    0.45
+}
+fn default_vehicle_threshold() -> f32 {
+    0.4
+}
+fn default_nms_iou() -> f32 {
+    0.6
+}
+fn default_tile() -> u32 {
+    640
+}
+fn default_overlap() -> f32 {
+    0.2
+}
+fn default_true() -> bool {
+    true
+}
+
+/// Why a detector could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// Manifest or model file problem (missing, wrong sha256).
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// ONNX Runtime missing or unloadable.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// ONNX Runtime refused the model or a run.
+    #[error("onnxruntime ({model}): {message}")]
+    Ort {
+        /// Model name.
+        model: String,
+        /// Runtime message.
+        message: String,
+    },
+    /// OpenCV failed on a frame.
+    #[error("opencv: {0}")]
+    OpenCv(#[from] opencv::Error),
+    /// The outputs do not have the layout the manifest claims.
+    #[error("model {model}: unexpected outputs: {message}")]
+    Outputs {
+        /// Model name.
+        model: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// One raw model output: name, shape, values.
+pub type RawOutput = (String, Vec<i64>, Vec<f32>);
+
+/// A loaded model, ready to detect.
+pub struct Detector {
+    session: Session,
+    spec: ModelSpec,
+    map: ClassMap,
+    nms_iou: f32,
+    slicing: Option<SlicingConfig>,
+    resized: Mat,
+    buf_f32: Vec<f32>,
+    buf_u8: Vec<u8>,
+    model_time: std::time::Duration,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector").field("model", &self.spec.name).field("layout", &self.spec.layout).finish()
+    }
+}
+
+impl Detector {
+    /// Finds the model in the manifest, checks its sha256, loads ONNX Runtime and builds the session.
+    pub fn load(cfg: &ModelConfig) -> Result<Detector, ModelError> {
+        let spec = Manifest::find(&cfg.manifest, &cfg.name)?;
+        let bytes = read_verified(&spec)?;
+        let env = runtime::environment(cfg.runtime_path.as_deref())?;
+        let ort_err = |e: String| ModelError::Ort { model: spec.name.clone(), message: e };
+        let session = Session::builder(&env)
+            .map_err(|e| ort_err(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(|e| ort_err(e.to_string()))?
+            .with_intra_threads(cfg.threads.max(1))
+            .map_err(|e| ort_err(e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| ort_err(e.to_string()))?
+            .commit_from_memory(&bytes)
+            .map_err(|e| ort_err(e.to_string()))?;
+        let map = ClassMap {
+            person: spec.person_classes.clone(),
+            vehicle: spec.vehicle_classes.clone(),
+            person_threshold: cfg.person_threshold,
+            vehicle_threshold: cfg.vehicle_threshold,
+        };
+        tracing::info!(model = %spec.name, layout = ?spec.layout, input = spec.input_size, threads = cfg.threads, "detector loaded");
+        Ok(Detector {
+            session,
+            spec,
+            map,
+            nms_iou: cfg.nms_iou,
+            slicing: cfg.slicing,
+            resized: Mat::default(),
+            buf_f32: Vec::new(),
+            buf_u8: Vec::new(),
+            model_time: std::time::Duration::ZERO,
+        })
+    }
+
+    /// Time spent inside ONNX Runtime (session runs only) since load: the model-only figure of the benchmark.
+    pub fn model_time(&self) -> std::time::Duration {
+        self.model_time
+    }
+
+    /// The manifest entry.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// Detects persons and vehicles in a BGR frame (whole, or tiled when slicing is configured);
+    /// boxes in frame pixels after NMS.
+    pub fn detect(&mut self, frame: &Mat) -> Result<Vec<Detection>, ModelError> {
+        let (w, h) = (frame.cols(), frame.rows());
+        let Some(sl) = self.slicing else {
+            let d = self.run(frame)?;
+            return Ok(nms(d, self.nms_iou));
+        };
+        let mut per_tile = Vec::new();
+        if sl.full_frame {
+            per_tile.push((tiles::Tile { x: 0, y: 0, w, h }, self.run(frame)?));
+        }
+        let grid = tiles::grid(w, h, sl.tile as i32, sl.overlap);
+        if grid.len() > 1 || !sl.full_frame {
+            for t in grid {
+                let roi = Mat::roi(frame, Rect::new(t.x, t.y, t.w, t.h))?;
+                let d = self.run(&roi)?;
+                per_tile.push((t, d));
+            }
+        }
+        Ok(tiles::merge(per_tile, self.nms_iou))
+    }
+
+    /// One model pass over `img` (a frame or a tile); boxes in `img` pixels, before NMS.
+    pub fn run(
+        &mut self,
+        img: &(impl MatTraitConst + opencv::core::ToInputArray),
+    ) -> Result<Vec<Detection>, ModelError> {
+        let size = self.spec.input_size as i32;
+        let (w, h) = (img.cols(), img.rows());
+        match self.spec.layout {
+            Layout::TfSsd => {
+                imgproc::resize(img, &mut self.resized, Size::new(size, size), 0.0, 0.0, imgproc::INTER_LINEAR)?;
+                super::preprocess::fill_hwc_u8(&mut self.buf_u8, self.resized.data_bytes()?, &self.spec);
+                let s = size as usize;
+                let input = Tensor::from_array(([1usize, s, s, 3], std::mem::take(&mut self.buf_u8)))
+                    .map_err(|e| self.ort(e))?;
+                let t0 = std::time::Instant::now();
+                let outputs = self
+                    .session
+                    .run(ort::inputs![input])
+                    .map_err(|e| ModelError::Ort { model: self.spec.name.clone(), message: e.to_string() })?;
+                self.model_time += t0.elapsed();
+                let get = |name: &str| -> Result<Vec<f32>, ModelError> {
+                    let v = outputs.get(name).ok_or_else(|| ModelError::Outputs {
+                        model: String::new(),
+                        message: format!("no output {name}"),
+                    })?;
+                    let (_, data) = v
+                        .try_extract_tensor::<f32>()
+                        .map_err(|e| ModelError::Outputs { model: String::new(), message: e.to_string() })?;
+                    Ok(data.to_vec())
+                };
+                let num = get("num_detections:0")?.first().copied().unwrap_or(0.0) as usize;
+                let (b, s, c) = (get("detection_boxes:0")?, get("detection_scores:0")?, get("detection_classes:0")?);
+                Ok(decode::tf_ssd(&b, &s, &c, num, w as f32, h as f32, &self.map))
+            }
+            Layout::NanodetGfl | Layout::Yolov8 => {
+                let lb = Letterbox::new(w, h, size);
+                imgproc::resize(
+                    img,
+                    &mut self.resized,
+                    Size::new(lb.new_w, lb.new_h),
+                    0.0,
+                    0.0,
+                    imgproc::INTER_LINEAR,
+                )?;
+                let s = size as usize;
+                super::preprocess::fill_chw(
+                    &mut self.buf_f32,
+                    self.resized.data_bytes()?,
+                    lb.new_w as usize,
+                    lb.new_h as usize,
+                    lb.pad_x as usize,
+                    lb.pad_y as usize,
+                    s,
+                    &self.spec,
+                );
+                let dets = self.infer_chw(s)?;
+                Ok(dets.into_iter().map(|d| lb.unmap(d, w as f32, h as f32)).collect())
+            }
+        }
+    }
+
+    /// Runs the session on the prepared CHW tensor in `buf_f32` and decodes (model-input pixels).
+    fn infer_chw(&mut self, s: usize) -> Result<Vec<Detection>, ModelError> {
+        let data = std::mem::take(&mut self.buf_f32);
+        let input = Tensor::from_array(([1usize, 3, s, s], data)).map_err(|e| self.ort(e))?;
+        let name = self.spec.name.clone();
+        let t0 = std::time::Instant::now();
+        let outputs = self
+            .session
+            .run(ort::inputs![input])
+            .map_err(|e| ModelError::Ort { model: name.clone(), message: e.to_string() })?;
+        self.model_time += t0.elapsed();
+        let bad = |message: String| ModelError::Outputs { model: name.clone(), message };
+        let mut views: Vec<(Vec<i64>, &[f32])> = Vec::new();
+        for i in 0..outputs.len() {
+            let (shape, data) = outputs[i].try_extract_tensor::<f32>().map_err(|e| bad(e.to_string()))?;
+            views.push((shape.iter().copied().collect(), data));
+        }
+        match self.spec.layout {
+            Layout::Yolov8 => {
+                let (shape, data) = views.first().ok_or_else(|| bad("no output".into()))?;
+                let c = shape.get(1).copied().unwrap_or(0) as usize;
+                if shape.len() != 3 || c <= 4 {
+                    return Err(bad(format!("want [1, 4+C, N], got {shape:?}")));
+                }
+                Ok(decode::yolov8(data, c - 4, &self.map))
+            }
+            _ => {
+                // Pair score and box tensors by their cell count N; the stride follows from N.
+                let mut levels = Vec::new();
+                for (shape, scores) in views.iter().filter(|(sh, _)| sh.last() != Some(&44)) {
+                    let n = shape.get(1).copied().unwrap_or(0);
+                    let boxes = views
+                        .iter()
+                        .find(|(sh, _)| sh.last() == Some(&44) && sh.get(1) == Some(&n))
+                        .ok_or_else(|| bad(format!("no box tensor for {n} cells")))?;
+                    let side = (n as f64).sqrt().round() as usize;
+                    if side == 0 || side * side != n as usize {
+                        return Err(bad(format!("{n} cells is not a square grid")));
+                    }
+                    levels.push(GflLevel { stride: s / side, scores, boxes: boxes.1, classes: self.spec.classes });
+                }
+                if levels.is_empty() {
+                    return Err(bad("no score tensors".into()));
+                }
+                Ok(decode::nanodet(&levels, s, &self.map))
+            }
+        }
+    }
+
+    /// Runs the session on a ready `[1, 3, size, size]` float tensor and returns every output as
+    /// (name, shape, values): for comparing with a reference implementation.
+    pub fn raw_outputs(&mut self, chw: Vec<f32>) -> Result<Vec<RawOutput>, ModelError> {
+        let s = self.spec.input_size as usize;
+        let input = Tensor::from_array(([1usize, 3, s, s], chw)).map_err(|e| self.ort(e))?;
+        let name = self.spec.name.clone();
+        let outputs = self
+            .session
+            .run(ort::inputs![input])
+            .map_err(|e| ModelError::Ort { model: name.clone(), message: e.to_string() })?;
+        let mut out = Vec::new();
+        for (k, v) in outputs.iter() {
+            let (shape, data) = v
+                .try_extract_tensor::<f32>()
+                .map_err(|e| ModelError::Outputs { model: name.clone(), message: e.to_string() })?;
+            out.push((k.to_string(), shape.iter().copied().collect(), data.to_vec()));
+        }
+        Ok(out)
+    }
+
+    fn ort(&self, e: ort::Error) -> ModelError {
+        ModelError::Ort { model: self.spec.name.clone(), message: e.to_string() }
+    }
+}

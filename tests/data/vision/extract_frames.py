@@ -1,0 +1,24 @@
+"""Extracts the golden frames committed in tests/data/vision/ from vtest.avi (Debian opencv-doc) and the
+darknet stills. Run once by hand after scripts/setup.sh --test:
+    .cache/venv/bin/python tests/data/vision/extract_frames.py
+"""
+import pathlib, cv2
+
+root = pathlib.Path(__file__).resolve().parents[3]
+data, out = root / ".cache/data", pathlib.Path(__file__).resolve().parent
+cap = cv2.VideoCapture(str(data / "vtest.avi"))
+want = {100, 300, 500, 700}
+i = 0
+while want:
+    ok, frame = cap.read()
+    if not ok:
+        raise SystemExit(f"vtest.avi ended at frame {i}")
+    if i in want:
+        cv2.imwrite(str(out / f"vtest_{i:03d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        want.discard(i)
+    i += 1
+for name in ["person.jpg", "dog.jpg"]:
+    (out / name).write_bytes((data / name).read_bytes())
+kite = cv2.imread(str(data / "kite.jpg"))
+kite = cv2.resize(kite, (kite.shape[1] // 2, kite.shape[0] // 2), interpolation=cv2.INTER_AREA)
+cv2.imwrite(str(out / "kite_half.jpg"), kite, [cv2.IMWRITE_JPEG_QUALITY, 90])
