@@ -106,9 +106,11 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
     let operator = tokens.create("demo-operator", crate::auth::Role::Operator, None)?;
     let engineer = tokens.create("demo-engineer", crate::auth::Role::Engineer, None)?;
     let mut worker_links = Vec::new();
+    let mut issued = vec![(admin.clone(), "admin"), (operator.clone(), "operator"), (engineer.clone(), "engineer")];
     for site in &sites {
         if let Some(w) = site.config.workers.first() {
             let t = tokens.create(&w.id, crate::auth::Role::GridWorker, Some(&w.id))?;
+            issued.push((t.clone(), "grid_worker"));
             worker_links.push(format!(
                 "  worker   {api}/ui/worker.html#token={t}   ({} — {}, grids {})",
                 w.name,
@@ -150,6 +152,7 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
     println!("  stop     Ctrl-C{}", args.duration.map(|d| format!(" (or after {d} s)")).unwrap_or_default());
 
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+    check_links(&http, &api, &issued).await?;
     let started = tokio::time::Instant::now();
     let deadline = args.duration.map(|d| started + Duration::from_secs(d));
     let mut tick = tokio::time::interval(Duration::from_secs(args.every.max(1)));
@@ -192,6 +195,29 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Checks that the printed links work: the pages are served and every token is accepted with its role.
+async fn check_links(
+    http: &reqwest::Client,
+    api: &str,
+    issued: &[(String, &str)],
+) -> Result<(), Box<dyn std::error::Error>> {
+    for page in ["/ui/", "/ui/worker.html", "/ui/engineer.html", "/ui/login.html"] {
+        let status = http.get(format!("{api}{page}")).send().await?.status();
+        if !status.is_success() {
+            return Err(format!("{page} answered {status}").into());
+        }
+    }
+    for (token, role) in issued {
+        let me: serde_json::Value =
+            http.get(format!("{api}/api/v1/me")).bearer_auth(token).send().await?.error_for_status()?.json().await?;
+        if me["role"] != *role {
+            return Err(format!("a {role} token came back as {}", me["role"]).into());
+        }
+    }
+    println!("  links    checked: 4 pages served, {} tokens accepted with their roles", issued.len());
+    Ok(())
 }
 
 /// Prints one progress table; returns the number of tickets per site.

@@ -96,4 +96,9 @@ fn demo_raises_a_ticket_in_each_scenario() {
         assert!(n >= 1, "{line}");
     }
     assert!(stdout.contains("/api/v1/zones"), "the demo prints where the API is");
+    assert!(
+        stdout.contains("links    checked: 4 pages served, 5 tokens accepted"),
+        "the printed links work:\n{stdout}"
+    );
+    assert!(stdout.contains("/ui/#token=cg_") && stdout.contains("/ui/worker.html#token=cg_"), "{stdout}");
 }

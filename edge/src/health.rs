@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use crowdgrid_proto::SourceHealth;
+use crowdgrid_proto::{ModelInfo, SourceHealth};
 
 /// Thread-safe registry of [`SourceHealth`] by source id.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     inner: Arc<Mutex<BTreeMap<String, SourceHealth>>>,
+    models: Arc<Mutex<BTreeMap<String, ModelInfo>>>,
 }
 
 impl Health {
@@ -70,6 +71,17 @@ impl Health {
     pub fn snapshot(&self) -> Vec<SourceHealth> {
         let map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         map.values().cloned().collect()
+    }
+
+    /// Records the model a source loaded (reported in the edge status).
+    pub fn model(&self, info: ModelInfo) {
+        let mut map = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(info.source.clone(), info);
+    }
+
+    /// Every loaded model, by source id.
+    pub fn models(&self) -> Vec<ModelInfo> {
+        self.models.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
     }
 
     /// Total rejected for `id` and `reason` (tests and status).

@@ -447,6 +447,7 @@ impl<'a> Session<'a> {
             queue_depth: self.queue.depth(),
             queue_dropped: self.queue.dropped(),
             sources: self.health.snapshot(),
+            models: self.health.models(),
         };
         let payload = serde_json::to_vec(&status)?;
         if let Err(e) = self.client.try_publish(self.status_topic, QoS::AtLeastOnce, true, payload) {

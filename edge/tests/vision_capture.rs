@@ -180,4 +180,9 @@ zones = [
     let lc = lane.classes.unwrap();
     assert!(lc.vehicle >= 1.0 && lc.person == 0.0 && lane.conflict == Some(0.0), "{lane:?}");
     assert!(health.snapshot()[0].accepted >= 2);
+    // The loaded model is reported (for the edge status and the engineers' console), sha256 as checked at load.
+    let models = health.models();
+    assert_eq!(models.len(), 1, "{models:?}");
+    assert_eq!(models[0].name, "nanodet-g-coco");
+    assert_eq!(models[0].sha256, "1fe35ac852110918af9ee50541fade2d7a81515d60851edd10790757e8b1246e");
 }

@@ -20,4 +20,4 @@ pub use config::{load_toml, ConfigError, Problems};
 pub use level::{Level, Thresholds};
 pub use reading::{ClassCounts, Reading, ReadingError, SourceKind};
 pub use site::{SiteConfig, Zone};
-pub use status::{EdgeState, EdgeStatus, SourceHealth};
+pub use status::{EdgeState, EdgeStatus, ModelInfo, SourceHealth};

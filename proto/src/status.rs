@@ -37,6 +37,19 @@ pub struct SourceHealth {
     pub last_error: Option<String>,
 }
 
+/// A model deployed on an edge, as loaded (its sha256 was checked against the manifest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Model name in the manifest.
+    pub name: String,
+    /// Model version.
+    pub version: String,
+    /// sha256 of the model file.
+    pub sha256: String,
+    /// Source id using it.
+    pub source: String,
+}
+
 /// The retained status of one edge agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EdgeStatus {
@@ -60,6 +73,9 @@ pub struct EdgeStatus {
     /// Per-source health.
     #[serde(default)]
     pub sources: Vec<SourceHealth>,
+    /// Models loaded by the edge's vision sources.
+    #[serde(default)]
+    pub models: Vec<ModelInfo>,
 }
 
 impl EdgeStatus {
@@ -74,6 +90,7 @@ impl EdgeStatus {
             queue_depth: 0,
             queue_dropped: 0,
             sources: Vec::new(),
+            models: Vec::new(),
         }
     }
 }

@@ -145,8 +145,7 @@ pub async fn zones_geojson(
     Query(f): Query<SiteFilter>,
 ) -> Result<Json<geojson::FeatureCollection>, ApiError> {
     let mut features = Vec::new();
-    for (mut view, geometry) in zone_views(&s, &p, f.site.as_deref()).await? {
-        view.sources = None;
+    for (view, geometry) in zone_views(&s, &p, f.site.as_deref()).await? {
         let properties = match serde_json::to_value(&view) {
             Ok(serde_json::Value::Object(m)) => Some(m),
             _ => None,

@@ -56,7 +56,16 @@ pub fn start<C: FrameCounter>(
 fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: SourceContext) {
     let kind = ids.kind.as_str();
     let mut detector = match Detector::load(&set.model) {
-        Ok(d) => d,
+        Ok(d) => {
+            let spec = d.spec();
+            cx.health.model(crowdgrid_proto::ModelInfo {
+                name: spec.name.clone(),
+                version: spec.version.clone(),
+                sha256: spec.sha256.clone(),
+                source: ids.source_id.clone(),
+            });
+            d
+        }
         Err(e) => {
             cx.health.error(&ids.source_id, kind, &format!("detector: {e}"));
             tracing::error!(source = %ids.source_id, error = %e, "detector could not be loaded; source stopped");
