@@ -59,8 +59,7 @@ fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
 }
 
 fn parse_args() -> Args {
-    let mut args =
-        Args { samples: 200, host: "127.0.0.1".into(), port: 1883, timeout: Duration::from_secs(10) };
+    let mut args = Args { samples: 200, host: "127.0.0.1".into(), port: 1883, timeout: Duration::from_secs(10) };
     if let Ok(v) = std::env::var("CROWDGRID_BENCH_SAMPLES") {
         args.samples = parse_num("CROWDGRID_BENCH_SAMPLES", Some(v));
     }
@@ -440,7 +439,10 @@ async fn run(args: Args) -> i32 {
             }
             None => {
                 missed_raise += 1;
-                eprintln!("sample {i}: no raised/reopened notification for {}/{} within {:?}", z.site, z.zone, args.timeout);
+                eprintln!(
+                    "sample {i}: no raised/reopened notification for {}/{} within {:?}",
+                    z.site, z.zone, args.timeout
+                );
             }
         }
         let payload = z.reading(0.1);

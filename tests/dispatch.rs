@@ -91,7 +91,7 @@ async fn unacknowledged_ticket_climbs_to_the_department() {
     let central = crowdgrid::central::start(loaded).await.unwrap();
     let (host, port) = central.mqtt.clone();
     let api = format!("http://{}", central.api_addr);
-    let tok = admin(&db);
+    let tok = admin(&db).await;
     let seen = watch(&host, port, "crowdgrid/v1/west-taihu/#").await;
     let client = publisher(host, port).await;
 
@@ -190,7 +190,7 @@ async fn webhook_failing_first_deliveries_gets_each_notification_once() {
     let central = crowdgrid::central::start(loaded).await.unwrap();
     let (host, port) = central.mqtt.clone();
     let api = format!("http://{}", central.api_addr);
-    let tok = admin(&db);
+    let tok = admin(&db).await;
     let client = publisher(host, port).await;
 
     // Three tickets, then the worker acknowledges one: four notifications.
@@ -203,7 +203,7 @@ async fn webhook_failing_first_deliveries_gets_each_notification_once() {
     })
     .await;
     let first = &tickets[0];
-    let worker = token(&db, crowdgrid::auth::Role::GridWorker, Some(first["assignee"].as_str().unwrap()));
+    let worker = token(&db, crowdgrid::auth::Role::GridWorker, Some(first["assignee"].as_str().unwrap())).await;
     let resp = reqwest::Client::new()
         .post(format!("{api}/api/v1/tickets/{}/acknowledge", first["id"]))
         .bearer_auth(&worker)
@@ -219,13 +219,14 @@ async fn webhook_failing_first_deliveries_gets_each_notification_once() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let s = state.lock().unwrap();
-    assert_eq!(s.accepted.len(), 4, "no extra deliveries");
-    assert_eq!(s.calls, 7, "3 failures + 4 successes");
-    let mut events: Vec<String> = s.accepted.values().map(|v| v["event"].as_str().unwrap().to_string()).collect();
-    events.sort();
-    assert_eq!(events, ["acknowledged", "raised", "raised", "raised"]);
-    drop(s);
+    {
+        let s = state.lock().unwrap();
+        assert_eq!(s.accepted.len(), 4, "no extra deliveries");
+        assert_eq!(s.calls, 7, "3 failures + 4 successes");
+        let mut events: Vec<String> = s.accepted.values().map(|v| v["event"].as_str().unwrap().to_string()).collect();
+        events.sort();
+        assert_eq!(events, ["acknowledged", "raised", "raised", "raised"]);
+    }
     let pending = get_json(&format!("{api}/api/v1/outbox"), &tok).await;
     assert!(pending.as_array().unwrap().is_empty(), "nothing left undelivered: {pending}");
     let detail = get_json(&format!("{api}/api/v1/tickets/{}", first["id"]), &tok).await;

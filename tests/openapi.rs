@@ -257,7 +257,12 @@ async fn crowd_the_beach(host: &str, port: u16, area_m2: f64, warning: f64) {
     r.classes = Some(crowdgrid_proto::ClassCounts { person: r.count, vehicle: 0.0 });
     let (client, mut el) = AsyncClient::new(MqttOptions::new(format!("openapi-{}", unique()), host, port), 10);
     client
-        .publish(topic::reading("crowdgrid/v1", "west-taihu", "beach"), QoS::AtLeastOnce, false, serde_json::to_vec(&r).unwrap())
+        .publish(
+            topic::reading("crowdgrid/v1", "west-taihu", "beach"),
+            QoS::AtLeastOnce,
+            false,
+            serde_json::to_vec(&r).unwrap(),
+        )
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
@@ -300,9 +305,9 @@ async fn centre_serves_the_document_and_answers_match_it() {
     api.call("GET", "/api/v1/me", "/api/v1/me", None, None, 401).await;
     api.call("GET", "/api/v1/me", "/api/v1/me", Some("cg_not-a-token"), None, 401).await;
 
-    let admin = admin(&db);
-    let engineer = token(&db, Role::Engineer, None);
-    let worker = token(&db, Role::GridWorker, Some("wang-lei"));
+    let admin = admin(&db).await;
+    let engineer = token(&db, Role::Engineer, None).await;
+    let worker = token(&db, Role::GridWorker, Some("wang-lei")).await;
 
     crowd_the_beach(&central.mqtt.0, central.mqtt.1, area_m2, warning).await;
     let url = format!("{}/api/v1/tickets", api.base);

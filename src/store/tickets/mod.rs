@@ -108,12 +108,7 @@ mod detail {
     use crate::store::StoreError;
 
     pub fn reopened(t: &NewTicket) -> String {
-        format!(
-            "{} at {:.2} again within {} s of closing",
-            t.level.as_str(),
-            t.density,
-            t.reopen_window.num_seconds()
-        )
+        format!("{} at {:.2} again within {} s of closing", t.level.as_str(), t.density, t.reopen_window.num_seconds())
     }
 
     pub fn raised(t: &NewTicket) -> String {
@@ -150,11 +145,7 @@ mod detail {
     }
 
     pub fn cannot_escalate(t: &Ticket) -> StoreError {
-        StoreError::Transition {
-            id: t.id,
-            state: format!("{} at tier {}", t.state, t.tier),
-            action: "escalate".into(),
-        }
+        StoreError::Transition { id: t.id, state: format!("{} at tier {}", t.state, t.tier), action: "escalate".into() }
     }
 
     pub fn reassigned(t: &Ticket, to: &str, note: &str) -> String {

@@ -59,9 +59,10 @@ pub(super) async fn raise(pool: &Pool, t: &NewTicket) -> Result<Raised, StoreErr
     match try_raise(&mut c, t).await {
         Ok(Some(r)) => Ok(r),
         // Another instance raised or reopened it between our read and our write: take theirs.
-        Ok(None) => open_for(&c, key, "").await?.map(Raised::Existing).ok_or(StoreError::Postgres(
-            "ticket raised concurrently but not found open afterwards".into(),
-        )),
+        Ok(None) => open_for(&c, key, "")
+            .await?
+            .map(Raised::Existing)
+            .ok_or(StoreError::Postgres("ticket raised concurrently but not found open afterwards".into())),
         Err(e) if is_unique_violation(&e) => {
             tracing::debug!(site = %t.site, zone = %t.zone, rule = %t.rule, "raised concurrently by another instance");
             open_for(&c, key, "").await?.map(Raised::Existing).ok_or(StoreError::Postgres(format!(
@@ -77,9 +78,8 @@ pub(super) async fn raise(pool: &Pool, t: &NewTicket) -> Result<Raised, StoreErr
 /// can recognise a unique violation.
 async fn try_raise(c: &mut deadpool_postgres::Client, t: &NewTicket) -> Result<Option<Raised>, tokio_postgres::Error> {
     let tx = c.transaction().await?;
-    let lookup = format!(
-        "SELECT {COLUMNS} FROM tickets WHERE site = $1 AND zone = $2 AND rule = $3 AND state <> 'resolved'"
-    );
+    let lookup =
+        format!("SELECT {COLUMNS} FROM tickets WHERE site = $1 AND zone = $2 AND rule = $3 AND state <> 'resolved'");
     if let Some(row) = tx.query_opt(&lookup, &[&t.site, &t.zone, &t.rule]).await? {
         return Ok(Some(Raised::Existing(pg_row_to_ticket(&row)?)));
     }
@@ -119,7 +119,8 @@ async fn try_raise(c: &mut deadpool_postgres::Client, t: &NewTicket) -> Result<O
     }
     let mut assignee: Option<(String, i64)> = None;
     for w in &t.candidates {
-        let row = tx.query_one("SELECT COUNT(*) FROM tickets WHERE assignee = $1 AND state <> 'resolved'", &[w]).await?;
+        let row =
+            tx.query_one("SELECT COUNT(*) FROM tickets WHERE assignee = $1 AND state <> 'resolved'", &[w]).await?;
         let load: i64 = row.try_get(0)?;
         if assignee.as_ref().is_none_or(|(_, b)| load < *b) {
             assignee = Some((w.clone(), load));
@@ -312,7 +313,11 @@ pub(super) async fn note(pool: &Pool, id: i64, kind: &str, actor: &str, detail: 
     event(&c, id, Utc::now(), kind, actor, detail).await
 }
 
-async fn tickets(c: &impl GenericClient, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<Vec<Ticket>, StoreError> {
+async fn tickets(
+    c: &impl GenericClient,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<Ticket>, StoreError> {
     let rows = c.query(sql, params).await?;
     Ok(rows.iter().map(pg_row_to_ticket).collect::<Result<Vec<_>, _>>()?)
 }
@@ -337,8 +342,9 @@ pub(super) async fn list_where(pool: &Pool, f: &ListFilter) -> Result<Vec<Ticket
 }
 
 async fn events_of(c: &impl GenericClient, id: i64) -> Result<Vec<TicketEvent>, StoreError> {
-    let rows =
-        c.query("SELECT id, ts, kind, actor, detail FROM ticket_events WHERE ticket_id = $1 ORDER BY id", &[&id]).await?;
+    let rows = c
+        .query("SELECT id, ts, kind, actor, detail FROM ticket_events WHERE ticket_id = $1 ORDER BY id", &[&id])
+        .await?;
     Ok(rows.iter().map(pg_row_to_event).collect::<Result<Vec<_>, _>>()?)
 }
 
@@ -350,7 +356,12 @@ pub(super) async fn history(
 ) -> Result<Vec<(Ticket, Vec<TicketEvent>)>, StoreError> {
     let mut c = pool.get().await?;
     // One snapshot for tickets and events.
-    let tx = c.build_transaction().read_only(true).isolation_level(tokio_postgres::IsolationLevel::RepeatableRead).start().await?;
+    let tx = c
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await?;
     let sql = format!(
         "SELECT {COLUMNS} FROM tickets WHERE opened_at >= $1 AND opened_at <= $2 AND ($3::text IS NULL OR site = $3) ORDER BY id"
     );

@@ -103,7 +103,10 @@ async fn transitions_escalation_and_reassignment() {
         let e = store.escalate(e.id, "system", "not resolved in time", Some(Utc::now())).await.unwrap();
         let e = store.escalate(e.id, "system", "not resolved in time", None).await.unwrap();
         assert_eq!(e.tier, "department");
-        assert!(matches!(store.escalate(e.id, "x", "", None).await, Err(StoreError::Transition { .. })), "no tier above");
+        assert!(
+            matches!(store.escalate(e.id, "x", "", None).await, Err(StoreError::Transition { .. })),
+            "no tier above"
+        );
         let r = store.reassign(t.id, "w2", "operator:alice", "w1 off shift").await.unwrap();
         assert_eq!(r.assignee.as_deref(), Some("w2"));
         let done = store.transition(t.id, "resolved", "w2", "crowd guided to the east exit").await.unwrap();
