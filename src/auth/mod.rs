@@ -252,4 +252,20 @@ mod tests {
         // A second handle (another process) finds it too.
         assert!(Tokens::open(&db).unwrap().lookup(&secret).await.unwrap().is_some());
     }
+
+    #[tokio::test]
+    async fn tokens_in_postgres_are_hashed_and_shared_between_instances() {
+        let schema = crate::store::pg_schema::TestSchema::create().await.expect("PostgreSQL at $CROWDGRID_TEST_PG");
+        let connect = || async { crate::store::pg_schema::connect(&schema.url()).await.unwrap() };
+        let a = Tokens::from_pool(connect().await);
+        let secret = a.create("ops", Role::Operator, None).await.unwrap();
+        let b = Tokens::from_pool(connect().await);
+        assert_eq!(b.lookup(&secret).await.unwrap().unwrap().role, Role::Operator);
+        assert!(b.lookup("cg_wrong").await.unwrap().is_none());
+        assert_eq!(b.list().await.unwrap().len(), 1);
+        let pool = connect().await;
+        let stored: String = pool.get().await.unwrap().query_one("SELECT hash FROM tokens", &[]).await.unwrap().get(0);
+        assert_eq!(stored, hash(&secret));
+        schema.drop().await.unwrap();
+    }
 }

@@ -229,3 +229,34 @@ fn pg_row(r: &tokio_postgres::Row) -> Result<Delivery, tokio_postgres::Error> {
         last_error: r.try_get(7)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::pg_schema::{connect, TestSchema};
+
+    async fn exercise(o: Outbox, claims: bool) {
+        o.push(7, "city", "{\"a\":1}".into()).await.unwrap();
+        o.push(8, "city", "{\"b\":2}".into()).await.unwrap();
+        let now = Utc::now();
+        let due = o.due(now, 5, 10).await.unwrap();
+        assert_eq!(due.iter().map(|d| d.ticket_id).collect::<Vec<_>>(), [7, 8]);
+        // PostgreSQL: another instance asking now gets nothing (claimed); SQLite has one instance.
+        assert_eq!(o.due(now, 5, 10).await.unwrap().is_empty(), claims);
+        o.failed(due[0].id, "503", now).await.unwrap();
+        o.delivered(due[1].id).await.unwrap();
+        let left = o.undelivered().await.unwrap();
+        assert_eq!((left.len(), left[0].attempts, left[0].last_error.as_deref()), (1, 1, Some("503")));
+        assert_eq!(o.due(now, 1, 10).await.unwrap().len(), 0, "out of attempts");
+        assert_eq!(o.due(now, 5, 10).await.unwrap().len(), 1, "retried after a failure");
+    }
+
+    #[tokio::test]
+    async fn deliveries_are_queued_retried_and_claimed_on_both_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        exercise(Outbox::open(&dir.path().join("o.db")).unwrap(), false).await;
+        let schema = TestSchema::create().await.expect("PostgreSQL at $CROWDGRID_TEST_PG");
+        exercise(Outbox::from_pool(connect(&schema.url()).await.unwrap()), true).await;
+        schema.drop().await.unwrap();
+    }
+}
