@@ -84,7 +84,7 @@ enum TokenCommand {
     },
 }
 
-fn token_command(cmd: TokenCommand) -> ExitCode {
+async fn token_command(cmd: TokenCommand) -> ExitCode {
     let (config, create) = match cmd {
         TokenCommand::Create { config, name, role, worker } => (config, Some((name, role, worker))),
         TokenCommand::List { config } => (config, None),
@@ -93,7 +93,12 @@ fn token_command(cmd: TokenCommand) -> ExitCode {
         Ok(l) => l,
         Err(e) => return config_error(&e),
     };
-    let tokens = match crate::auth::Tokens::open(&loaded.config.store.path) {
+    // Where the centre keeps them: its SQLite file, or PostgreSQL with `[store] dispatch_url`.
+    let store = &loaded.config.store;
+    let tokens = match crate::store::dispatch_db::DispatchDb::open(&store.path, store.dispatch_url.as_deref())
+        .await
+        .and_then(|db| db.tokens())
+    {
         Ok(t) => t,
         Err(e) => {
             eprintln!("crowdgrid token: {e}");
@@ -112,7 +117,7 @@ fn token_command(cmd: TokenCommand) -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             }
-            match tokens.create(&name, role, worker.as_deref()) {
+            match tokens.create(&name, role, worker.as_deref()).await {
                 Ok(secret) => {
                     println!("{secret}");
                     ExitCode::SUCCESS
@@ -123,7 +128,7 @@ fn token_command(cmd: TokenCommand) -> ExitCode {
                 }
             }
         }
-        None => match tokens.list() {
+        None => match tokens.list().await {
             Ok(list) => {
                 for t in list {
                     println!("{:<24} {:<12} {}", t.name, t.role.as_str(), t.worker.unwrap_or_default());
@@ -213,7 +218,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Demo(args) => crate::demo::run(args).await,
-        Command::Token { command } => token_command(command),
+        Command::Token { command } => token_command(command).await,
         Command::CheckConfig { paths } => {
             let mut bad = 0;
             for p in &paths {

@@ -98,18 +98,19 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
         }
     }
     let db = central_cfg.config.store.path.clone();
+    let dispatch_url = central_cfg.config.store.dispatch_url.clone();
     let sites = central_cfg.sites.clone();
     let central = crate::central::start(central_cfg).await?;
     let api = format!("http://{}", central.api_addr);
-    let tokens = crate::auth::Tokens::open(&db)?;
-    let admin = tokens.create("demo-admin", crate::auth::Role::Admin, None)?;
-    let operator = tokens.create("demo-operator", crate::auth::Role::Operator, None)?;
-    let engineer = tokens.create("demo-engineer", crate::auth::Role::Engineer, None)?;
+    let tokens = crate::store::dispatch_db::DispatchDb::open(&db, dispatch_url.as_deref()).await?.tokens()?;
+    let admin = tokens.create("demo-admin", crate::auth::Role::Admin, None).await?;
+    let operator = tokens.create("demo-operator", crate::auth::Role::Operator, None).await?;
+    let engineer = tokens.create("demo-engineer", crate::auth::Role::Engineer, None).await?;
     let mut worker_links = Vec::new();
     let mut issued = vec![(admin.clone(), "admin"), (operator.clone(), "operator"), (engineer.clone(), "engineer")];
     for site in &sites {
         if let Some(w) = site.config.workers.first() {
-            let t = tokens.create(&w.id, crate::auth::Role::GridWorker, Some(&w.id))?;
+            let t = tokens.create(&w.id, crate::auth::Role::GridWorker, Some(&w.id)).await?;
             issued.push((t.clone(), "grid_worker"));
             worker_links.push(format!(
                 "  worker   {api}/ui/worker.html#token={t}   ({} — {}, grids {})",

@@ -32,12 +32,12 @@ async fn roles_and_grids_are_enforced_on_every_endpoint() {
     let db = loaded.config.store.path.clone();
     let central = crowdgrid::central::start(loaded).await.unwrap();
     let api = format!("http://{}", central.api_addr);
-    let admin = admin(&db);
-    let operator = token(&db, Role::Operator, None);
-    let engineer = token(&db, Role::Engineer, None);
-    let scenic = token(&db, Role::GridWorker, Some("wang-lei")); // island-scenic only
-    let jetty = token(&db, Role::GridWorker, Some("liu-fang")); // jetty-carpark only
-    let both = token(&db, Role::GridWorker, Some("zhao-qiang")); // both grids
+    let admin = admin(&db).await;
+    let operator = token(&db, Role::Operator, None).await;
+    let engineer = token(&db, Role::Engineer, None).await;
+    let scenic = token(&db, Role::GridWorker, Some("wang-lei")).await; // island-scenic only
+    let jetty = token(&db, Role::GridWorker, Some("liu-fang")).await; // jetty-carpark only
+    let both = token(&db, Role::GridWorker, Some("zhao-qiang")).await; // both grids
 
     // A crowd on the jetty (grid jetty-carpark; its warning is 2.5/m²): a ticket for liu-fang.
     let (host, port) = central.mqtt.clone();

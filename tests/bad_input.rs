@@ -93,7 +93,7 @@ async fn bad_payloads_are_counted_and_good_ones_around_them_stored() {
     assert_eq!(m.readings_received.get(), n as u64);
 
     let api = format!("http://{}", central.api_addr);
-    let tok = admin(&dir.path().join("central.db"));
+    let tok = admin(&dir.path().join("central.db")).await;
     let pts = get_json(&format!("{api}/api/v1/zones/west-taihu/beach/series"), &tok).await;
     let counts: Vec<f64> = pts.as_array().unwrap().iter().map(|p| p["count"].as_f64().unwrap()).collect();
     assert_eq!(counts, [100.0, 200.0, 300.0]);

@@ -60,11 +60,11 @@ async fn web_app_end_to_end_in_chromium() {
 
     // An operator, and every worker of the West Taihu roster (the ticket goes to the least-loaded one).
     let tokens = Tokens::open(&db).expect("token table");
-    let operator = tokens.create("e2e-operator", Role::Operator, None).unwrap();
+    let operator = tokens.create("e2e-operator", Role::Operator, None).await.unwrap();
     let workers = ["wang-lei", "zhang-min", "chen-jie", "liu-fang", "zhao-qiang"];
     let mut worker_tokens = serde_json::Map::new();
     for w in workers {
-        let t = tokens.create(w, Role::GridWorker, Some(w)).unwrap();
+        let t = tokens.create(w, Role::GridWorker, Some(w)).await.unwrap();
         worker_tokens.insert(w.to_string(), serde_json::Value::String(t));
     }
     let wang_lei = worker_tokens["wang-lei"].as_str().unwrap().to_string();

@@ -43,7 +43,7 @@ fn bad_config_exits_64_with_every_problem() {
         &bad,
         format!(
             "sites = [\"{}\"]\n[broker]\nmode = \"embedded\"\ntopic_prefix = \"a/#\"\n[ingest]\nmax_payload_bytes = 10\nmax_density = -1.0\n\
-             [store]\npath = \"x.db\"\nretention_days = 0\n",
+             [store]\npath = \"x.db\"\nretention_days = 0\ndispatch_url = \"mysql://db/x\"\n",
             site.display()
         ),
     )
@@ -56,7 +56,8 @@ fn bad_config_exits_64_with_every_problem() {
         "ingest.max_payload_bytes",
         "ingest.max_density",
         "store.retention_days",
-        "4 problem(s)",
+        "store.dispatch_url",
+        "5 problem(s)",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
@@ -101,4 +102,34 @@ fn demo_raises_a_ticket_in_each_scenario() {
         "the printed links work:\n{stdout}"
     );
     assert!(stdout.contains("/ui/#token=cg_") && stdout.contains("/ui/worker.html#token=cg_"), "{stdout}");
+}
+
+#[tokio::test]
+async fn token_cli_writes_to_postgres_when_the_dispatch_state_is_there() {
+    let schema = crowdgrid::store::pg_schema::TestSchema::create().await.expect("PostgreSQL at $CROWDGRID_TEST_PG");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("central.toml");
+    let text = std::fs::read_to_string(root().join("config/central.toml")).unwrap();
+    let sites = root().join("config");
+    let text = text
+        .replace("\"west-taihu/", &format!("\"{}/west-taihu/", sites.display()))
+        .replace("\"boai-school/", &format!("\"{}/boai-school/", sites.display()))
+        .replace(
+            "path = \"../data/central.db\"",
+            &format!("path = \"central.db\"\ndispatch_url = \"{}\"", schema.url()),
+        );
+    std::fs::write(&config, text).unwrap();
+    let out = crowdgrid()
+        .args(["token", "create", "--name", "pg-ops", "--role", "operator", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let out = crowdgrid().args(["token", "list", "--config"]).arg(&config).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pg-ops"));
+    let pool = crowdgrid::store::pg_schema::connect(&schema.url()).await.unwrap();
+    let rec = crowdgrid::auth::Tokens::from_pool(pool).lookup(&secret).await.unwrap().unwrap();
+    assert_eq!(rec.name, "pg-ops");
+    schema.drop().await.unwrap();
 }

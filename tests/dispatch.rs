@@ -91,7 +91,7 @@ async fn unacknowledged_ticket_climbs_to_the_department() {
     let central = crowdgrid::central::start(loaded).await.unwrap();
     let (host, port) = central.mqtt.clone();
     let api = format!("http://{}", central.api_addr);
-    let tok = admin(&db);
+    let tok = admin(&db).await;
     let seen = watch(&host, port, "crowdgrid/v1/west-taihu/#").await;
     let client = publisher(host, port).await;
 
@@ -190,7 +190,7 @@ async fn webhook_failing_first_deliveries_gets_each_notification_once() {
     let central = crowdgrid::central::start(loaded).await.unwrap();
     let (host, port) = central.mqtt.clone();
     let api = format!("http://{}", central.api_addr);
-    let tok = admin(&db);
+    let tok = admin(&db).await;
     let client = publisher(host, port).await;
 
     // Three tickets, then the worker acknowledges one: four notifications.
@@ -203,7 +203,7 @@ async fn webhook_failing_first_deliveries_gets_each_notification_once() {
     })
     .await;
     let first = &tickets[0];
-    let worker = token(&db, crowdgrid::auth::Role::GridWorker, Some(first["assignee"].as_str().unwrap()));
+    let worker = token(&db, crowdgrid::auth::Role::GridWorker, Some(first["assignee"].as_str().unwrap())).await;
     let resp = reqwest::Client::new()
         .post(format!("{api}/api/v1/tickets/{}/acknowledge", first["id"]))
         .bearer_auth(&worker)

@@ -305,9 +305,9 @@ async fn centre_serves_the_document_and_answers_match_it() {
     api.call("GET", "/api/v1/me", "/api/v1/me", None, None, 401).await;
     api.call("GET", "/api/v1/me", "/api/v1/me", Some("cg_not-a-token"), None, 401).await;
 
-    let admin = admin(&db);
-    let engineer = token(&db, Role::Engineer, None);
-    let worker = token(&db, Role::GridWorker, Some("wang-lei"));
+    let admin = admin(&db).await;
+    let engineer = token(&db, Role::Engineer, None).await;
+    let worker = token(&db, Role::GridWorker, Some("wang-lei")).await;
 
     crowd_the_beach(&central.mqtt.0, central.mqtt.1, area_m2, warning).await;
     let url = format!("{}/api/v1/tickets", api.base);

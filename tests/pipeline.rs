@@ -60,7 +60,7 @@ async fn post_events(addr: std::net::SocketAddr, events: Value) {
 
 /// Runs the whole path against a started centre and returns when every assertion held.
 async fn end_to_end(central: crowdgrid::central::Central, dir: &std::path::Path, prefix: &str) {
-    let tok = admin(&dir.join("central.db"));
+    let tok = admin(&dir.join("central.db")).await;
     let tok = tok.as_str();
     let (host, port) = central.mqtt.clone();
     let api = format!("http://{}", central.api_addr);
@@ -148,7 +148,7 @@ async fn end_to_end(central: crowdgrid::central::Central, dir: &std::path::Path,
 
     // The worker resolves it with a note; the trail shows every step.
     let id = ticket["id"].as_i64().unwrap();
-    let worker = token(&dir.join("central.db"), crowdgrid::auth::Role::GridWorker, Some(&assignee));
+    let worker = token(&dir.join("central.db"), crowdgrid::auth::Role::GridWorker, Some(&assignee)).await;
     let resp = reqwest::Client::new()
         .post(format!("{api}/api/v1/tickets/{id}/resolve"))
         .bearer_auth(&worker)

@@ -1,5 +1,7 @@
 //! The centre is SIGKILLed with a rule pending its `for` timer and a ticket open; after a restart no
-//! ticket is lost, none is duplicated, and the pending timer resumes where it was (on data time).
+//! ticket is lost, none is duplicated, and the pending timer resumes where it was (on data time). Run
+//! with the dispatch state in SQLite (default) and in PostgreSQL (`[store] dispatch_url`, a private
+//! schema on `$CROWDGRID_TEST_PG`, default `postgres://root@127.0.0.1:5432/test`).
 
 mod common;
 
@@ -9,11 +11,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use common::*;
+use crowdgrid::store::dispatch_db::DispatchDb;
+use crowdgrid::store::pg_schema::TestSchema;
+use crowdgrid::store::tickets::Filter;
 use crowdgrid_proto::{Reading, SourceKind};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::Value;
 
-fn write_config(dir: &Path, mqtt: u16, api: u16) -> std::path::PathBuf {
+fn write_config(dir: &Path, mqtt: u16, api: u16, dispatch_url: Option<&str>) -> std::path::PathBuf {
     let rules = dir.join("rules.toml");
     std::fs::write(
         &rules,
@@ -38,10 +43,11 @@ zones = ["jetty"]
         &path,
         format!(
             "sites = [\"{}\"]\nrule_files = [\"{}\"]\n[broker]\nmode = \"embedded\"\nlisten = \"127.0.0.1:{mqtt}\"\n\
-             [store]\npath = \"{}\"\n[api]\nlisten = \"127.0.0.1:{api}\"\n",
+             [store]\npath = \"{}\"\n{}[api]\nlisten = \"127.0.0.1:{api}\"\n",
             root().join("config/west-taihu/site.toml").display(),
             rules.display(),
-            dir.join("central.db").display()
+            dir.join("central.db").display(),
+            dispatch_url.map(|u| format!("dispatch_url = \"{u}\"\n")).unwrap_or_default(),
         ),
     )
     .unwrap();
@@ -89,14 +95,27 @@ async fn tickets(api: &str, tok: &str) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_with_pending_rule_and_open_ticket_resumes_exactly() {
+async fn sigkill_with_pending_rule_and_open_ticket_resumes_exactly_on_sqlite() {
+    sigkill_scenario(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_pending_rule_and_open_ticket_resumes_exactly_on_postgres() {
+    let schema = TestSchema::create().await.expect("PostgreSQL at $CROWDGRID_TEST_PG (or 127.0.0.1:5432/test)");
+    sigkill_scenario(Some(&schema.url())).await;
+    schema.drop().await.unwrap();
+}
+
+async fn sigkill_scenario(dispatch_url: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let mqtt = crowdgrid::central::broker::free_loopback_addr().unwrap().port();
     let api_port = crowdgrid::central::broker::free_loopback_addr().unwrap().port();
     let api = format!("http://127.0.0.1:{api_port}");
-    let config = write_config(dir.path(), mqtt, api_port);
+    let config = write_config(dir.path(), mqtt, api_port, dispatch_url);
     let mut centre = start(&config, &api, &dir.path().join("c1.log")).await;
-    let tok = admin(&dir.path().join("central.db"));
+    let db = dir.path().join("central.db");
+    let tokens = DispatchDb::open(&db, dispatch_url).await.unwrap().tokens().unwrap();
+    let tok = token_in(&tokens, crowdgrid::auth::Role::Admin, None).await;
     let c = publisher(mqtt).await;
 
     // The jetty crosses at once (for 0): a ticket. The beach is crowded from t0 but needs 20 s.
@@ -149,4 +168,13 @@ async fn sigkill_with_pending_rule_and_open_ticket_resumes_exactly() {
     let _ = Command::new("kill").arg("-TERM").arg(centre.id().to_string()).status();
     let status = centre.wait().unwrap();
     assert!(status.success(), "graceful stop on SIGTERM: {status:?}");
+
+    // The tickets are where the configuration put them: in PostgreSQL, the SQLite file has none.
+    let in_sqlite: i64 =
+        rusqlite::Connection::open(&db).unwrap().query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0)).unwrap();
+    assert_eq!(in_sqlite, if dispatch_url.is_some() { 0 } else { 2 });
+    if let Some(url) = dispatch_url {
+        let store = DispatchDb::open(&db, Some(url)).await.unwrap().tickets().unwrap();
+        assert_eq!(store.list(Filter::All, None).await.unwrap().len(), 2, "both tickets in PostgreSQL");
+    }
 }

@@ -27,6 +27,7 @@ impl FromRequestParts<AppState> for Caller {
         let rec = state
             .tokens
             .lookup(&token)
+            .await
             .map_err(|e| ApiError::Internal(e.to_string()))?
             .ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
         Ok(Caller(Principal::new(rec, &state.sites)))
@@ -83,6 +84,7 @@ pub async fn create_token(
     let token = s
         .tokens
         .create(&body.name, body.role, body.worker.as_deref())
+        .await
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     tracing::info!(name = %body.name, role = body.role.as_str(), by = %caller.0.actor(), "token created");
     Ok(Json(CreatedToken { name: body.name, role: body.role, worker: body.worker, token }))

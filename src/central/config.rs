@@ -292,6 +292,12 @@ pub struct StoreConfig {
     /// A partial batch is written after this long.
     #[serde(default = "default_flush_ms")]
     pub flush_interval_ms: u64,
+    /// PostgreSQL for the dispatch state (tickets, their events, the webhook outbox, the rule-engine
+    /// snapshot, API tokens), e.g. `postgres://crowdgrid@db.internal:5432/crowdgrid`, so several centre
+    /// instances can share it. Unset: all of it stays in the SQLite file at `path`. The reading series
+    /// always stays in SQLite (and InfluxDB). `?options=-csearch_path%3Dmyschema` selects a schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_url: Option<String>,
 }
 
 fn default_retention() -> u32 {
@@ -450,6 +456,11 @@ impl CentralConfig {
             }
             if client_id.is_empty() {
                 p.push("broker.client_id", "must not be empty");
+            }
+        }
+        if let Some(url) = &self.store.dispatch_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                p.push("store.dispatch_url", "must start with postgres:// or postgresql://");
             }
         }
         let i = &self.ingest;

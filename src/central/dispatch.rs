@@ -14,7 +14,7 @@ use super::escalation;
 use super::notify::Notifier;
 use crate::metrics::Metrics;
 use crate::rules::{Audience, RuleEvent, Transition};
-use crate::store::tickets::{NewTicket, Raised, TicketStore};
+use crate::store::tickets::{NewTicket, Raised, Ticket, TicketStore};
 use crate::store::StoreError;
 
 /// Everything the dispatcher needs.
@@ -128,6 +128,30 @@ impl Dispatcher {
     }
 }
 
+/// One pass of the SLA clock: moves every late ticket one tier up and returns the escalated ones. A
+/// ticket is escalated only if it is still at the tier read, so several centre instances sharing a
+/// PostgreSQL store escalate it once.
+pub async fn escalate_late(
+    tickets: &TicketStore,
+    cfg: &EscalationConfig,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<Ticket>, StoreError> {
+    let late = tickets.overdue(now).await?;
+    let mut out = Vec::new();
+    for t in late {
+        let Some((reason, resolve_due)) = escalation::due(cfg, &t, now) else { continue };
+        match tickets.escalate_from(t.id, t.tier(), "system", &reason, resolve_due).await {
+            Ok(Some(up)) => {
+                tracing::warn!(ticket = up.id, site = %up.site, zone = %up.zone, tier = %up.tier, reason, "ticket escalated");
+                out.push(up);
+            }
+            Ok(None) => tracing::debug!(ticket = t.id, "already escalated or being escalated elsewhere"),
+            Err(e) => tracing::error!(error = %e, ticket = t.id, "escalation failed"),
+        }
+    }
+    Ok(out)
+}
+
 /// Moves late tickets up the ladder every `check_interval_ms` until `stop`.
 pub async fn sla_clock(
     tickets: TicketStore,
@@ -143,24 +167,16 @@ pub async fn sla_clock(
             _ = stop.cancelled() => break,
             _ = every.tick() => {}
         }
-        let now = Utc::now();
-        let late = match tickets.overdue(now).await {
+        let escalated = match escalate_late(&tickets, &cfg, Utc::now()).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "SLA clock cannot read tickets");
                 continue;
             }
         };
-        for t in late {
-            let Some((reason, resolve_due)) = escalation::due(&cfg, &t, now) else { continue };
-            match tickets.escalate(t.id, "system", &reason, resolve_due).await {
-                Ok(up) => {
-                    metrics.escalations.with_label_values(&[up.tier.as_str()]).inc();
-                    tracing::warn!(ticket = up.id, site = %up.site, zone = %up.zone, tier = %up.tier, reason, "ticket escalated");
-                    notifier.ticket("escalated", &up).await;
-                }
-                Err(e) => tracing::error!(error = %e, ticket = t.id, "escalation failed"),
-            }
+        for up in escalated {
+            metrics.escalations.with_label_values(&[up.tier.as_str()]).inc();
+            notifier.ticket("escalated", &up).await;
         }
     }
 }

@@ -21,14 +21,11 @@ use super::process::Processor;
 use super::tick;
 use super::validate::Validator;
 use crate::api::{self, AppState};
-use crate::auth::Tokens;
 use crate::metrics::Metrics;
 use crate::rules::{self, Engine, RuleEvent, RuleSet};
+use crate::store::dispatch_db::DispatchDb;
 use crate::store::influx::{InfluxError, InfluxSink};
-use crate::store::outbox::Outbox;
-use crate::store::rule_state;
 use crate::store::series::SeriesReader;
-use crate::store::tickets::TicketStore;
 use crate::store::writer::{load_marks, StoreWriter, WriterSettings};
 use crate::store::{schema, StoreError};
 
@@ -100,19 +97,20 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let db = config.store.path.clone();
 
     // Store first: a bad path must fail before anything listens.
-    let (marks, snapshot) = {
+    let marks = {
         let path = db.clone();
-        tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let marks = schema::open(&path).and_then(|c| load_marks(&c))?;
-            Ok((marks, rule_state::load(&path)?))
-        })
-        .await
-        .map_err(|e| StoreError::Join(e.to_string()))??
+        tokio::task::spawn_blocking(move || schema::open(&path).and_then(|c| load_marks(&c)))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))??
     };
-    let tickets = TicketStore::open(&db)?;
+    // The dispatch state: the same SQLite file, or PostgreSQL shared with other centre instances.
+    let dispatch_db = DispatchDb::open(&db, config.store.dispatch_url.as_deref()).await?;
+    tracing::info!(backend = dispatch_db.kind(), "dispatch state store");
+    let snapshot = dispatch_db.load_rule_state().await?;
+    let tickets = dispatch_db.tickets()?;
     let series = SeriesReader::open(&db)?;
-    let tokens = Tokens::open(&db)?;
-    let outbox = Outbox::open(&db)?;
+    let tokens = dispatch_db.tokens()?;
+    let outbox = dispatch_db.outbox()?;
     let writer = StoreWriter::spawn(
         &db,
         WriterSettings { batch_max: config.store.batch_max, retention_days: config.store.retention_days },
@@ -254,7 +252,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         // The processor fed the engine until now: only then take the final snapshot.
         processor_done.cancel();
     }));
-    tasks.push(tokio::spawn(tick::run(engine, act_tx, db.clone(), Duration::from_secs(2), tick_stop)));
+    tasks.push(tokio::spawn(tick::run(engine, act_tx, dispatch_db, Duration::from_secs(2), tick_stop)));
     tasks.push(tokio::spawn(dispatch::sla_clock(
         tickets.clone(),
         notifier.clone(),

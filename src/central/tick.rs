@@ -1,7 +1,6 @@
 //! Wall-clock work of the rule engine: `tick` (silent sources, schedule windows, clear timers) once a
 //! second, and saving its state so a restart resumes pending timers and active alerts.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,13 +9,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::rules::{Engine, RuleEvent};
-use crate::store::rule_state;
+use crate::store::dispatch_db::DispatchDb;
 
 /// Ticks the engine every second and saves its state every `save_every` (and once more at stop).
 pub async fn run(
     engine: Arc<Mutex<Engine>>,
     actions: mpsc::Sender<RuleEvent>,
-    db: PathBuf,
+    db: DispatchDb,
     save_every: Duration,
     stop: CancellationToken,
 ) {
@@ -42,13 +41,10 @@ pub async fn run(
     save(&engine, &db).await;
 }
 
-/// Saves the engine's snapshot off the async runtime.
-pub async fn save(engine: &Arc<Mutex<Engine>>, db: &std::path::Path) {
+/// Saves the engine's snapshot (SQLite off the async runtime).
+pub async fn save(engine: &Arc<Mutex<Engine>>, db: &DispatchDb) {
     let snapshot = engine.lock().unwrap_or_else(|e| e.into_inner()).snapshot();
-    let db = db.to_path_buf();
-    match tokio::task::spawn_blocking(move || rule_state::save(&db, &snapshot)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "cannot save rule state"),
-        Err(e) => tracing::error!(error = %e, "rule state task failed"),
+    if let Err(e) = db.save_rule_state(snapshot).await {
+        tracing::error!(error = %e, "cannot save rule state");
     }
 }

@@ -1,8 +1,11 @@
 //! Storage: the embedded SQLite time-series store (default), the ticket store, and the optional
-//! InfluxDB sink.
+//! InfluxDB sink. The dispatch state (tickets, outbox, rule snapshot, tokens) lives in the same SQLite
+//! file or, for several centre instances, in PostgreSQL (see [`dispatch_db`]).
 
+pub mod dispatch_db;
 pub mod influx;
 pub mod outbox;
+pub mod pg_schema;
 pub mod rule_state;
 pub mod schema;
 pub mod series;
@@ -34,6 +37,25 @@ pub enum StoreError {
     /// A transition the ticket's state does not allow.
     #[error("ticket {id} is {state}: cannot {action}")]
     Transition { id: i64, state: String, action: String },
+    /// PostgreSQL (or its connection pool) said no.
+    #[error("postgres: {0}")]
+    Postgres(String),
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // The server's message (e.g. a constraint name) is more useful than "db error".
+        match e.as_db_error() {
+            Some(db) => StoreError::Postgres(format!("{}: {}", db.code().code(), db.message())),
+            None => StoreError::Postgres(e.to_string()),
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Postgres(format!("pool: {e}"))
+    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -122,14 +122,19 @@ where
 }
 
 /// Creates an API token in the centre's database at `db`.
-pub fn token(db: &Path, role: crowdgrid::auth::Role, worker: Option<&str>) -> String {
+pub async fn token(db: &Path, role: crowdgrid::auth::Role, worker: Option<&str>) -> String {
+    token_in(&crowdgrid::auth::Tokens::open(db).unwrap(), role, worker).await
+}
+
+/// Creates an API token in `tokens` (any backend).
+pub async fn token_in(tokens: &crowdgrid::auth::Tokens, role: crowdgrid::auth::Role, worker: Option<&str>) -> String {
     let name = worker.map_or_else(|| format!("test-{}", role.as_str()), str::to_string);
-    crowdgrid::auth::Tokens::open(db).unwrap().create(&name, role, worker).unwrap()
+    tokens.create(&name, role, worker).await.unwrap()
 }
 
 /// An admin token for the centre whose database is `db`.
-pub fn admin(db: &Path) -> String {
-    token(db, crowdgrid::auth::Role::Admin, None)
+pub async fn admin(db: &Path) -> String {
+    token(db, crowdgrid::auth::Role::Admin, None).await
 }
 
 /// GETs JSON from the centre's API with a bearer token.

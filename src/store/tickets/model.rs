@@ -184,3 +184,50 @@ pub fn row_to_ticket(r: &Row<'_>) -> rusqlite::Result<Ticket> {
         reopened: r.get(25)?,
     })
 }
+
+fn pg_ts(r: &tokio_postgres::Row, i: usize) -> Result<Option<DateTime<Utc>>, tokio_postgres::Error> {
+    Ok(r.try_get::<_, Option<i64>>(i)?.map(from_ms))
+}
+
+/// Maps a PostgreSQL row selected with [`COLUMNS`].
+pub fn pg_row_to_ticket(r: &tokio_postgres::Row) -> Result<Ticket, tokio_postgres::Error> {
+    Ok(Ticket {
+        id: r.try_get(0)?,
+        site: r.try_get(1)?,
+        zone: r.try_get(2)?,
+        grid: r.try_get(3)?,
+        community: r.try_get(4)?,
+        subdistrict: r.try_get(5)?,
+        rule: r.try_get(6)?,
+        kind: r.try_get(7)?,
+        audience: r.try_get(8)?,
+        level: r.try_get(9)?,
+        state: r.try_get(10)?,
+        tier: r.try_get(11)?,
+        assignee: r.try_get(12)?,
+        opened_at: from_ms(r.try_get(13)?),
+        updated_at: from_ms(r.try_get(14)?),
+        acknowledged_at: pg_ts(r, 15)?,
+        on_site_at: pg_ts(r, 16)?,
+        closed_at: pg_ts(r, 17)?,
+        relief_at: pg_ts(r, 18)?,
+        ack_due: pg_ts(r, 19)?,
+        resolve_due: pg_ts(r, 20)?,
+        density: r.try_get(21)?,
+        peak_density: r.try_get(22)?,
+        resolution: r.try_get(23)?,
+        resolved_by: r.try_get(24)?,
+        reopened: r.try_get(25)?,
+    })
+}
+
+/// Maps a PostgreSQL row of `id, ts, kind, actor, detail`.
+pub fn pg_row_to_event(r: &tokio_postgres::Row) -> Result<TicketEvent, tokio_postgres::Error> {
+    Ok(TicketEvent {
+        id: r.try_get(0)?,
+        ts: from_ms(r.try_get(1)?),
+        kind: r.try_get(2)?,
+        actor: r.try_get(3)?,
+        detail: r.try_get(4)?,
+    })
+}
