@@ -51,6 +51,8 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Governance KPIs (tier shares against 70/80/95 %, response times, per worker and department).
+    Kpis(crate::kpi_cli::KpiArgs),
     /// Validate configuration files (central, edge or site; detected by their keys). Exit 64 if any is invalid.
     CheckConfig {
         /// Files to check.
@@ -218,6 +220,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Kpis(args) => crate::kpi_cli::run(args).await,
         Command::Token { command } => token_command(command).await,
         Command::CheckConfig { paths } => {
             let mut bad = 0;

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod central;
 pub mod cli;
 pub mod demo;
+pub mod kpi_cli;
 pub mod metrics;
 pub mod rules;
 pub mod shutdown;

@@ -102,6 +102,26 @@ fn demo_raises_a_ticket_in_each_scenario() {
         "the printed links work:\n{stdout}"
     );
     assert!(stdout.contains("/ui/#token=cg_") && stdout.contains("/ui/worker.html#token=cg_"), "{stdout}");
+
+    // The KPIs of what the demo did, from the command line.
+    let cfg = dir.path().join("central.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "sites = [\"{}\", \"{}\"]\n[store]\npath = \"{}\"\n",
+            root().join("config/west-taihu/site.toml").display(),
+            root().join("config/boai-school/site.toml").display(),
+            dir.path().join("demo/central.db").display()
+        ),
+    )
+    .unwrap();
+    let out = crowdgrid().args(["kpis", "--json", "--config"]).arg(&cfg).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(k["tickets"].as_u64().unwrap() >= 2, "{k}");
+    assert_eq!(k["targets"]["grid"], 0.7);
+    let table = crowdgrid().args(["kpis", "--site", "west-taihu", "--config"]).arg(&cfg).output().unwrap();
+    assert!(String::from_utf8_lossy(&table.stdout).contains("resolved within   grid"));
 }
 
 #[tokio::test]

@@ -238,3 +238,32 @@ async fn webhook_failing_first_deliveries_gets_each_notification_once() {
     assert!(central.metrics.webhook_failures.get() >= 3);
     central.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_go_to_workers_on_duty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut loaded = central_embedded(dir.path());
+    // liu-fang (first on the jetty-carpark roster, nothing assigned) is off duty for the next hours;
+    // zhao-qiang has no shifts (always on duty).
+    let site = loaded.sites.iter().position(|s| s.config.id == "west-taihu").unwrap();
+    let mut cfg = loaded.sites[site].config.clone();
+    let local = Utc::now().naive_utc() + chrono::Duration::minutes(i64::from(cfg.utc_offset_minutes));
+    let later = |h: i64| (local + chrono::Duration::hours(h)).format("%H:%M").to_string();
+    let liu = cfg.workers.iter_mut().find(|w| w.id == "liu-fang").unwrap();
+    liu.shifts = vec![crowdgrid_proto::site::Shift { days: vec![], from: later(2), to: later(4) }];
+    loaded.sites[site] =
+        Arc::new(crowdgrid_proto::site::Site::from_config(cfg, std::path::Path::new("site.toml")).unwrap());
+    let db = loaded.config.store.path.clone();
+    let central = crowdgrid::central::start(loaded).await.unwrap();
+    let (host, port) = central.mqtt.clone();
+    let api = format!("http://{}", central.api_addr);
+    let tok = admin(&db).await;
+    let client = publisher(host, port).await;
+    publish(&client, "jetty", 1500.0, 3.0, 1).await;
+    let ticket = eventually(Duration::from_secs(10), "the jetty ticket", || async {
+        get_json(&format!("{api}/api/v1/tickets"), &tok).await.as_array().unwrap().first().cloned()
+    })
+    .await;
+    assert_eq!(ticket["assignee"], "zhao-qiang", "the off-duty worker is skipped");
+    central.stop().await;
+}

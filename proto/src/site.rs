@@ -75,6 +75,53 @@ pub struct Worker {
     /// Contact phone, shown to operators.
     #[serde(default)]
     pub phone: Option<String>,
+    /// When the worker is on duty (site local time); none means always (tickets route only to on-duty workers).
+    #[serde(default)]
+    pub shifts: Vec<Shift>,
+}
+
+/// A recurring duty window in the site's local time; `to` before `from` runs past midnight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shift {
+    /// Days the shift starts on: `mon`..`sun` (empty: every day).
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// Start, `HH:MM`.
+    pub from: String,
+    /// End, `HH:MM`.
+    pub to: String,
+}
+
+const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+fn hhmm(s: &str) -> Option<chrono::NaiveTime> {
+    chrono::NaiveTime::parse_from_str(s, "%H:%M").ok()
+}
+
+impl Shift {
+    /// True if `local` falls in this shift.
+    pub fn covers(&self, local: chrono::NaiveDateTime) -> bool {
+        use chrono::Datelike;
+        let (Some(from), Some(to)) = (hhmm(&self.from), hhmm(&self.to)) else { return false };
+        let t = local.time();
+        let day_ok = |d: chrono::Weekday| {
+            self.days.is_empty() || self.days.iter().any(|x| x == DAYS[d.num_days_from_monday() as usize])
+        };
+        if from <= to {
+            day_ok(local.weekday()) && t >= from && t < to
+        } else {
+            // Past midnight: the part after midnight belongs to the previous day's shift.
+            (day_ok(local.weekday()) && t >= from) || (day_ok(local.weekday().pred()) && t < to)
+        }
+    }
+}
+
+impl Worker {
+    /// On duty at `local` (site local time).
+    pub fn on_duty(&self, local: chrono::NaiveDateTime) -> bool {
+        self.shifts.is_empty() || self.shifts.iter().any(|s| s.covers(local))
+    }
 }
 
 /// A monitored zone as written in the site file.
@@ -181,6 +228,16 @@ impl Site {
         self.config.communities.iter().find(|c| c.id == id)
     }
 
+    /// Workers of grid `grid` on duty at `at`, in roster order.
+    pub fn on_duty_workers_of_grid<'a>(
+        &'a self,
+        grid: &'a str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> impl Iterator<Item = &'a Worker> + 'a {
+        let local = at.naive_utc() + chrono::Duration::minutes(i64::from(self.config.utc_offset_minutes));
+        self.workers_of_grid(grid).filter(move |w| w.on_duty(local))
+    }
+
     /// Workers covering grid `grid`, in roster order.
     pub fn workers_of_grid<'a>(&'a self, grid: &'a str) -> impl Iterator<Item = &'a Worker> + 'a {
         self.config.workers.iter().filter(move |w| w.grids.iter().any(|g| g == grid))
@@ -216,6 +273,16 @@ impl SiteConfig {
             staffed.insert(g.id.as_str(), 0);
         }
         for (i, w) in self.workers.iter().enumerate() {
+            for (j, sh) in w.shifts.iter().enumerate() {
+                if hhmm(&sh.from).is_none() || hhmm(&sh.to).is_none() {
+                    p.push(format!("workers[{i}].shifts[{j}]"), "from and to must be HH:MM");
+                }
+                for d in &sh.days {
+                    if !DAYS.contains(&d.as_str()) {
+                        p.push(format!("workers[{i}].shifts[{j}].days"), format!("{d:?} is not one of {DAYS:?}"));
+                    }
+                }
+            }
             if w.grids.is_empty() {
                 p.push(format!("workers[{i}].grids"), "a worker must cover at least one grid");
             }
@@ -342,6 +409,29 @@ geometry = { type = "Polygon", coordinates = [[[0.0, 0.0], [0.000898315, 0.0], [
         assert!(problems[0].contains("unknown sub-district"));
         assert!(problems[1].contains("unknown grid"));
         assert!(problems[2].contains("WGS84"));
+    }
+
+    #[test]
+    fn shifts_decide_who_is_on_duty() {
+        let day = Shift { days: vec!["mon".into(), "tue".into()], from: "08:00".into(), to: "20:00".into() };
+        let night = Shift { days: vec!["mon".into()], from: "20:00".into(), to: "08:00".into() };
+        let at = |d: &str| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M").unwrap();
+        // 2026-03-09 is a Monday.
+        assert!(day.covers(at("2026-03-09 08:00")));
+        assert!(!day.covers(at("2026-03-09 20:00")), "the end is exclusive");
+        assert!(!day.covers(at("2026-03-11 12:00")), "Wednesday");
+        assert!(night.covers(at("2026-03-09 23:30")));
+        assert!(night.covers(at("2026-03-10 03:00")), "Tuesday early morning belongs to Monday's night shift");
+        assert!(!night.covers(at("2026-03-11 03:00")));
+        let bad = SITE.replace(
+            "grids = [\"g\"]",
+            "grids = [\"g\"]\nshifts = [{ days = [\"mon\", \"someday\"], from = \"8am\", to = \"20:00\" }]",
+        );
+        let cfg: SiteConfig = toml::from_str(&bad).unwrap();
+        let ConfigError::Invalid { problems, .. } = Site::from_config(cfg, Path::new("t.toml")).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(problems.len(), 2, "{problems:?}");
     }
 
     #[test]

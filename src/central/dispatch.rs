@@ -69,7 +69,7 @@ impl Dispatcher {
                 let (kind, audience, candidates, ack_due, resolve_due) = match ev.audience {
                     Audience::GridWorker => {
                         let (ack, resolve) = escalation::deadlines(&self.escalation, level, ev.ts);
-                        let workers = site.workers_of_grid(&grid).map(|w| w.id.clone()).collect();
+                        let workers = site.on_duty_workers_of_grid(&grid, ev.ts).map(|w| w.id.clone()).collect();
                         ("crowd", "grid_worker", workers, Some(ack), Some(resolve))
                     }
                     Audience::Engineer => ("data_quality", "engineer", Vec::new(), None, None),

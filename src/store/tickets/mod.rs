@@ -119,7 +119,9 @@ mod detail {
     pub fn assigned(t: &NewTicket, assignee: Option<&(String, i64)>) -> (&'static str, String) {
         match assignee {
             Some((w, load)) => ("dispatched", format!("to {w} (least loaded: {load} open)")),
-            None => ("unassigned", format!("no one on the roster of grid {}", t.grid)),
+            None => {
+                ("unassigned", format!("no one on duty in grid {} (the acknowledge deadline escalates it)", t.grid))
+            }
         }
     }
 
