@@ -37,56 +37,37 @@ use crowdgrid_proto::{topic, Reading, SourceKind};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, oneshot};
 
+/// Latency from a threshold-crossing reading to the notification on the worker's MQTT topic.
+#[derive(clap::Parser)]
 struct Args {
+    /// Samples (crossings) to measure.
+    #[arg(long, env = "CROWDGRID_BENCH_SAMPLES", default_value_t = 200)]
     samples: usize,
+    /// The real broker's host.
+    #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// The real broker's port.
+    #[arg(long, default_value_t = 1883)]
     port: u16,
-    timeout: Duration,
+    /// Seconds to wait for each notification.
+    #[arg(long = "timeout", default_value_t = 10)]
+    timeout_s: u64,
 }
 
-fn usage(msg: &str) -> ! {
-    eprintln!("alert_latency bench: {msg}");
-    eprintln!("usage: cargo bench --bench alert_latency -- [--samples N] [--host H] [--port P] [--timeout S]");
-    std::process::exit(2);
-}
-
-fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
-    let Some(v) = v else { usage(&format!("{flag} needs a value")) };
-    match v.replace('_', "").parse() {
-        Ok(n) => n,
-        Err(_) => usage(&format!("{flag}: {v:?} is not a valid number")),
+impl Args {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_s)
     }
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { samples: 200, host: "127.0.0.1".into(), port: 1883, timeout: Duration::from_secs(10) };
-    if let Ok(v) = std::env::var("CROWDGRID_BENCH_SAMPLES") {
-        args.samples = parse_num("CROWDGRID_BENCH_SAMPLES", Some(v));
-    }
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        // `cargo bench` passes `--bench`; accept `--flag value` and `--flag=value`.
-        if a.starts_with("--bench") {
-            continue;
-        }
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (a.clone(), None),
-        };
-        let mut value = || inline.clone().or_else(|| it.next());
-        match flag.as_str() {
-            "--samples" => args.samples = parse_num(&flag, value()),
-            "--host" => args.host = value().unwrap_or_else(|| usage("--host needs a value")),
-            "--port" => args.port = parse_num(&flag, value()),
-            "--timeout" => args.timeout = Duration::from_secs(parse_num(&flag, value())),
-            "-h" | "--help" => usage("help"),
-            f if f.starts_with('-') => usage(&format!("unknown option {f}")),
-            // A positional filter (as for libtest benches) is meaningless here.
-            _ => {}
-        }
-    }
-    if args.samples == 0 || args.timeout.is_zero() {
-        usage("--samples and --timeout must be positive");
+    use clap::{CommandFactory, Parser};
+    // `cargo bench` passes `--bench` to every bench binary.
+    let args = Args::parse_from(std::env::args().filter(|a| a != "--bench"));
+    if args.samples == 0 || args.timeout_s == 0 {
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, "--samples and --timeout must be positive")
+            .exit();
     }
     args
 }
@@ -458,7 +439,7 @@ async fn run(args: Args) -> i32 {
         let t = topic::reading(&prefix, &z.site, &z.zone);
         let sent = Instant::now();
         pc.publish(t.clone(), QoS::AtLeastOnce, false, payload).await.expect("queue a publish");
-        match wait_for(&mut notes, z, &["raised", "reopened"], args.timeout).await {
+        match wait_for(&mut notes, z, &["raised", "reopened"], args.timeout()).await {
             Some(n) => {
                 raise.push(ms(n.at - sent));
                 reopened += usize::from(n.event == "reopened");
@@ -468,18 +449,20 @@ async fn run(args: Args) -> i32 {
                 missed_raise += 1;
                 eprintln!(
                     "sample {i}: no raised/reopened notification for {}/{} within {:?}",
-                    z.site, z.zone, args.timeout
+                    z.site,
+                    z.zone,
+                    args.timeout()
                 );
             }
         }
         let payload = z.reading(0.1);
         let cleared = Instant::now();
         pc.publish(t, QoS::AtLeastOnce, false, payload).await.expect("queue a publish");
-        match wait_for(&mut notes, z, &["resolved"], args.timeout).await {
+        match wait_for(&mut notes, z, &["resolved"], args.timeout()).await {
             Some(n) => resolve.push(ms(n.at - cleared)),
             None => {
                 missed_resolve += 1;
-                eprintln!("sample {i}: no resolved notification for {}/{} within {:?}", z.site, z.zone, args.timeout);
+                eprintln!("sample {i}: no resolved notification for {}/{} within {:?}", z.site, z.zone, args.timeout());
             }
         }
     }

@@ -46,56 +46,37 @@ const REASONS: [&str; 13] = [
 /// Every `SPIKE_EVERY`-th reading is above its zone's warning threshold, so the rule raises tickets.
 const SPIKE_EVERY: u64 = 1000;
 
+/// Readings/s from simulated edges through the embedded broker into the store and the rules (QoS 1).
+#[derive(clap::Parser)]
 struct Args {
+    /// Readings to publish in all.
+    #[arg(long, env = "CROWDGRID_BENCH_READINGS", default_value_t = 200_000)]
     readings: u64,
+    /// Publisher connections.
+    #[arg(long, default_value_t = 4)]
     publishers: usize,
+    /// QoS 1 publishes in flight per publisher.
+    #[arg(long, default_value_t = 200)]
     inflight: u16,
-    timeout: Duration,
+    /// Give up after this many seconds.
+    #[arg(long = "timeout", default_value_t = 300)]
+    timeout_s: u64,
 }
 
-fn usage(msg: &str) -> ! {
-    eprintln!("pipeline bench: {msg}");
-    eprintln!("usage: cargo bench --bench pipeline -- [--readings N] [--publishers P] [--inflight K] [--timeout S]");
-    std::process::exit(2);
-}
-
-fn parse_num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
-    let Some(v) = v else { usage(&format!("{flag} needs a value")) };
-    match v.replace('_', "").parse() {
-        Ok(n) => n,
-        Err(_) => usage(&format!("{flag}: {v:?} is not a valid number")),
+impl Args {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_s)
     }
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { readings: 200_000, publishers: 4, inflight: 200, timeout: Duration::from_secs(300) };
-    if let Ok(v) = std::env::var("CROWDGRID_BENCH_READINGS") {
-        args.readings = parse_num("CROWDGRID_BENCH_READINGS", Some(v));
-    }
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        // `cargo bench` passes `--bench`; accept `--flag value` and `--flag=value`.
-        if a.starts_with("--bench") {
-            continue;
-        }
-        let (flag, inline) = match a.split_once('=') {
-            Some((f, v)) => (f.to_string(), Some(v.to_string())),
-            None => (a.clone(), None),
-        };
-        let mut value = || inline.clone().or_else(|| it.next());
-        match flag.as_str() {
-            "--readings" => args.readings = parse_num(&flag, value()),
-            "--publishers" => args.publishers = parse_num(&flag, value()),
-            "--inflight" => args.inflight = parse_num(&flag, value()),
-            "--timeout" => args.timeout = Duration::from_secs(parse_num(&flag, value())),
-            "-h" | "--help" => usage("help"),
-            f if f.starts_with('-') => usage(&format!("unknown option {f}")),
-            // A positional filter (as for libtest benches) is meaningless here.
-            _ => {}
-        }
-    }
+    use clap::{CommandFactory, Parser};
+    // `cargo bench` passes `--bench` to every bench binary.
+    let args = Args::parse_from(std::env::args().filter(|a| a != "--bench"));
     if args.readings == 0 || args.publishers == 0 || args.inflight == 0 {
-        usage("--readings, --publishers and --inflight must be positive");
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, "--readings, --publishers and --inflight must be positive")
+            .exit();
     }
     args
 }
@@ -384,7 +365,7 @@ async fn run(args: Args) -> i32 {
     let cpu0 = thread_cpu();
     barrier.wait().await;
     let t0 = Instant::now();
-    let deadline = t0 + args.timeout;
+    let deadline = t0 + args.timeout();
     let total = args.readings;
 
     // Watch the counters while the publishers run.
@@ -451,7 +432,7 @@ async fn run(args: Args) -> i32 {
             let d = t - t0;
             println!("  {label:<18}: {:>6.2} s  {:>9} readings/s", d.as_secs_f64(), rate(total, d));
         }
-        None => println!("  {label:<18}: not reached within {} s", args.timeout.as_secs()),
+        None => println!("  {label:<18}: not reached within {} s", args.timeout_s),
     };
     line("publish+puback", acked_at);
     line("received by centre", received_at);
@@ -516,7 +497,7 @@ async fn run(args: Args) -> i32 {
     if stored_at.is_none() || acked_at.is_none() {
         eprintln!(
             "pipeline bench: timed out after {} s: {stored} of {total} stored, {received} received",
-            args.timeout.as_secs()
+            args.timeout_s
         );
         return 1;
     }

@@ -60,9 +60,15 @@ factor = 3.0
 for_s = 300
 "#;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+/// Rule evaluation throughput over synthetic zones.
+#[derive(clap::Parser)]
+struct Args {
+    /// Zones to build.
+    #[arg(long, default_value_t = 10_000)]
+    zones: usize,
+    /// Observations to evaluate.
+    #[arg(long, default_value_t = 1_000_000)]
+    observations: usize,
 }
 
 fn site(zones: usize) -> Result<Arc<Site>, String> {
@@ -82,8 +88,9 @@ fn site(zones: usize) -> Result<Arc<Site>, String> {
 }
 
 fn main() -> Result<(), String> {
-    let zones = arg("--zones", 10_000);
-    let total = arg("--observations", 1_000_000);
+    // `cargo bench` passes `--bench` to every bench binary.
+    let args = <Args as clap::Parser>::parse_from(std::env::args().filter(|a| a != "--bench"));
+    let (zones, total) = (args.zones, args.observations);
     let t_build = Instant::now();
     let site = site(zones)?;
     let file: RuleFile = toml::from_str(RULES).map_err(|e| e.to_string())?;
