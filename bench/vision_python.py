@@ -87,7 +87,7 @@ def detect(sess, frame):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("video")
-    ap.add_argument("--model", default="models/nanodet_g_coco.onnx")
+    ap.add_argument("--model", default="models/nanodet_g_coco_hw.onnx")
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=5)

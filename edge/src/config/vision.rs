@@ -176,6 +176,9 @@ fn validate_common(
     if !(1..=64).contains(&model.threads) {
         p.push(format!("{path}.model.threads"), "must be in 1..=64");
     }
+    if !(1..=8).contains(&model.workers) || model.workers > model.threads.max(1) {
+        p.push(format!("{path}.model.workers"), "must be in 1..=8 and at most model.threads");
+    }
     if let Some(s) = &model.slicing {
         if s.tile < 32 {
             p.push(format!("{path}.model.slicing.tile"), "must be at least 32 px");
@@ -275,7 +278,7 @@ mod tests {
             r#"type = "camera"
 id = "cam"
 video = { kind = "rtsp", url = "http://not-rtsp" }
-model = { manifest = "/nonexistent/manifest.toml", person_threshold = 1.5, threads = 0 }
+model = { manifest = "/nonexistent/manifest.toml", person_threshold = 1.5, threads = 0, workers = 9 }
 max_fps = 0.0
 frame_queue = 5
 calibration = { image = [[0, 0], [1, 1], [2, 2]], ground = [[0, 0], [1, 1], [2, 2]] }
@@ -287,6 +290,7 @@ zones = [{ zone = "nowhere", polygon = [[0, 0], [1, 1]] }, { zone = "plaza", pol
             "sources[0].frame_queue",
             "sources[0].model.person_threshold",
             "sources[0].model.threads",
+            "sources[0].model.workers",
             "/nonexistent/manifest.toml",
             "sources[0].calibration",
             "sources[0].zones[0].zone",

@@ -1,6 +1,7 @@
-//! The shared frame pipeline of camera and drone sources: a capture thread feeding a drop-oldest slot, and
-//! one dedicated blocking thread that loads the detector, runs it on the newest frame, counts, and
-//! publishes readings every report interval. Never on the async runtime; never a panic on bad input —
+//! The shared frame pipeline of camera and drone sources: a capture thread feeding a drop-oldest slot, a
+//! [`DetectorPool`] of `model.workers` inference threads, and one dedicated blocking thread that hands the
+//! newest frame to an idle worker, counts the results in frame order, and publishes readings every report
+//! interval. Never on the async runtime; never a panic on bad input —
 //! a missing model, wrong sha256 or missing ONNX Runtime is logged and counted (`input_error`).
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use super::{send, Ids, SourceContext, SourceError, Started};
 use crate::vision::capture::{self, CaptureSettings, Frame, FrameSlot, VideoInput};
 use crate::vision::detect::Detection;
 use crate::vision::model::{Detector, ModelConfig};
+use crate::vision::pool::DetectorPool;
 
 /// What a source does with each frame's detections (pure; tested without a model).
 pub trait FrameCounter: Send + 'static {
@@ -55,20 +57,26 @@ pub fn start<C: FrameCounter>(
 
 fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: SourceContext) {
     let kind = ids.kind.as_str();
-    let mut detector = match Detector::load(&set.model) {
-        Ok(d) => {
-            let spec = d.spec();
-            cx.health.model(crowdgrid_proto::ModelInfo {
-                name: spec.name.clone(),
-                version: spec.version.clone(),
-                sha256: spec.sha256.clone(),
-                source: ids.source_id.clone(),
-            });
-            d
-        }
+    let detectors = match Detector::load_workers(&set.model) {
+        Ok(d) => d,
         Err(e) => {
             cx.health.error(&ids.source_id, kind, &format!("detector: {e}"));
             tracing::error!(source = %ids.source_id, error = %e, "detector could not be loaded; source stopped");
+            return;
+        }
+    };
+    if let Some(spec) = detectors.first().map(Detector::spec) {
+        cx.health.model(crowdgrid_proto::ModelInfo {
+            name: spec.name.clone(),
+            version: spec.version.clone(),
+            sha256: spec.sha256.clone(),
+            source: ids.source_id.clone(),
+        });
+    }
+    let mut pool = match DetectorPool::<Frame>::start(&ids.source_id, detectors) {
+        Ok(p) => p,
+        Err(e) => {
+            cx.health.error(&ids.source_id, kind, &format!("cannot start inference threads: {e}"));
             return;
         }
     };
@@ -104,8 +112,29 @@ fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: Sou
         if cx.shutdown.is_cancelled() {
             break;
         }
-        match slot.take(Duration::from_millis(100)) {
-            Some(frame) => match detector.detect(&frame.mat) {
+        // Frames wait in the drop-oldest slot, not in the pool: a worker only gets a frame when it is idle,
+        // so the newest frame is always the next one analysed.
+        let busy = pool.in_flight() as usize >= pool.workers();
+        if !busy {
+            let wait = if pool.in_flight() == 0 { Duration::from_millis(100) } else { Duration::from_millis(5) };
+            match slot.take(wait) {
+                Some(frame) => {
+                    if !pool.submit(frame) {
+                        cx.health.error(&ids.source_id, kind, "inference threads stopped");
+                        break;
+                    }
+                }
+                None if slot.is_finished() && pool.in_flight() == 0 => {
+                    // The input ended: publish what the last frames saw, then stop.
+                    publish(&mut counter);
+                    break;
+                }
+                None => {}
+            }
+        }
+        let wait = if busy { Duration::from_millis(100) } else { Duration::ZERO };
+        if let Some((frame, res)) = pool.next(wait) {
+            match res {
                 Ok(dets) => {
                     counter.frame(&frame, &dets);
                     frames += 1;
@@ -113,13 +142,7 @@ fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: Sou
                     tracing::trace!(source = %ids.source_id, frame = frame.index, detections = dets.len(), "frame");
                 }
                 Err(e) => cx.health.rejected(&ids.source_id, kind, "bad_frame", &format!("frame {}: {e}", frame.index)),
-            },
-            None if slot.is_finished() => {
-                // The input ended: publish what the last frames saw, then stop.
-                publish(&mut counter);
-                break;
             }
-            None => {}
         }
         let dropped = slot.dropped();
         if dropped > reported_drops {
@@ -141,6 +164,7 @@ fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: Sou
         }
     }
     stop.cancel();
+    drop(pool);
     if capture.join().is_err() {
         tracing::error!(source = %ids.source_id, "capture thread panicked");
     }

@@ -22,11 +22,12 @@ pub struct GflLevel<'a> {
 
 /// Decodes NanoDet GFL outputs: cell centre `((col + 0.5)·s, (row + 0.5)·s)`; for each side a softmax
 /// over 11 bins whose expectation × s is the distance left/top/right/bottom from the centre.
-pub fn nanodet(levels: &[GflLevel<'_>], input: usize, map: &ClassMap) -> Vec<Detection> {
+pub fn nanodet(levels: &[GflLevel<'_>], input_w: usize, map: &ClassMap) -> Vec<Detection> {
     let mut out = Vec::new();
     let min = map.min_threshold();
     for l in levels {
-        let side = input / l.stride;
+        // Cells run row by row; a row has ⌈input width / stride⌉ of them.
+        let side = input_w.div_ceil(l.stride.max(1));
         let n = l.scores.len() / l.classes.max(1);
         for cell in 0..n.min(l.boxes.len() / (4 * NANODET_BINS)) {
             let scores = &l.scores[cell * l.classes..(cell + 1) * l.classes];
@@ -164,6 +165,14 @@ mod tests {
         for (got, want) in [d[0].x1, d[0].y1, d[0].x2, d[0].y2].iter().zip([16.0, 16.0, 80.0, 80.0]) {
             assert!((got - want).abs() < 1e-3, "{d:?}");
         }
+        // The same level over a 96×64 input: 3 cells a row, so cell 4 is row 1, col 1 → centre (48, 48).
+        let mut wide = vec![0.0f32; 6 * 3];
+        wide[4 * 3] = 0.9;
+        let wide_boxes = vec![boxes[..44].to_vec(); 6].concat();
+        let l = GflLevel { stride: 32, scores: &wide, boxes: &wide_boxes, classes: 3 };
+        let d = nanodet(&[l], 96, &map);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!((d[0].x1 - 16.0).abs() < 1e-3 && (d[0].y2 - 80.0).abs() < 1e-3, "{d:?}");
         // A flat distribution over 11 bins has expectation 5.
         assert!((expectation(&[0.0; 11]) - 5.0).abs() < 1e-6);
     }

@@ -106,7 +106,7 @@ pub fn nms(mut dets: Vec<Detection>, iou: f32) -> Vec<Detection> {
     keep
 }
 
-/// Letterbox: scale a `w×h` frame by `scale` to fit `size×size`, centred with padding.
+/// Letterbox: scale a `w×h` frame by `scale` to fit an `in_w×in_h` model input, centred with padding.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Letterbox {
     /// Frame → model scale.
@@ -119,6 +119,10 @@ pub struct Letterbox {
     pub new_w: i32,
     /// Scaled height in model pixels.
     pub new_h: i32,
+    /// Model input width.
+    pub in_w: i32,
+    /// Model input height.
+    pub in_h: i32,
 }
 
 impl Letterbox {
@@ -127,7 +131,18 @@ impl Letterbox {
         let scale = (size as f32 / w as f32).min(size as f32 / h as f32);
         let new_w = ((w as f32 * scale).round() as i32).clamp(1, size);
         let new_h = ((h as f32 * scale).round() as i32).clamp(1, size);
-        Self { scale, pad_x: ((size - new_w) / 2) as f32, pad_y: ((size - new_h) / 2) as f32, new_w, new_h }
+        Self { scale, pad_x: ((size - new_w) / 2) as f32, pad_y: ((size - new_h) / 2) as f32, new_w, new_h, in_w: size, in_h: size }
+    }
+
+    /// The transform into the smallest input whose sides are multiples of `multiple` and hold the frame
+    /// scaled to `size` on its long side (for models with free input height and width): a 768×576 camera
+    /// at 416 gets a 416×320 input instead of 416×416, a quarter less work for the same pixels.
+    pub fn fit(w: i32, h: i32, size: i32, multiple: i32) -> Self {
+        let sq = Self::new(w, h, size);
+        let m = multiple.max(1);
+        let round_up = |v: i32| ((v + m - 1) / m * m).min(size.max(m));
+        let (in_w, in_h) = (round_up(sq.new_w), round_up(sq.new_h));
+        Self { pad_x: ((in_w - sq.new_w) / 2) as f32, pad_y: ((in_h - sq.new_h) / 2) as f32, in_w, in_h, ..sq }
     }
 
     /// Maps a box from model pixels back to frame pixels, clipped to the `w×h` frame.
@@ -163,10 +178,28 @@ mod tests {
         // 768×576 into 416: scale 416/768, 312 rows high, 52 rows of padding on top.
         let lb = Letterbox::new(768, 576, 416);
         assert_eq!((lb.new_w, lb.new_h, lb.pad_x, lb.pad_y), (416, 312, 0.0, 52.0));
+        assert_eq!((lb.in_w, lb.in_h), (416, 416));
         let d = det(Class::Person, 1.0, 104.0, 104.0, 208.0, 364.0);
         let back = lb.unmap(d, 768.0, 576.0);
         assert!((back.x1 - 192.0).abs() < 1e-3 && (back.y1 - 96.0).abs() < 1e-3, "{back:?}");
         assert!((back.x2 - 384.0).abs() < 1e-3 && (back.y2 - 576.0).abs() < 1e-3, "{back:?}");
+    }
+
+    #[test]
+    fn fitted_letterbox_keeps_the_scale_and_trims_the_padding() {
+        // 768×576 at 416: 416×312 of picture, rounded up to 416×320; 4 rows of padding top and bottom.
+        let lb = Letterbox::fit(768, 576, 416, 32);
+        assert_eq!((lb.in_w, lb.in_h, lb.new_w, lb.new_h, lb.pad_x, lb.pad_y), (416, 320, 416, 312, 0.0, 4.0));
+        assert_eq!(lb.scale, Letterbox::new(768, 576, 416).scale);
+        let d = det(Class::Person, 1.0, 104.0, 56.0, 208.0, 316.0);
+        let back = lb.unmap(d, 768.0, 576.0);
+        assert!((back.x1 - 192.0).abs() < 1e-3 && (back.y1 - 96.0).abs() < 1e-3, "{back:?}");
+        assert!((back.y2 - 576.0).abs() < 1e-3, "{back:?}");
+        // Portrait 1080×1920 → 240×416 (234 rounded up); a square frame stays square.
+        let p = Letterbox::fit(1080, 1920, 416, 32);
+        assert_eq!((p.in_w, p.in_h, p.new_w, p.new_h), (256, 416, 234, 416));
+        let s = Letterbox::fit(640, 640, 416, 32);
+        assert_eq!((s.in_w, s.in_h, s.pad_x, s.pad_y), (416, 416, 0.0, 0.0));
     }
 
     #[test]

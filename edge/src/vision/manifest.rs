@@ -43,8 +43,12 @@ pub struct ModelSpec {
     pub sha256: String,
     /// Output layout.
     pub layout: Layout,
-    /// Square input side in pixels.
+    /// Input side in pixels (the square the model was trained at; the long side when `dynamic_hw`).
     pub input_size: u32,
+    /// The input's height and width are free (any multiple of 32): frames can be letterboxed to the
+    /// smallest rectangle instead of the square (`model.fit_input`).
+    #[serde(default)]
+    pub dynamic_hw: bool,
     /// Channel order.
     pub channel_order: ChannelOrder,
     /// Per-channel mean subtracted (in the model's channel order); float inputs only.

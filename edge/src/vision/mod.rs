@@ -11,6 +11,7 @@
 //! - [`manifest`]: `models/manifest.toml` and the sha256 check.
 //! - [`runtime`]: finding and loading `libonnxruntime.so` (ONNX Runtime).
 //! - [`model`]: the [`model::Detector`] (ONNX Runtime session + OpenCV resize), blocking.
+//! - [`pool`]: several frames in flight (one session per worker thread, weights shared), results in order.
 //! - [`capture`]: OpenCV capture thread (files, RTSP, HTTP MJPEG, snapshot folders) with reconnect,
 //!   frame-rate cap and a drop-oldest frame slot.
 //! - [`evidence`]: privacy-preserving evidence snapshots (every person blurred, size-limited).
@@ -23,6 +24,7 @@ pub mod evidence;
 pub mod geometry;
 pub mod manifest;
 pub mod model;
+pub mod pool;
 pub mod preprocess;
 pub mod runtime;
 pub mod tiles;

@@ -13,7 +13,7 @@ root = here.parents[2]
 sys.path.insert(0, str(root / "bench"))
 import vision_python as vp  # noqa: E402
 
-sess = vp.session(str(root / "models/nanodet_g_coco.onnx"), 1)
+sess = vp.session(str(root / "models/nanodet_g_coco_hw.onnx"), 1)
 images = {}
 for p in sorted(here.glob("*.jpg")):
     images[p.name] = vp.detect(sess, cv2.imread(str(p)))
