@@ -135,6 +135,7 @@ fn main() -> Result<(), String> {
             density,
             count: density * 10_000.0,
             inflow_per_min: None,
+            conflict: None,
             sources: &src[..],
         };
         for ev in engine.observe(&obs) {

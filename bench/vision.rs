@@ -197,6 +197,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             return Ok(());
         }
         Some("deployed") => {
+            // As `crowdgrid edge` runs it.
+            crowdgrid_edge::memory::tune_allocator();
             println!("{}", serde_json::to_string(&rust_pass(&video, &manifest, frames, threads, workers, true)?)?);
             return Ok(());
         }
@@ -209,7 +211,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (model_ms, e2e_ms) = (same.ms(same.model_s), same.ms(same.wall_s));
     println!("vision benchmark: vtest.avi (768×576), NanoDet-g, {threads} inference thread(s), {} frames", same.frames);
-    println!("  rust  like for like: 1 session × {threads} threads, 416×416 letterbox (the Python pipeline's structure)");
+    println!(
+        "  rust  like for like: 1 session × {threads} threads, 416×416 letterbox (the Python pipeline's structure)"
+    );
     println!("        model only         {model_ms:8.2} ms/frame");
     println!(
         "        end to end         {e2e_ms:8.2} ms/frame   ({:.1} frames/s; {} person boxes, {} readings)",
@@ -247,9 +251,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
             let py_fps = v["fps"].as_f64().unwrap_or(0.0);
             let py_model_ms = v["model_s"].as_f64().unwrap_or(0.0) * 1000.0 / v["frames"].as_f64().unwrap_or(1.0);
-            println!(
-                "  python 1 session × {threads} threads, 416×416 letterbox (opencv-python + onnxruntime + numpy)"
-            );
+            println!("  python 1 session × {threads} threads, 416×416 letterbox (opencv-python + onnxruntime + numpy)");
             println!(
                 "        end to end         {:8.2} ms/frame   ({py_fps:.1} frames/s; model only {py_model_ms:.2} ms/frame; {} person boxes)",
                 1000.0 / py_fps,

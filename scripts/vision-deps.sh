@@ -2,9 +2,9 @@
 # Vision dependencies that live in the project, not the system (called by scripts/setup.sh):
 #   - the pinned ONNX Runtime shared library, extracted from the PyPI wheel into .cache/onnxruntime/
 #     (the edge binary looks there by itself; see edge/src/vision/runtime.rs for the search order);
-#   - with --test: test and benchmark data in .cache/data/ (vtest.avi from Debian's opencv-doc, the
-#     darknet stills) and a Python venv in .cache/venv/ with onnxruntime, opencv-python-headless and numpy
-#     for the reference checks and the benchmark's Python pipeline.
+#   - the demo's camera video in .cache/data/ (vtest.avi from Debian's opencv-doc);
+#   - with --test: the darknet stills in .cache/data/ and a Python venv in .cache/venv/ with onnxruntime,
+#     opencv-python-headless and numpy for the reference checks and the benchmark's Python pipeline.
 # Idempotent: each step is skipped when its output is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,16 +32,28 @@ PY
 fi
 echo "setup: onnxruntime at $ort_lib"
 
-[ "$want_test" -eq 1 ] || exit 0
-
+# The demo's gate camera plays OpenCV's sample video (vtest.avi from Debian's opencv-doc); the tests also
+# use three darknet stills. Only these files are extracted from the packages (~99 MB of .deb); the
+# packages are not installed.
 data=.cache/data
 mkdir -p "$data"
-if [ ! -f "$data/vtest.avi" ] || [ ! -f "$data/dog.jpg" ]; then
+fetch() { # fetch PACKAGE...: download the .deb files into $tmp
+  (cd "$tmp" && { apt-get download "$@" >/dev/null 2>&1 || { apt-get update -qq && apt-get download "$@" >/dev/null; }; })
+}
+if [ ! -f "$data/vtest.avi" ]; then
   tmp=$(mktemp -d)
-  # Only two files are needed from these packages (~99 MB of .deb); they are not installed.
-  (cd "$tmp" && { apt-get download opencv-doc darknet >/dev/null 2>&1 || { apt-get update -qq && apt-get download opencv-doc darknet >/dev/null; }; })
+  fetch opencv-doc
   dpkg-deb --fsys-tarfile "$tmp"/opencv-doc_*.deb | tar -x -C "$tmp" ./usr/share/doc/opencv-doc/examples/data/vtest.avi
   cp "$tmp/usr/share/doc/opencv-doc/examples/data/vtest.avi" "$data/"
+  rm -rf "$tmp"
+fi
+echo "setup: demo video at $data/vtest.avi"
+
+[ "$want_test" -eq 1 ] || exit 0
+
+if [ ! -f "$data/dog.jpg" ]; then
+  tmp=$(mktemp -d)
+  fetch darknet
   dpkg-deb --fsys-tarfile "$tmp"/darknet_*.deb | tar -x -C "$tmp" ./usr/share/darknet/data/person.jpg \
     ./usr/share/darknet/data/dog.jpg ./usr/share/darknet/data/kite.jpg
   cp "$tmp"/usr/share/darknet/data/{person,dog,kite}.jpg "$data/"

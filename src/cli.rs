@@ -148,6 +148,10 @@ async fn token_command(cmd: TokenCommand) -> ExitCode {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Edge agents (and the demo, which runs them) run detectors: keep glibc from growing an arena per thread.
+    if matches!(cli.command, Command::Edge { .. } | Command::Demo(_)) {
+        crowdgrid_edge::memory::tune_allocator();
+    }
     init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

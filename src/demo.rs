@@ -82,6 +82,47 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     }
 }
 
+/// `edge-*.toml` files of a scenario folder, in name order.
+fn vision_edges(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("edge-") && n.ends_with(".toml"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Why an edge's camera or drone cannot run on this machine (its video is a live stream or a missing file,
+/// or ONNX Runtime is not installed); `None` when it can.
+fn not_runnable_here(cfg: &EdgeConfig) -> Option<String> {
+    use crowdgrid_edge::config::SourceConfig;
+    use crowdgrid_edge::vision::capture::VideoInput;
+    for s in &cfg.sources {
+        let (video, model) = match s {
+            SourceConfig::Camera(c) => (&c.video, &c.model),
+            SourceConfig::Drone(d) => (&d.video, &d.model),
+            _ => continue,
+        };
+        match video {
+            VideoInput::File { path, .. } if !path.is_file() => {
+                return Some(format!("{} is missing (scripts/setup.sh fetches it)", path.display()))
+            }
+            VideoInput::Folder { dir, .. } if !dir.is_dir() => return Some(format!("{} is missing", dir.display())),
+            VideoInput::Rtsp { url } | VideoInput::Http { url } => {
+                return Some(format!("its video is a live stream ({url}), not part of the demo"))
+            }
+            _ => {}
+        }
+        if let Err(e) = crowdgrid_edge::vision::runtime::find(model.runtime_path.as_deref()) {
+            return Some(format!("ONNX Runtime not installed (scripts/setup.sh installs it): {e}"));
+        }
+    }
+    None
+}
+
 async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if !args.keep_data && args.data_dir.exists() {
         std::fs::remove_dir_all(&args.data_dir)?;
@@ -136,6 +177,26 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
         loaded.config.queue.path = data_dir.join(format!("{}.queue.db", loaded.config.edge.id));
         scenarios.push(loaded.site.config.id.clone());
         agents.push(Agent::start(loaded).await?);
+        // The scenario's vision edges (edge-camera.toml, edge-drone.toml) join when what they read is here.
+        for file in vision_edges(&dir)? {
+            let name = file.strip_prefix(&args.config_dir).unwrap_or(&file).display().to_string();
+            let mut loaded = match EdgeConfig::load(&file) {
+                Ok(l) => l,
+                Err(e) => {
+                    println!("  skipped  {name}: {e}");
+                    continue;
+                }
+            };
+            if let Some(why) = not_runnable_here(&loaded.config) {
+                println!("  skipped  {name}: {why}");
+                continue;
+            }
+            loaded.config.mqtt.host = central.mqtt.0.clone();
+            loaded.config.mqtt.port = central.mqtt.1;
+            loaded.config.queue.path = data_dir.join(format!("{}.queue.db", loaded.config.edge.id));
+            println!("  edge     {name} ({}): real detection on video", loaded.config.edge.id);
+            agents.push(Agent::start(loaded).await?);
+        }
     }
 
     println!("crowdgrid demo — {} scenario(s): {}", scenarios.len(), scenarios.join(", "));

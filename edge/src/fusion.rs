@@ -3,7 +3,8 @@
 //!
 //! `density = Σ(confidenceᵢ·densityᵢ) / Σconfidenceᵢ` over the fresh estimates (a plain mean when
 //! every confidence is 0); `count = density × zone area`; `confidence = max confidenceᵢ`; per-class
-//! counts are summed when present; in/out flows are summed over the zone's gate estimates.
+//! counts are summed when present; in/out flows are summed over the zone's gate estimates; the people–vehicle
+//! conflict is the largest any source reports.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -99,6 +100,8 @@ impl Fusion {
             acc.vehicle += c.vehicle;
         }
         out.classes = classes;
+        // Conflict is a per-moment yes/no-ish count: the worst view of the zone counts.
+        out.conflict = usable.iter().filter_map(|r| r.conflict).filter(|v| v.is_finite()).reduce(f64::max);
         let gates = || usable.iter().filter(|r| r.source == SourceKind::Gate);
         out.inflow_per_min = gates().filter_map(|r| r.inflow_per_min).reduce(|a, b| a + b);
         out.outflow_per_min = gates().filter_map(|r| r.outflow_per_min).reduce(|a, b| a + b);
@@ -196,7 +199,12 @@ mod tests {
         ));
         let mut cam = reading("beach", SourceKind::Camera, "edge-1/cam", now, 100.0, 0.8);
         cam.classes = Some(ClassCounts { person: 100.0, vehicle: 2.0 });
+        cam.conflict = Some(1.5);
         f.observe(&cam);
+        // A drone over the beach (confidence 0: it does not move the density) seeing less conflict.
+        let mut drone = reading("beach", SourceKind::Drone, "edge-1/drone", now, 100.0, 0.0);
+        drone.conflict = Some(0.5);
+        f.observe(&drone);
         f.observe(&reading("beach", SourceKind::Fused, "edge-1/fused", now, 400.0, 1.0));
         f.observe(&reading("nowhere", SourceKind::Camera, "x", now, 1.0, 1.0));
 
@@ -215,6 +223,7 @@ mod tests {
         assert!((beach.density - 0.2).abs() < 1e-12 && (beach.count - 100.0).abs() < 1e-9);
         assert_eq!(beach.inflow_per_min, None);
         assert_eq!(beach.classes, Some(ClassCounts { person: 100.0, vehicle: 2.0 }));
+        assert_eq!((beach.conflict, plaza.conflict), (Some(1.5), None), "the worst view counts; none without cameras");
     }
 
     #[test]

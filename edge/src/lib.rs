@@ -17,6 +17,7 @@ pub mod config;
 pub mod fusion;
 pub mod health;
 pub mod input;
+pub mod memory;
 pub mod publisher;
 pub mod queue;
 pub mod source;

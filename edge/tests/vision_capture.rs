@@ -93,13 +93,39 @@ fn corrupt_video_file_is_an_error_with_its_path() {
     let bad = dir.path().join("broken.avi");
     std::fs::write(&bad, b"RIFF\x10\x00\x00\x00AVI LIST garbage garbage garbage").unwrap();
     let health = Health::new();
-    let got = capture_until(VideoInput::File { path: bad.clone(), r#loop: false }, &health, |_, h| {
+    let got = capture_until(VideoInput::File { path: bad.clone(), r#loop: false, realtime: false }, &health, |_, h| {
         h.rejected_count("e/cam", "input_error") >= 2
     });
     assert!(got.is_empty());
     let h = &health.snapshot()[0];
     assert!(h.rejected["input_error"] >= 2, "retried with backoff and counted: {h:?}");
     assert!(h.last_error.as_deref().unwrap_or("").contains("broken.avi"), "{h:?}");
+}
+
+#[test]
+fn a_file_plays_at_its_own_frame_rate_and_max_fps_skips_frames() {
+    // vtest.avi is 10 frames/s; at max_fps = 5 the camera gets every other frame, in real time.
+    let slot = Arc::new(FrameSlot::new(2));
+    let (stop, health) = (CancellationToken::new(), Health::new());
+    let input = VideoInput::File { path: root().join(".cache/data/vtest.avi"), r#loop: false, realtime: true };
+    let set = CaptureSettings { max_fps: 5.0, ..settings() };
+    let t = {
+        let (slot, health, stop) = (slot.clone(), health.clone(), stop.clone());
+        std::thread::spawn(move || capture::run(&input, &set, &slot, &health, &stop))
+    };
+    let mut got = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(2500) {
+        if let Some(f) = slot.take(Duration::from_millis(50)) {
+            got.push(f.local_index);
+        }
+    }
+    stop.cancel();
+    t.join().unwrap();
+    assert!(got.len() >= 5, "frames keep coming: {got:?}");
+    let step = (got[got.len() - 1] - got[0]) as f64 / (got.len() - 1) as f64;
+    assert!((1.5..=2.6).contains(&step), "about every second frame of the file: {got:?}");
+    assert!(got[got.len() - 1] < 60, "real time, not as fast as it decodes: {got:?}");
 }
 
 #[test]
@@ -110,7 +136,7 @@ fn truncated_video_file_yields_its_good_frames_then_ends() {
     let cut = dir.path().join("cut.avi");
     std::fs::write(&cut, &bytes[..bytes.len() / 20]).unwrap();
     let health = Health::new();
-    let got = capture_until(VideoInput::File { path: cut, r#loop: false }, &health, |_, _| false);
+    let got = capture_until(VideoInput::File { path: cut, r#loop: false, realtime: false }, &health, |_, _| false);
     assert!(got.len() > 5 && got.len() < 795, "some frames, not all 795: {}", got.len());
 }
 

@@ -29,6 +29,9 @@ pub struct SourceLatest {
     /// Gate inflow, people/min.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inflow_per_min: Option<f64>,
+    /// People–vehicle conflict, people (cameras, drones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<f64>,
 }
 
 /// One zone's live state.
@@ -80,6 +83,17 @@ impl ZoneLive {
     /// The latest inflow reported by any source.
     pub fn inflow_per_min(&self) -> Option<f64> {
         self.sources.values().filter(|s| s.inflow_per_min.is_some()).max_by_key(|s| s.ts).and_then(|s| s.inflow_per_min)
+    }
+
+    /// The people–vehicle conflict: the largest of the sources that report one and were heard within
+    /// `max_age` of `at` (a camera that went quiet stops counting).
+    pub fn conflict(&self, at: DateTime<Utc>, max_age: Duration) -> Option<f64> {
+        self.sources
+            .values()
+            .filter(|s| at - s.ts <= max_age)
+            .filter_map(|s| s.conflict)
+            .filter(|v| v.is_finite())
+            .reduce(f64::max)
     }
 
     /// Every source's latest value, for the rule engine.
@@ -170,6 +184,7 @@ impl Live {
                     confidence: r.confidence,
                     ts: r.ts,
                     inflow_per_min: r.inflow_per_min,
+                    conflict: r.conflict,
                 },
             );
         }
@@ -203,6 +218,11 @@ impl Live {
     /// One zone's state.
     pub fn zone(&self, site: &str, zone: &str) -> Option<&ZoneLive> {
         self.zones.get(&(site.to_string(), zone.to_string()))
+    }
+
+    /// How long a fused reading (or a measure such as the conflict) stays current.
+    pub fn fresh(&self) -> Duration {
+        self.fused_fresh
     }
 }
 

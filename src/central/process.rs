@@ -70,6 +70,7 @@ impl Processor {
                                         density: changed.density,
                                         count: changed.count,
                                         inflow_per_min: z.inflow_per_min(),
+                                        conflict: z.conflict(changed.ts, live.fresh()),
                                         sources: &sources,
                                     };
                                     fired.extend(engine.observe(&obs));

@@ -31,6 +31,8 @@ pub enum Metric {
     Occupancy,
     /// Gate inflow, people/min.
     Inflow,
+    /// People–vehicle conflict, people.
+    Conflict,
     /// Time until the warning density, from the least-squares trend.
     Predictive {
         /// Fire when the warning level is nearer than this.
@@ -65,6 +67,7 @@ impl Metric {
             Metric::Density => "density",
             Metric::Occupancy => "occupancy",
             Metric::Inflow => "inflow",
+            Metric::Conflict => "conflict",
             Metric::Predictive { .. } => "predictive",
             Metric::Silent { .. } => "silent",
             Metric::Disagree { .. } => "disagree",

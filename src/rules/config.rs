@@ -43,6 +43,9 @@ pub enum MetricName {
     Occupancy,
     /// Gate inflow, people per minute.
     Inflow,
+    /// People–vehicle conflict from cameras and drones: people standing in a vehicle lane, or people
+    /// and vehicles in the same zone at the same moment (levels in people).
+    Conflict,
     /// Estimated time until the warning density is reached, from the recent trend.
     Predictive,
     /// A source not heard for longer than expected (engineer).

@@ -148,7 +148,16 @@ fn demo_zones_raise_a_ticket_at_any_time_of_day() {
     for ts in ["2026-03-08T03:00:00+08:00", "2026-03-10T15:50:00+08:00"] {
         let mut e = Engine::new(rules.clone());
         for (site, zone, density) in [("boai-school", "gate-plaza", 4.0), ("west-taihu", "beach", 4.0)] {
-            let obs = Observation { site, zone, ts: at(ts), density, count: 0.0, inflow_per_min: None, sources: &[] };
+            let obs = Observation {
+                site,
+                zone,
+                ts: at(ts),
+                density,
+                count: 0.0,
+                inflow_per_min: None,
+                conflict: None,
+                sources: &[],
+            };
             let ev = e.observe(&obs);
             assert!(
                 ev.iter()

@@ -233,6 +233,10 @@ fn evaluate<'a>(
             let v = obs.inflow_per_min?;
             (t.levels.input(v, prev), threshold_why("inflow", v, "/min", 1.0))
         }
+        Metric::Conflict => {
+            let v = obs.conflict?;
+            (t.levels.input(v, prev), threshold_why("people–vehicle conflict", v, " people", 1.0))
+        }
         Metric::Predictive { horizon_s, min_points, .. } => {
             let warning = t.levels.threshold(Level::Warning)?;
             let slope = trend?.slope_per_s(*min_points);

@@ -157,6 +157,33 @@ levels = { notice = 300.0, warning = 500.0, critical = 800.0 }
 }
 
 #[test]
+fn conflict_rule_fires_on_people_in_the_vehicle_lane_and_clears_when_they_leave() {
+    let rules = r#"
+[[rule]]
+id = "people-vehicle"
+metric = "conflict"
+zones = ["lane"]
+levels = { notice = 0.5, warning = 1.0, critical = 3.0 }
+for_s = 10
+clear_for_s = 30
+"#;
+    let mut e = engine(rules);
+    // Without a camera there is no conflict measure: the rule waits whatever the density.
+    assert!(feed(&mut e, "lane", t(0), 5.0).is_empty());
+    assert!(feed_conflict(&mut e, "lane", t(1), 0.1, 0.6).is_empty(), "notice only: no ticket");
+    assert!(feed_conflict(&mut e, "lane", t(2), 0.1, 1.4).is_empty(), "warning, pending for 10 s");
+    let ev = feed_conflict(&mut e, "lane", t(12), 0.1, 1.2);
+    assert_eq!(transitions(&ev), vec![Transition::Fire { level: Level::Warning, value: 1.2 }]);
+    assert_eq!(ev[0].detail, "people–vehicle conflict 1.20 people ≥ warning 1.00 people");
+    // A crowd in the lane: critical, after the same `for`.
+    let mut up = feed_conflict(&mut e, "lane", t(13), 0.1, 3.5);
+    up.extend(feed_conflict(&mut e, "lane", t(23), 0.1, 3.5));
+    assert_eq!(transitions(&up), vec![Transition::Upgrade { level: Level::Critical, value: 3.5 }]);
+    assert!(feed_conflict(&mut e, "lane", t(30), 0.0, 0.0).is_empty(), "clear pending");
+    assert!(is_one(&feed_conflict(&mut e, "lane", t(60), 0.0, 0.0), "clear"), "clears after 30 s at zero");
+}
+
+#[test]
 fn snapshot_restore_keeps_a_pending_timer_and_an_active_alert() {
     let mut a = engine(DENSITY_FOR_60);
     feed(&mut a, "beach", t(0), 4.0);

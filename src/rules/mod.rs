@@ -81,6 +81,8 @@ pub struct Observation<'a> {
     pub count: f64,
     /// Latest gate inflow in people/min, if a source reports it.
     pub inflow_per_min: Option<f64>,
+    /// Latest people–vehicle conflict (people), if a camera or drone reports it.
+    pub conflict: Option<f64>,
     /// Latest value per source of the zone.
     pub sources: &'a [SourceValue],
 }

@@ -103,7 +103,30 @@ pub fn feed_with(
     inflow_per_min: Option<f64>,
     sources: &[SourceValue],
 ) -> Vec<RuleEvent> {
-    e.observe(&Observation { site: "t", zone, ts, density, count: density * 10_000.0, inflow_per_min, sources })
+    e.observe(&Observation {
+        site: "t",
+        zone,
+        ts,
+        density,
+        count: density * 10_000.0,
+        inflow_per_min,
+        conflict: None,
+        sources,
+    })
+}
+
+/// Feeds an observation with a people–vehicle conflict.
+pub fn feed_conflict(e: &mut Engine, zone: &str, ts: DateTime<Utc>, density: f64, conflict: f64) -> Vec<RuleEvent> {
+    e.observe(&Observation {
+        site: "t",
+        zone,
+        ts,
+        density,
+        count: density * 10_000.0,
+        inflow_per_min: None,
+        conflict: Some(conflict),
+        sources: &[],
+    })
 }
 
 /// The transitions of `events`, without the rest.

@@ -27,8 +27,8 @@ pub fn compile_rule(path: &str, rc: &RuleConfig, site: &Site, p: &mut Problems) 
         ("factor", rc.factor.is_some(), is(&[Disagree])),
         ("min_density", rc.min_density.is_some(), is(&[Disagree])),
         ("max_age_s", rc.max_age_s.is_some(), is(&[Disagree])),
-        ("levels", rc.levels.is_some(), is(&[Density, Occupancy, Inflow, Predictive])),
-        ("fire_from", rc.fire_from.is_some(), is(&[Density, Occupancy, Inflow])),
+        ("levels", rc.levels.is_some(), is(&[Density, Occupancy, Inflow, Conflict, Predictive])),
+        ("fire_from", rc.fire_from.is_some(), is(&[Density, Occupancy, Inflow, Conflict])),
     ];
     for (key, set, allowed) in misplaced {
         if set && !allowed {
@@ -97,6 +97,7 @@ fn metric_str(m: MetricName) -> &'static str {
         MetricName::Density => "density",
         MetricName::Occupancy => "occupancy",
         MetricName::Inflow => "inflow",
+        MetricName::Conflict => "conflict",
         MetricName::Predictive => "predictive",
         MetricName::Silent => "silent",
         MetricName::Disagree => "disagree",
@@ -126,6 +127,7 @@ fn metric(path: &str, rc: &RuleConfig, p: &mut Problems) -> Option<Metric> {
         MetricName::Density => Metric::Density,
         MetricName::Occupancy => Metric::Occupancy,
         MetricName::Inflow => Metric::Inflow,
+        MetricName::Conflict => Metric::Conflict,
         MetricName::Predictive => {
             let horizon_s = positive("horizon_s", rc.horizon_s);
             let window_s = positive("window_s", Some(rc.window_s.unwrap_or(600)));
@@ -158,7 +160,7 @@ fn metric(path: &str, rc: &RuleConfig, p: &mut Problems) -> Option<Metric> {
 fn fixed_levels(path: &str, rc: &RuleConfig, fire_from: Level, p: &mut Problems) -> Option<Levels> {
     let key = format!("{path}.levels");
     let Some(l) = rc.levels else {
-        if matches!(rc.metric, MetricName::Occupancy | MetricName::Inflow) {
+        if matches!(rc.metric, MetricName::Occupancy | MetricName::Inflow | MetricName::Conflict) {
             p.push(&key, format!("is needed by metric = {:?}", metric_str(rc.metric)));
         }
         return None;

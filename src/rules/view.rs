@@ -19,7 +19,7 @@ pub struct RuleView {
     pub zone: String,
     /// Rule id.
     pub rule: String,
-    /// `density`, `occupancy`, `inflow`, `predictive`, `silent` or `disagree`.
+    /// `density`, `occupancy`, `inflow`, `conflict`, `predictive`, `silent` or `disagree`.
     pub metric: &'static str,
     /// Who gets the ticket.
     pub audience: Audience,

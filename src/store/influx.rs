@@ -69,6 +69,9 @@ pub fn to_point(measurement: &str, r: &Reading) -> Option<DataPoint> {
     if let Some(c) = r.classes {
         b = b.field("person", c.person).field("vehicle", c.vehicle);
     }
+    if let Some(v) = r.conflict {
+        b = b.field("conflict", v);
+    }
     if let Some(v) = r.inflow_per_min {
         b = b.field("inflow_per_min", v);
     }

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS readings (
     vehicle REAL,
     inflow REAL,
     outflow REAL,
+    conflict REAL,
     PRIMARY KEY (site, zone, ts, source_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS source_marks (
@@ -95,8 +96,12 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 ";
 
-/// Schema version written to `PRAGMA user_version`; a file from another version is refused.
-pub const VERSION: i64 = 2;
+/// Schema version written to `PRAGMA user_version`; a file from an unknown version is refused, an older
+/// one is migrated.
+pub const VERSION: i64 = 3;
+
+/// What takes a file from version N to N + 1 (new tables come from `SCHEMA` itself).
+const MIGRATIONS: &[(i64, &str)] = &[(2, "ALTER TABLE readings ADD COLUMN conflict REAL;")];
 
 /// Opens (creating if needed) the database at `path` with WAL and the schema.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -117,7 +122,15 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             r.get(0)
         })?;
     if has_tables > 0 && version != VERSION {
-        return Err(StoreError::Schema { path: path.display().to_string(), found: version, expected: VERSION });
+        let mut at = version;
+        while let Some((_, sql)) = MIGRATIONS.iter().find(|(from, _)| *from == at) {
+            conn.execute_batch(sql)?;
+            at += 1;
+        }
+        if at != VERSION {
+            return Err(StoreError::Schema { path: path.display().to_string(), found: version, expected: VERSION });
+        }
+        tracing::info!(path = %path.display(), from = version, to = VERSION, "store schema migrated");
     }
     conn.execute_batch(SCHEMA)?;
     conn.pragma_update(None, "user_version", VERSION)?;

@@ -38,6 +38,9 @@ pub struct Point {
     /// Outflow per minute (gates).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outflow_per_min: Option<f64>,
+    /// People–vehicle conflict, people (cameras, drones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<f64>,
 }
 
 /// A query for one zone's series.
@@ -86,8 +89,8 @@ impl SeriesReader {
     pub async fn series(&self, q: SeriesQuery) -> Result<Vec<Point>, StoreError> {
         self.with(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT ts, source_id, source, seq, count, density, confidence, person, vehicle, inflow, outflow
-                 FROM readings WHERE site = ?1 AND zone = ?2 AND ts >= ?3 AND ts <= ?4
+                "SELECT ts, source_id, source, seq, count, density, confidence, person, vehicle, inflow, outflow,
+                 conflict FROM readings WHERE site = ?1 AND zone = ?2 AND ts >= ?3 AND ts <= ?4
                  AND (?5 IS NULL OR source = ?5) ORDER BY ts, source_id, seq LIMIT ?6",
             )?;
             let rows =
@@ -104,6 +107,7 @@ impl SeriesReader {
                         vehicle: r.get(8)?,
                         inflow_per_min: r.get(9)?,
                         outflow_per_min: r.get(10)?,
+                        conflict: r.get(11)?,
                     })
                 })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

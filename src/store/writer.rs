@@ -110,7 +110,8 @@ fn write_batch(conn: &mut Connection, batch: &[Reading]) -> Result<(), StoreErro
     {
         let mut ins = tx.prepare_cached(
             "INSERT OR IGNORE INTO readings (site, zone, ts, source_id, seq, source, count, area_m2, density, confidence,
-             person, vehicle, inflow, outflow) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             person, vehicle, inflow, outflow, conflict)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         let mut mark = tx.prepare_cached(
             "INSERT INTO source_marks (source_id, epoch, seq) VALUES (?1, ?2, ?3)
@@ -132,6 +133,7 @@ fn write_batch(conn: &mut Connection, batch: &[Reading]) -> Result<(), StoreErro
                 r.classes.map(|c| c.vehicle),
                 r.inflow_per_min,
                 r.outflow_per_min,
+                r.conflict,
             ])?;
         }
         // Only the last mark per source matters; batches are in arrival order.

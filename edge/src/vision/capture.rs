@@ -27,6 +27,10 @@ pub enum VideoInput {
         /// Start again at the end (demos, soak tests).
         #[serde(default)]
         r#loop: bool,
+        /// Play at the file's own frame rate, as the camera it stands in for would deliver it (frames beyond
+        /// `max_fps` are skipped, as on a live stream); `false` reads as fast as `max_fps` allows.
+        #[serde(default = "yes")]
+        realtime: bool,
     },
     /// An RTSP stream, e.g. `rtsp://10.0.0.7:554/stream1`.
     Rtsp {
@@ -46,6 +50,10 @@ pub enum VideoInput {
         #[serde(default)]
         r#loop: bool,
     },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One captured frame.
@@ -147,12 +155,13 @@ pub fn run(input: &VideoInput, set: &CaptureSettings, slot: &FrameSlot, health: 
     let mut index = 0u64;
     match input {
         VideoInput::Folder { dir, r#loop } => folder(dir, *r#loop, set, slot, health, stop, &mut pacer, &mut index),
-        VideoInput::File { path, r#loop } => {
+        VideoInput::File { path, r#loop, realtime } => {
             let name = path.display().to_string();
-            stream(&name, true, *r#loop, set, slot, health, stop, &mut pacer, &mut index)
+            let file = FileMode { repeat: *r#loop, realtime: *realtime };
+            stream(&name, Some(file), set, slot, health, stop, &mut pacer, &mut index)
         }
         VideoInput::Rtsp { url } | VideoInput::Http { url } => {
-            stream(url, false, true, set, slot, health, stop, &mut pacer, &mut index)
+            stream(url, None, set, slot, health, stop, &mut pacer, &mut index)
         }
     }
     slot.close();
@@ -208,11 +217,18 @@ fn sleep_unless(stop: &CancellationToken, d: Duration) -> bool {
     !stop.is_cancelled()
 }
 
+/// How a video file is played.
+#[derive(Debug, Clone, Copy)]
+struct FileMode {
+    repeat: bool,
+    realtime: bool,
+}
+
+/// A live stream (`file: None`) or a video file.
 #[allow(clippy::too_many_arguments)]
 fn stream(
     name: &str,
-    is_file: bool,
-    repeat: bool,
+    file: Option<FileMode>,
     set: &CaptureSettings,
     slot: &FrameSlot,
     health: &Health,
@@ -220,6 +236,7 @@ fn stream(
     pacer: &mut Pacer,
     index: &mut u64,
 ) {
+    let is_file = file.is_some();
     let mut backoff = Duration::from_millis(500);
     while !stop.is_cancelled() {
         let opened =
@@ -237,7 +254,13 @@ fn stream(
                 continue;
             }
         };
-        tracing::info!(source = %set.source_id, input = name, "video opened");
+        // A file played in real time is paced at its own frame rate; `pacer` (max_fps) then picks frames.
+        let native_fps = cap.get(videoio::CAP_PROP_FPS).unwrap_or(0.0);
+        let mut playback = match file {
+            Some(f) if f.realtime && native_fps.is_finite() && native_fps > 0.0 => Some(Pacer::new(native_fps)),
+            _ => None,
+        };
+        tracing::info!(source = %set.source_id, input = name, fps = native_fps, realtime = playback.is_some(), "video opened");
         let mut local = 0u64;
         let mut mat = Mat::default();
         loop {
@@ -249,7 +272,12 @@ fn stream(
                 Ok(_) | Err(_) => break,
             }
             local += 1;
-            if is_file {
+            if let Some(p) = playback.as_mut() {
+                p.wait(stop);
+                if !pacer.due() {
+                    continue;
+                }
+            } else if is_file {
                 pacer.wait(stop);
             } else if !pacer.due() {
                 continue;
@@ -262,7 +290,7 @@ fn stream(
             if local == 0 {
                 health.error(&set.source_id, set.kind, &format!("no decodable frame in video file {name}"));
                 tracing::warn!(source = %set.source_id, input = name, "video file has no decodable frame (broken or truncated?)");
-            } else if !repeat {
+            } else if !file.is_some_and(|f| f.repeat) {
                 return;
             }
             if local == 0 && !sleep_unless(stop, backoff) {

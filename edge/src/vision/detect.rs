@@ -131,7 +131,15 @@ impl Letterbox {
         let scale = (size as f32 / w as f32).min(size as f32 / h as f32);
         let new_w = ((w as f32 * scale).round() as i32).clamp(1, size);
         let new_h = ((h as f32 * scale).round() as i32).clamp(1, size);
-        Self { scale, pad_x: ((size - new_w) / 2) as f32, pad_y: ((size - new_h) / 2) as f32, new_w, new_h, in_w: size, in_h: size }
+        Self {
+            scale,
+            pad_x: ((size - new_w) / 2) as f32,
+            pad_y: ((size - new_h) / 2) as f32,
+            new_w,
+            new_h,
+            in_w: size,
+            in_h: size,
+        }
     }
 
     /// The transform into the smallest input whose sides are multiples of `multiple` and hold the frame

@@ -214,8 +214,8 @@ impl Detector {
                 .with_prepacked_weights(&packed)
                 .map_err(|e| ort_err(e.to_string()))?
                 // No memory-pattern pre-planning: it holds a second, per-shape copy of the activation
-                // buffers; without it peak RSS of the 2-worker edge fell from 205 to 183 MiB at the same
-                // speed (bench/vision.rs).
+                // buffers; without it peak RSS of the 2-worker bench pass fell from 205 to 183 MiB at the
+                // same speed (bench/vision.rs). See also `crate::memory`.
                 .with_memory_pattern(false)
                 .map_err(|e| ort_err(e.to_string()))?
                 .commit_from_memory(&bytes)

@@ -63,7 +63,10 @@ pub struct DetectorPool<T: HasImage> {
 
 impl<T: HasImage> std::fmt::Debug for DetectorPool<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DetectorPool").field("workers", &self.workers.len()).field("in_flight", &self.in_flight()).finish()
+        f.debug_struct("DetectorPool")
+            .field("workers", &self.workers.len())
+            .field("in_flight", &self.in_flight())
+            .finish()
     }
 }
 
