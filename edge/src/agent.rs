@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::LoadedEdge;
+use crate::evidence::EvidenceHub;
 use crate::fusion::{self, Fusion};
 use crate::health::Health;
 use crate::publisher::{self, PublisherSettings};
@@ -56,6 +57,7 @@ impl Agent {
         let sources_stop = CancellationToken::new();
         let publisher_stop = CancellationToken::new();
         let (tx, rx) = mpsc::channel(4096);
+        let evidence = EvidenceHub::default();
 
         let mut sources = Vec::new();
         let mut webhooks = Vec::new();
@@ -67,6 +69,7 @@ impl Agent {
                 out: tx.clone(),
                 health: health.clone(),
                 shutdown: sources_stop.child_token(),
+                evidence: evidence.clone(),
             };
             let started = s.start(cx).await.map_err(|source| AgentError::Source { id: s.id().to_string(), source })?;
             if let Some(addr) = started.bound_addr {
@@ -76,6 +79,16 @@ impl Agent {
             sources.push(started.handle);
         }
         drop(tx);
+        if !evidence.is_empty() {
+            sources.push(tokio::spawn(crate::evidence::run(
+                evidence,
+                config.mqtt.clone(),
+                config.edge.id.clone(),
+                site.config.id.clone(),
+                health.clone(),
+                sources_stop.child_token(),
+            )));
+        }
 
         let stale = chrono::Duration::seconds(config.fusion.stale_after_s as i64);
         let fusion_state = Fusion::new(site.clone(), &config.edge.id, stale);

@@ -14,6 +14,7 @@
 
 pub mod agent;
 pub mod config;
+pub mod evidence;
 pub mod fusion;
 pub mod health;
 pub mod input;

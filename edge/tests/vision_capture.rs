@@ -176,6 +176,7 @@ zones = [
         out,
         health: health.clone(),
         shutdown: shutdown.clone(),
+        evidence: Default::default(),
     };
     let started = cfg.start(cx).await.unwrap();
     let mut plaza = None;

@@ -23,6 +23,28 @@ pub fn edge_status_filter(prefix: &str) -> String {
     format!("{prefix}/+/edge/+/status")
 }
 
+/// `{prefix}/{site}/evidence/{zone}/{ticket}`: a JPEG snapshot (every person blurred) an edge camera sends
+/// when a ticket is raised on a zone it sees (opt-in per camera), QoS 1.
+pub fn evidence(prefix: &str, site: &str, zone: &str, ticket: i64) -> String {
+    format!("{prefix}/{site}/evidence/{zone}/{ticket}")
+}
+
+/// Subscription filter for every evidence snapshot.
+pub fn evidence_filter(prefix: &str) -> String {
+    format!("{prefix}/+/evidence/+/+")
+}
+
+/// `(site, zone, ticket)` of an evidence topic `{prefix}/{site}/evidence/{zone}/{ticket}`.
+pub fn parse_evidence(prefix: &str, topic: &str) -> Option<(String, String, i64)> {
+    let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
+    let mut it = rest.split('/');
+    let (site, kind, zone, ticket) = (it.next()?, it.next()?, it.next()?, it.next()?);
+    if kind != "evidence" || it.next().is_some() || site.is_empty() || zone.is_empty() {
+        return None;
+    }
+    Some((site.to_string(), zone.to_string(), ticket.parse().ok()?))
+}
+
 /// `{prefix}/{site}/workers/{worker}/tickets`: ticket notifications for one grid worker.
 pub fn worker_tickets(prefix: &str, site: &str, worker: &str) -> String {
     format!("{prefix}/{site}/workers/{worker}/tickets")
@@ -65,5 +87,11 @@ mod tests {
         let s = edge_status(PREFIX, "west-taihu", "edge-1");
         assert_eq!(parse_edge_status(PREFIX, &s), Some(("west-taihu".into(), "edge-1".into())));
         assert_eq!(parse_reading(PREFIX, &s), None);
+        let e = evidence(PREFIX, "boai-school", "pickup-lane", 42);
+        assert_eq!(e, "crowdgrid/v1/boai-school/evidence/pickup-lane/42");
+        assert_eq!(parse_evidence(PREFIX, &e), Some(("boai-school".into(), "pickup-lane".into(), 42)));
+        assert_eq!(parse_evidence(PREFIX, "crowdgrid/v1/s/evidence/z/not-a-number"), None);
+        assert_eq!(parse_evidence(PREFIX, "crowdgrid/v1/s/evidence/z/1/extra"), None);
+        assert_eq!((parse_reading(PREFIX, &e), parse_edge_status(PREFIX, &e)), (None, None));
     }
 }

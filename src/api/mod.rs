@@ -42,6 +42,8 @@ pub struct AppState {
     pub edges: Edges,
     /// Series reader.
     pub series: SeriesReader,
+    /// Evidence snapshots.
+    pub evidence: crate::store::evidence::EvidenceStore,
     /// Ticket store.
     pub tickets: TicketStore,
     /// Tokens.
@@ -69,6 +71,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/zones/{site}/{zone}/series"),
     ("GET", "/api/v1/tickets"),
     ("GET", "/api/v1/tickets/{id}"),
+    ("GET", "/api/v1/tickets/{id}/evidence"),
     ("POST", "/api/v1/tickets/{id}/{action}"),
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/edges"),
@@ -95,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/zones/{site}/{zone}/series", get(zones::series))
         .route("/api/v1/tickets", get(tickets::list))
         .route("/api/v1/tickets/{id}", get(tickets::get))
+        .route("/api/v1/tickets/{id}/evidence", get(tickets::evidence))
         .route("/api/v1/tickets/{id}/{action}", post(tickets::act))
         .route("/api/v1/events", get(events::stream))
         .route("/api/v1/edges", get(ops::edges))

@@ -55,6 +55,26 @@ pub async fn get(
     Ok(Json(TicketDetail { ticket, events }))
 }
 
+/// `GET /api/v1/tickets/{id}/evidence`: the newest snapshot an edge camera sent for the ticket (JPEG, every
+/// person blurred at the edge); 404 when none was sent.
+pub async fn evidence(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<i64>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let (ticket, _) = s.tickets.get(id).await?;
+    if !p.sees_grid(&ticket.site, &ticket.grid) {
+        return Err(ApiError::Forbidden(format!("ticket {id} is not in your grids")));
+    }
+    let Some(e) = s.evidence.latest(id).await? else {
+        return Err(ApiError::NotFound(format!("no evidence snapshot for ticket {id}")));
+    };
+    let headers =
+        [(axum::http::header::CONTENT_TYPE, "image/jpeg"), (axum::http::header::CACHE_CONTROL, "private, no-store")];
+    Ok((headers, e.jpeg).into_response())
+}
+
 /// Body of a ticket action.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

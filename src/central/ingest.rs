@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::validate::Validator;
 use crate::metrics::Metrics;
+use crate::store::evidence::{self as store_evidence, Evidence, EvidenceStore};
 
 /// What the MQTT task hands to the processor.
 #[derive(Debug)]
@@ -87,15 +88,18 @@ pub struct Ingest {
     pub tx: mpsc::Sender<Incoming>,
     /// Metrics.
     pub metrics: Metrics,
-    /// Set once both subscriptions are acknowledged.
+    /// Set once every subscription is acknowledged.
     pub ready: tokio::sync::watch::Sender<bool>,
+    /// Evidence snapshots from edges.
+    pub evidence: EvidenceStore,
 }
 
 /// Polls the event loop until `shutdown`, re-subscribing on every connection.
 pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
-    let Ingest { settings, client, mut eventloop, validator, tx, metrics, ready } = ingest;
+    let Ingest { settings, client, mut eventloop, validator, tx, metrics, ready, evidence } = ingest;
     let readings = topic::readings_filter(&settings.prefix);
     let statuses = topic::edge_status_filter(&settings.prefix);
+    let snapshots = topic::evidence_filter(&settings.prefix);
     let mut rejects = RejectLog::default();
     let mut outage_logged = false;
     let mut subacks = 0;
@@ -110,7 +114,7 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
                 outage_logged = false;
                 subacks = 0;
                 tracing::info!(host = %settings.host, port = settings.port, "centre connected to broker");
-                for filter in [&readings, &statuses] {
+                for filter in [&readings, &statuses, &snapshots] {
                     if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
                         tracing::error!(error = %e, filter, "cannot subscribe");
                     }
@@ -118,11 +122,27 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 subacks += 1;
-                if subacks == 2 {
+                if subacks == 3 {
                     ready.send_replace(true);
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some((site, zone, ticket)) = topic::parse_evidence(&settings.prefix, &p.topic) {
+                    match store_evidence::check(&p.payload) {
+                        Ok(()) => {
+                            let e = Evidence { ticket, site, zone, received: Utc::now(), jpeg: p.payload.to_vec() };
+                            match evidence.save(e).await {
+                                Ok(()) => tracing::info!(ticket, bytes = p.payload.len(), "evidence snapshot stored"),
+                                Err(e) => tracing::error!(error = %e, ticket, "evidence snapshot not stored"),
+                            }
+                        }
+                        Err(reason) => {
+                            metrics.reject(reason);
+                            rejects.note(reason, &format!("{} ({} bytes)", p.topic, p.payload.len()));
+                        }
+                    }
+                    continue;
+                }
                 let item = if topic::parse_edge_status(&settings.prefix, &p.topic).is_some() {
                     match serde_json::from_slice::<EdgeStatus>(&p.payload) {
                         Ok(s) => Some(Incoming::Status(s)),

@@ -24,6 +24,7 @@ use crate::api::{self, AppState};
 use crate::metrics::Metrics;
 use crate::rules::{self, Engine, RuleEvent, RuleSet};
 use crate::store::dispatch_db::DispatchDb;
+use crate::store::evidence::EvidenceStore;
 use crate::store::influx::{InfluxError, InfluxSink};
 use crate::store::series::SeriesReader;
 use crate::store::writer::{load_marks, StoreWriter, WriterSettings};
@@ -109,6 +110,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let snapshot = dispatch_db.load_rule_state().await?;
     let tickets = dispatch_db.tickets()?;
     let series = SeriesReader::open(&db)?;
+    let evidence = EvidenceStore::open(&db)?;
     let tokens = dispatch_db.tokens()?;
     let outbox = dispatch_db.outbox()?;
     let writer = StoreWriter::spawn(
@@ -213,6 +215,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         engine: engine.clone(),
         edges: edges.clone(),
         series,
+        evidence: evidence.clone(),
         tickets: tickets.clone(),
         tokens,
         metrics: metrics.clone(),
@@ -232,6 +235,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         tx: in_tx,
         metrics: metrics.clone(),
         ready: ready_tx,
+        evidence,
     };
     tasks.push(tokio::spawn(ingest::run(ingest_task, shutdown.clone())));
     let processor = Processor {

@@ -87,6 +87,15 @@ CREATE TABLE IF NOT EXISTS rule_state (
     snapshot TEXT NOT NULL,
     saved_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS evidence (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ticket_id INTEGER NOT NULL,
+    site TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    received INTEGER NOT NULL,
+    jpeg BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evidence_ticket ON evidence (ticket_id, received);
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     name TEXT NOT NULL,

@@ -151,10 +151,12 @@ fn write_batch(conn: &mut Connection, batch: &[Reading]) -> Result<(), StoreErro
 
 fn apply_retention(conn: &Connection, days: u32) {
     let cutoff = ms(chrono::Utc::now() - chrono::Duration::days(i64::from(days)));
-    match conn.execute("DELETE FROM readings WHERE ts < ?1", params![cutoff]) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(deleted = n, days, "retention applied"),
-        Err(e) => tracing::warn!(error = %e, "retention failed"),
+    for (table, column) in [("readings", "ts"), ("evidence", "received")] {
+        match conn.execute(&format!("DELETE FROM {table} WHERE {column} < ?1"), params![cutoff]) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(table, deleted = n, days, "retention applied"),
+            Err(e) => tracing::warn!(table, error = %e, "retention failed"),
+        }
     }
 }
 

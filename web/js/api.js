@@ -73,6 +73,15 @@ export async function api(path, { method = 'GET', body, redirect401 = true } = {
   return data;
 }
 
+/** A binary resource (e.g. an evidence JPEG) as an object URL, or `null` on 404. */
+export async function apiObjectUrl(path) {
+  const t = token();
+  const resp = await fetch('/api/v1' + path, { headers: t ? { Authorization: 'Bearer ' + t } : {}, cache: 'no-store' });
+  if (resp.status === 404) return null;
+  if (!resp.ok) throw new ApiError(resp.status, `GET ${path}: ${resp.status}`);
+  return URL.createObjectURL(await resp.blob());
+}
+
 /** The signed-in identity, or sends to login. */
 export async function me() {
   if (!token()) {

@@ -1,6 +1,6 @@
 // Grid worker's phone view: my open tickets nearest first, density now and trend, the four actions, live.
 import {
-  api, captureToken, me, liveUpdates, renderIdentity, toast, esc, logout,
+  api, apiObjectUrl, captureToken, me, liveUpdates, renderIdentity, toast, esc, logout,
   LEVEL_RANK, isOpen, queueOrder, STATE_LABEL, TIER_LABEL,
   fmtNum, fmtDensity, fmtDuration, fmtClock, ageOf, trendText, centroid, distanceM, gridNames,
 } from './api.js';
@@ -201,6 +201,7 @@ function fill(id, list, actions, emptyText) {
   if (document.querySelector('dialog[open]')) return;
   ol.innerHTML = list.length ? list.map((t) => card(t, actions)).join('') : `<li class="empty">${esc(emptyText)}</li>`;
   for (const b of ol.querySelectorAll('button[data-act]')) b.onclick = () => onAction(Number(b.dataset.id), b.dataset.act);
+  for (const b of ol.querySelectorAll('button[data-snap]')) b.onclick = () => showSnapshot(b);
 }
 
 function card(t, actions) {
@@ -253,8 +254,30 @@ function card(t, actions) {
     }
     ${due}
     ${t.resolution ? `<div class="note">“${esc(t.resolution)}”</div>` : ''}
+    ${open ? `<button type="button" class="snap" data-snap="${t.id}">Camera snapshot <span class="zh">现场画面</span></button>` : ''}
     ${btns}
   </li>`;
+}
+
+/** Fetches the ticket's evidence snapshot (people blurred at the camera) only when asked for. */
+async function showSnapshot(button) {
+  const id = Number(button.dataset.snap);
+  button.disabled = true;
+  try {
+    const url = await apiObjectUrl(`/tickets/${id}/evidence`);
+    if (!url) {
+      button.textContent = 'No camera snapshot for this ticket';
+      return;
+    }
+    const img = document.createElement('img');
+    img.className = 'evidence';
+    img.alt = `Camera snapshot of ticket ${id}, people blurred`;
+    img.src = url;
+    button.replaceWith(img);
+  } catch (e) {
+    button.disabled = false;
+    showError(e.message);
+  }
 }
 
 // ── actions ──────────────────────────────────────────────────────────────────────────────────────

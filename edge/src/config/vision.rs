@@ -68,6 +68,23 @@ pub struct CameraConfig {
     pub calibration: Calibration,
     /// Image zones.
     pub zones: Vec<CameraZone>,
+    /// Evidence snapshots for tickets on this camera's zones (absent: frames never leave the edge).
+    #[serde(default)]
+    pub evidence: Option<EvidenceConfig>,
+}
+
+/// `evidence = { ... }` of a camera: when the centre raises a ticket on one of its zones, the latest analysed
+/// frame goes to the centre as a JPEG with every person blurred.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceConfig {
+    /// Largest JPEG sent (quality, then size, step down to fit); 4 KiB .. 1 MiB.
+    #[serde(default = "default_evidence_bytes")]
+    pub max_bytes: usize,
+}
+
+fn default_evidence_bytes() -> usize {
+    64 * 1024
 }
 
 /// A drone patrol feed with per-frame telemetry.
@@ -200,6 +217,11 @@ pub(super) fn validate_camera(c: &CameraConfig, site: &Site, path: &str, p: &mut
         (c.max_fps, c.frame_queue, c.smoothing_frames, c.report_interval_ms, c.confidence),
         p,
     );
+    if let Some(e) = c.evidence {
+        if !(4096..=1024 * 1024).contains(&e.max_bytes) {
+            p.push(format!("{path}.evidence.max_bytes"), "must be in 4096..=1048576 (the centre takes up to 1 MiB)");
+        }
+    }
     let h = match Homography::fit(&c.calibration.image, &c.calibration.ground) {
         Ok(h) => Some(h),
         Err(e) => {

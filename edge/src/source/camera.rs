@@ -77,6 +77,7 @@ pub fn start(c: &CameraConfig, cx: SourceContext) -> Result<Started, SourceError
         frame_queue: c.frame_queue,
         report: Duration::from_millis(c.report_interval_ms.max(1)),
         max_backoff: Duration::from_secs(c.max_backoff_s.max(1)),
+        evidence: c.evidence.map(|e| (c.zones.iter().map(|z| z.zone.clone()).collect(), e.max_bytes)),
     };
     vision_run::start(counter, ids, set, cx)
 }

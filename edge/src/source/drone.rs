@@ -94,6 +94,7 @@ pub fn start(c: &DroneConfig, cx: SourceContext) -> Result<Started, SourceError>
         frame_queue: c.frame_queue,
         report: Duration::from_millis(c.report_interval_ms.max(1)),
         max_backoff: Duration::from_secs(c.max_backoff_s.max(1)),
+        evidence: None,
     };
     vision_run::start(counter, ids, set, cx)
 }

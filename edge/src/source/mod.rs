@@ -52,6 +52,8 @@ pub struct SourceContext {
     pub health: Health,
     /// Cancelled to stop every task.
     pub shutdown: CancellationToken,
+    /// Where evidence-enabled cameras offer their snapshots.
+    pub evidence: crate::evidence::EvidenceHub,
 }
 
 /// Why a source could not start.
@@ -368,6 +370,7 @@ geometry = { type = "Polygon", coordinates = [[[0.0, 0.0], [0.001, 0.0], [0.001,
             out,
             health: Health::new(),
             shutdown: CancellationToken::new(),
+            evidence: Default::default(),
         };
         (cx, rx)
     }

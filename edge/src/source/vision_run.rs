@@ -11,8 +11,10 @@ use chrono::{DateTime, Utc};
 use crowdgrid_proto::Reading;
 
 use super::{send, Ids, SourceContext, SourceError, Started};
+use crate::evidence::EvidenceAsk;
 use crate::vision::capture::{self, CaptureSettings, Frame, FrameSlot, VideoInput};
 use crate::vision::detect::Detection;
+use crate::vision::evidence::blurred_jpeg;
 use crate::vision::model::{Detector, ModelConfig};
 use crate::vision::pool::DetectorPool;
 
@@ -39,6 +41,8 @@ pub struct PipelineSettings {
     pub report: Duration,
     /// Largest reconnect backoff.
     pub max_backoff: Duration,
+    /// Evidence snapshots of these zones, at most this many bytes (camera `evidence`); `None`: never.
+    pub evidence: Option<(Vec<String>, usize)>,
 }
 
 /// Starts the pipeline; the returned task ends after shutdown (or when a non-looping input ends), having
@@ -51,11 +55,23 @@ pub fn start<C: FrameCounter>(
 ) -> Result<Started, SourceError> {
     cx.health.register(&ids.source_id, ids.kind.as_str());
     tracing::info!(source = %ids.source_id, kind = ids.kind.as_str(), model = %set.model.name, max_fps = set.max_fps, "vision source starting");
-    let handle = tokio::task::spawn_blocking(move || run(counter, ids, set, cx));
+    // Registered before the agent looks at the hub (the model loads later, on the blocking thread).
+    let asks = set.evidence.as_ref().map(|(zones, _)| {
+        let (tx, rx) = std::sync::mpsc::channel::<EvidenceAsk>();
+        cx.evidence.register(&ids.source_id, zones.clone(), tx);
+        rx
+    });
+    let handle = tokio::task::spawn_blocking(move || run(counter, ids, set, cx, asks));
     Ok(Started { handle, bound_addr: None })
 }
 
-fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: SourceContext) {
+fn run<C: FrameCounter>(
+    mut counter: C,
+    ids: Ids,
+    set: PipelineSettings,
+    cx: SourceContext,
+    asks: Option<std::sync::mpsc::Receiver<EvidenceAsk>>,
+) {
     let kind = ids.kind.as_str();
     let detectors = match Detector::load_workers(&set.model) {
         Ok(d) => d,
@@ -97,6 +113,9 @@ fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: Sou
             return;
         }
     };
+    // Evidence: the latest analysed frame and its boxes are kept to answer a ticket's snapshot request.
+    let evidence_limit = set.evidence.as_ref().map(|(_, max)| *max);
+    let mut latest: Option<(opencv::core::Mat, Vec<Detection>)> = None;
     let mut last_report = Instant::now();
     let mut reported_drops = 0;
     let mut frames = 0u64;
@@ -119,7 +138,8 @@ fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: Sou
             let wait = if pool.in_flight() == 0 { Duration::from_millis(100) } else { Duration::from_millis(5) };
             match slot.take(wait) {
                 Some(frame) => {
-                    if !pool.submit(frame) {
+                    let accepted = pool.submit(frame);
+                    if !accepted {
                         cx.health.error(&ids.source_id, kind, "inference threads stopped");
                         break;
                     }
@@ -140,8 +160,21 @@ fn run<C: FrameCounter>(mut counter: C, ids: Ids, set: PipelineSettings, cx: Sou
                     frames += 1;
                     cx.health.accepted(&ids.source_id, kind, 1);
                     tracing::trace!(source = %ids.source_id, frame = frame.index, detections = dets.len(), "frame");
+                    if evidence_limit.is_some() {
+                        latest = Some((frame.mat, dets));
+                    }
                 }
                 Err(e) => cx.health.rejected(&ids.source_id, kind, "bad_frame", &format!("frame {}: {e}", frame.index)),
+            }
+        }
+        if let (Some(max), Some(asks)) = (evidence_limit, &asks) {
+            while let Ok(ask) = asks.try_recv() {
+                let jpeg = match &latest {
+                    Some((mat, dets)) => blurred_jpeg(mat, dets, max).map_err(|e| e.to_string()),
+                    None => Err("no frame analysed yet".to_string()),
+                };
+                tracing::debug!(source = %ids.source_id, ticket = ask.ticket, zone = %ask.zone, ok = jpeg.is_ok(), "evidence asked");
+                let _ = ask.reply.send(jpeg);
             }
         }
         let dropped = slot.dropped();

@@ -1,0 +1,204 @@
+//! Evidence snapshots for tickets, opt-in per camera (`evidence = { max_bytes = ... }`); without it no frame
+//! ever leaves the edge.
+//!
+//! The edge listens to the centre's ticket notifications for its site (`{prefix}/{site}/tickets`). When a
+//! ticket is raised or reopened on a zone that one of its evidence-enabled cameras sees, that camera encodes
+//! its latest analysed frame with every person blurred and the JPEG kept under the size limit
+//! ([`crate::vision::evidence::blurred_jpeg`]), and this task publishes it to
+//! `{prefix}/{site}/evidence/{zone}/{ticket}` (QoS 1, payload `image/jpeg`). Other zones get nothing.
+
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::MqttConfig;
+use crate::health::Health;
+
+/// One snapshot asked of a camera.
+#[derive(Debug)]
+pub struct EvidenceAsk {
+    /// The ticket it is for.
+    pub ticket: i64,
+    /// The zone.
+    pub zone: String,
+    /// Where the JPEG (or why there is none) goes.
+    pub reply: oneshot::Sender<Result<Vec<u8>, String>>,
+}
+
+/// One evidence-enabled camera.
+#[derive(Debug)]
+struct Camera {
+    source_id: String,
+    zones: Vec<String>,
+    asks: Sender<EvidenceAsk>,
+}
+
+/// Where evidence-enabled cameras register the zones they see (cloned into every source context).
+#[derive(Debug, Clone, Default)]
+pub struct EvidenceHub {
+    cameras: Arc<Mutex<Vec<Camera>>>,
+}
+
+impl EvidenceHub {
+    /// A camera (`source_id`) offers snapshots of `zones` through `asks`.
+    pub fn register(&self, source_id: &str, zones: Vec<String>, asks: Sender<EvidenceAsk>) {
+        self.lock().push(Camera { source_id: source_id.to_string(), zones, asks });
+    }
+
+    /// True when no camera offers snapshots.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// The first camera that sees `zone`: its source id and where to ask.
+    pub fn camera_for(&self, zone: &str) -> Option<(String, Sender<EvidenceAsk>)> {
+        self.lock().iter().find(|c| c.zones.iter().any(|z| z == zone)).map(|c| (c.source_id.clone(), c.asks.clone()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Camera>> {
+        self.cameras.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Deserialize)]
+struct Notification {
+    event: String,
+    ticket: TicketRef,
+}
+
+#[derive(Deserialize)]
+struct TicketRef {
+    id: i64,
+    site: String,
+    zone: String,
+}
+
+/// Runs until `shutdown`: answers ticket notifications of `site` with snapshots from the registered cameras.
+pub async fn run(
+    hub: EvidenceHub,
+    mqtt: MqttConfig,
+    edge_id: String,
+    site: String,
+    health: Health,
+    shutdown: CancellationToken,
+) {
+    let base = mqtt.client_id.clone().unwrap_or_else(|| edge_id.clone());
+    let mut o = MqttOptions::new(format!("{base}-evidence"), mqtt.host.clone(), mqtt.port);
+    o.set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.max(5)));
+    o.set_clean_session(true);
+    o.set_max_packet_size(4 << 20, 4 << 20);
+    if let Some(user) = &mqtt.username {
+        o.set_credentials(user.clone(), mqtt.password.clone().unwrap_or_default());
+    }
+    let (client, mut eventloop) = AsyncClient::new(o, 16);
+    let tickets = format!("{}/{site}/tickets", mqtt.topic_prefix);
+    let mut outage_logged = false;
+    tracing::info!(edge = %edge_id, topic = %tickets, "evidence snapshots offered on ticket notifications");
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                outage_logged = false;
+                if let Err(e) = client.try_subscribe(tickets.as_str(), QoS::AtLeastOnce) {
+                    tracing::error!(error = %e, "evidence: cannot subscribe");
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == tickets => {
+                let Ok(n) = serde_json::from_slice::<Notification>(&p.payload) else {
+                    tracing::debug!(topic = %p.topic, "evidence: not a ticket notification");
+                    continue;
+                };
+                if !matches!(n.event.as_str(), "raised" | "reopened") || n.ticket.site != site {
+                    continue;
+                }
+                let Some((source_id, tx)) = hub.camera_for(&n.ticket.zone) else { continue };
+                let (client, prefix, health) = (client.clone(), mqtt.topic_prefix.clone(), health.clone());
+                // Answered off the event loop: the camera replies after its current frame.
+                tokio::spawn(async move {
+                    let (reply, rx) = oneshot::channel();
+                    let ask = EvidenceAsk { ticket: n.ticket.id, zone: n.ticket.zone.clone(), reply };
+                    let jpeg = match tx.send(ask) {
+                        Ok(()) => tokio::time::timeout(Duration::from_secs(10), rx).await,
+                        Err(_) => return,
+                    };
+                    match jpeg {
+                        Ok(Ok(Ok(bytes))) => {
+                            let t =
+                                crowdgrid_proto::topic::evidence(&prefix, &n.ticket.site, &n.ticket.zone, n.ticket.id);
+                            let len = bytes.len();
+                            match client.publish(t.as_str(), QoS::AtLeastOnce, false, bytes).await {
+                                Ok(()) => {
+                                    tracing::info!(ticket = n.ticket.id, zone = %n.ticket.zone, source = %source_id, bytes = len, "evidence snapshot sent")
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, ticket = n.ticket.id, "evidence snapshot not sent")
+                                }
+                            }
+                        }
+                        Ok(Ok(Err(why))) => health.rejected(
+                            &source_id,
+                            "camera",
+                            "evidence_failed",
+                            &format!("ticket {}: {why}", n.ticket.id),
+                        ),
+                        Ok(Err(_)) | Err(_) => health.rejected(
+                            &source_id,
+                            "camera",
+                            "evidence_failed",
+                            &format!("ticket {}: the camera did not answer", n.ticket.id),
+                        ),
+                    }
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if !outage_logged {
+                    tracing::warn!(error = %e, "evidence: broker connection lost; retrying");
+                    outage_logged = true;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+    let _ = client.try_disconnect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zone_is_answered_by_the_camera_that_sees_it() {
+        let hub = EvidenceHub::default();
+        assert!(hub.is_empty());
+        let (tx, rx) = std::sync::mpsc::channel();
+        hub.register("e/gate-cam", vec!["gate-plaza".into(), "pickup-lane".into()], tx);
+        assert!(!hub.is_empty());
+        assert!(hub.camera_for("crossing").is_none(), "nobody sees the crossing");
+        let (id, asks) = hub.camera_for("pickup-lane").expect("the gate camera");
+        assert_eq!(id, "e/gate-cam");
+        let (reply, _answer) = oneshot::channel();
+        asks.send(EvidenceAsk { ticket: 3, zone: "pickup-lane".into(), reply }).unwrap();
+        assert_eq!(rx.try_recv().unwrap().ticket, 3);
+    }
+
+    #[test]
+    fn ticket_notifications_parse() {
+        let n: Notification = serde_json::from_str(
+            r#"{"event":"raised","ticket":{"id":9,"site":"boai-school","zone":"pickup-lane","level":"warning"}}"#,
+        )
+        .unwrap();
+        assert_eq!((n.event.as_str(), n.ticket.id, n.ticket.zone.as_str()), ("raised", 9, "pickup-lane"));
+    }
+}

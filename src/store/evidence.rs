@@ -1,0 +1,138 @@
+//! Evidence snapshots sent by edges for tickets (JPEG, every person blurred at the edge), kept in the SQLite
+//! store beside the readings and removed with them by retention.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{from_ms, ms, schema, StoreError};
+
+/// Largest snapshot accepted (the embedded broker's default packet limit).
+pub const MAX_BYTES: usize = 1024 * 1024;
+
+/// One stored snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    /// Ticket id.
+    pub ticket: i64,
+    /// Site id.
+    pub site: String,
+    /// Zone id.
+    pub zone: String,
+    /// When the centre received it.
+    pub received: DateTime<Utc>,
+    /// JPEG bytes.
+    pub jpeg: Vec<u8>,
+}
+
+/// Why a snapshot is refused.
+pub fn check(jpeg: &[u8]) -> Result<(), &'static str> {
+    if jpeg.len() > MAX_BYTES {
+        return Err("evidence_oversized");
+    }
+    if !jpeg.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Err("evidence_not_jpeg");
+    }
+    Ok(())
+}
+
+/// Handle on the evidence table.
+#[derive(Clone)]
+pub struct EvidenceStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for EvidenceStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvidenceStore").finish()
+    }
+}
+
+impl EvidenceStore {
+    /// Opens its own connection to the store file.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Ok(Self { conn: Arc::new(Mutex::new(schema::open(path)?)) })
+    }
+
+    async fn with<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&guard)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Stores a snapshot (a ticket may get several: raised, then reopened).
+    pub async fn save(&self, e: Evidence) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO evidence (ticket_id, site, zone, received, jpeg) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.ticket, e.site, e.zone, ms(e.received), e.jpeg],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The newest snapshot of `ticket`.
+    pub async fn latest(&self, ticket: i64) -> Result<Option<Evidence>, StoreError> {
+        self.with(move |c| {
+            Ok(c.query_row(
+                "SELECT ticket_id, site, zone, received, jpeg FROM evidence WHERE ticket_id = ?1
+                 ORDER BY received DESC, id DESC LIMIT 1",
+                params![ticket],
+                |r| {
+                    Ok(Evidence {
+                        ticket: r.get(0)?,
+                        site: r.get(1)?,
+                        zone: r.get(2)?,
+                        received: from_ms(r.get(3)?),
+                        jpeg: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn saves_and_returns_the_newest_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EvidenceStore::open(&dir.path().join("c.db")).unwrap();
+        assert_eq!(store.latest(7).await.unwrap(), None);
+        let at = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let ev = |s, b: u8| Evidence {
+            ticket: 7,
+            site: "s".into(),
+            zone: "z".into(),
+            received: at(s),
+            jpeg: vec![0xFF, 0xD8, 0xFF, b],
+        };
+        store.save(ev(0, 1)).await.unwrap();
+        store.save(ev(5, 2)).await.unwrap();
+        assert_eq!(store.latest(7).await.unwrap(), Some(ev(5, 2)));
+        assert_eq!(store.latest(8).await.unwrap(), None);
+    }
+
+    #[test]
+    fn only_jpegs_under_the_limit_pass() {
+        assert_eq!(check(&[0xFF, 0xD8, 0xFF, 0xE0]), Ok(()));
+        assert_eq!(check(b"GIF89a"), Err("evidence_not_jpeg"));
+        let mut big = vec![0xFF, 0xD8, 0xFF];
+        big.resize(MAX_BYTES + 1, 0);
+        assert_eq!(check(&big), Err("evidence_oversized"));
+    }
+}

@@ -1,0 +1,150 @@
+//! Evidence end to end: a Boai gate camera (real NanoDet on real frames) sees people in the pick-up lane, the
+//! centre raises the `people-vehicle` ticket from config/boai-school/rules.toml, the camera answers the
+//! ticket notification with a blurred, size-limited JPEG, and the ticket's evidence is served to those who
+//! may see the ticket. A camera without `evidence` never sends a frame.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use crowdgrid::auth::Role;
+use crowdgrid_edge::agent::Agent;
+
+fn camera_edge(dir: &std::path::Path, edge_id: &str, port: u16, evidence: &str) -> std::path::PathBuf {
+    let frames = dir.join(format!("{edge_id}-frames"));
+    std::fs::create_dir_all(&frames).unwrap();
+    // Frame 300 of vtest.avi: two people walking in the road on the right (the lane), a van and a car.
+    std::fs::copy(root().join("tests/data/vision/vtest_300.jpg"), frames.join("a.jpg")).unwrap();
+    let text = format!(
+        r#"
+[edge]
+id = "{edge_id}"
+site = "{site}"
+
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+keep_alive_s = 5
+max_backoff_s = 1
+
+[queue]
+path = "{edge_id}.queue.db"
+
+[fusion]
+interval_ms = 200
+
+[[sources]]
+type = "camera"
+id = "gate-cam"
+video = {{ kind = "folder", dir = "{frames}", loop = true }}
+model = {{ manifest = "{manifest}", threads = 2 }}
+max_fps = 5.0
+smoothing_frames = 2
+report_interval_ms = 300
+calibration = {{ image = [[0, 576], [768, 576], [700, 180], [60, 180]], ground = [[0, 0], [22, 0], [30, 35], [-8, 35]] }}
+{evidence}
+zones = [
+  {{ zone = "gate-plaza", polygon = [[0, 140], [560, 110], [560, 260], [768, 300], [768, 576], [0, 576]] }},
+  {{ zone = "pickup-lane", polygon = [[560, 110], [768, 100], [768, 300], [560, 260]] }},
+]
+"#,
+        site = root().join("config/boai-school/site.toml").display(),
+        frames = frames.display(),
+        manifest = root().join("models/manifest.toml").display(),
+    );
+    let path = dir.join(format!("{edge_id}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_ticket_gets_a_blurred_snapshot_from_the_camera_that_saw_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut loaded = central_embedded(dir.path());
+    loaded.config.rule_files = vec![root().join("config/boai-school/rules.toml")];
+    let db = loaded.config.store.path.clone();
+    let central = crowdgrid::central::start(loaded).await.unwrap();
+    let port = central.mqtt.1;
+    let api = format!("http://{}", central.api_addr);
+    let admin_tok = admin(&db).await;
+
+    let edge =
+        Agent::start(load_edge(&camera_edge(dir.path(), "boai-cam-ev", port, "evidence = { max_bytes = 32768 }")))
+            .await
+            .unwrap();
+    let ticket = eventually(Duration::from_secs(60), "the people-vehicle ticket", || async {
+        let list = get_json(&format!("{api}/api/v1/tickets"), &admin_tok).await;
+        list.as_array().unwrap().iter().find(|t| t["rule"] == "people-vehicle" && t["zone"] == "pickup-lane").cloned()
+    })
+    .await;
+    let id = ticket["id"].as_i64().unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{api}/api/v1/tickets/{id}/evidence");
+    let jpeg = eventually(Duration::from_secs(20), "the evidence snapshot", || async {
+        let r = http.get(&url).bearer_auth(&admin_tok).send().await.unwrap();
+        if r.status() != 200 {
+            return None;
+        }
+        assert_eq!(r.headers()["content-type"], "image/jpeg");
+        Some(r.bytes().await.unwrap())
+    })
+    .await;
+    assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]), "a JPEG");
+    assert!(jpeg.len() <= 32768 && jpeg.len() > 2000, "{} bytes: under the camera's limit", jpeg.len());
+
+    // The lane belongs to the Boai Road grid: its worker sees the snapshot, the school's worker does not.
+    let road = token(&db, Role::GridWorker, Some("huang-wei")).await;
+    let school = token(&db, Role::GridWorker, Some("xu-jing")).await;
+    assert_eq!(http.get(&url).bearer_auth(&road).send().await.unwrap().status(), 200);
+    assert_eq!(http.get(&url).bearer_auth(&school).send().await.unwrap().status(), 403);
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    let none = http.get(format!("{api}/api/v1/tickets/999999/evidence")).bearer_auth(&admin_tok).send().await.unwrap();
+    assert_eq!(none.status(), 404);
+    edge.stop().await;
+    central.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_evidence_config_no_frame_leaves_the_edge() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut loaded = central_embedded(dir.path());
+    loaded.config.rule_files = vec![root().join("config/boai-school/rules.toml")];
+    let db = loaded.config.store.path.clone();
+    let central = crowdgrid::central::start(loaded).await.unwrap();
+    let (host, port) = central.mqtt.clone();
+    let api = format!("http://{}", central.api_addr);
+    let admin_tok = admin(&db).await;
+    // Everything under the evidence topics, from anyone.
+    let (watcher, mut el) =
+        rumqttc::AsyncClient::new(rumqttc::MqttOptions::new(format!("ev-watch-{}", unique()), host, port), 10);
+    watcher.subscribe("crowdgrid/v1/+/evidence/#", rumqttc::QoS::AtLeastOnce).await.unwrap();
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok(ev) = el.poll().await {
+            if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(_)) = ev {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+
+    let edge = Agent::start(load_edge(&camera_edge(dir.path(), "boai-cam-priv", port, ""))).await.unwrap();
+    let ticket = eventually(Duration::from_secs(60), "the people-vehicle ticket", || async {
+        let list = get_json(&format!("{api}/api/v1/tickets"), &admin_tok).await;
+        list.as_array().unwrap().iter().find(|t| t["rule"] == "people-vehicle").cloned()
+    })
+    .await;
+    // Give a (wrongly) answering camera the time the other test needs.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 0, "no snapshot was published");
+    let r = reqwest::Client::new()
+        .get(format!("{api}/api/v1/tickets/{}/evidence", ticket["id"]))
+        .bearer_auth(&admin_tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    edge.stop().await;
+    central.stop().await;
+}
