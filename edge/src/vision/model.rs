@@ -31,8 +31,8 @@ pub struct ModelConfig {
     #[serde(default = "default_threads")]
     pub threads: usize,
     /// Frames in flight: one ONNX Runtime session per worker thread, each with `threads / workers`
-    /// intra-op threads, sharing one copy of the weights. 2 workers × 1 thread beats 1 × 2 on a 2-core
-    /// edge box (see `bench/vision.rs`); 1 keeps the memory lowest.
+    /// intra-op threads, sharing their pre-packed weights (each keeps its own activation buffers, ~35 MB).
+    /// 2 workers × 1 thread beats 1 × 2 on a 2-core edge box (see `bench/vision.rs`); 1 keeps memory lowest.
     #[serde(default = "default_workers")]
     pub workers: usize,
     /// Minimum confidence for a person.
