@@ -16,24 +16,8 @@ fn camera_edge(dir: &std::path::Path, edge_id: &str, port: u16, evidence: &str) 
     std::fs::create_dir_all(&frames).unwrap();
     // Frame 300 of vtest.avi: two people walking in the road on the right (the lane), a van and a car.
     std::fs::copy(root().join("tests/data/vision/vtest_300.jpg"), frames.join("a.jpg")).unwrap();
-    let text = format!(
+    let camera = format!(
         r#"
-[edge]
-id = "{edge_id}"
-site = "{site}"
-
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-keep_alive_s = 5
-max_backoff_s = 1
-
-[queue]
-path = "{edge_id}.queue.db"
-
-[fusion]
-interval_ms = 200
-
 [[sources]]
 type = "camera"
 id = "gate-cam"
@@ -49,13 +33,10 @@ zones = [
   {{ zone = "pickup-lane", polygon = [[560, 110], [768, 100], [768, 300], [560, 260]] }},
 ]
 "#,
-        site = root().join("config/boai-school/site.toml").display(),
         frames = frames.display(),
         manifest = root().join("models/manifest.toml").display(),
     );
-    let path = dir.join(format!("{edge_id}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
+    edge_file_for(dir, "boai-school", edge_id, port, "crowdgrid/v1", &camera)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,9 +13,8 @@ use crowdgrid_edge::vision::capture::{self, CaptureSettings, FrameSlot, VideoInp
 use crowdgrid_proto::SourceKind;
 use tokio_util::sync::CancellationToken;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::root;
 
 fn settings() -> CaptureSettings {
     CaptureSettings {
@@ -146,7 +145,6 @@ async fn camera_source_publishes_zone_readings_from_a_snapshot_folder() {
     for f in ["vtest_100.jpg", "vtest_300.jpg"] {
         std::fs::copy(root().join("tests/data/vision").join(f), dir.path().join(f)).unwrap();
     }
-    let site = crowdgrid_proto::site::Site::load(&root().join("config/boai-school/site.toml")).unwrap();
     // The whole walkway of vtest as "gate-plaza" and the car park strip at the top right as the
     // "pickup-lane"; a calibration of 768×576 px onto a 30 m × 20 m plane.
     let cfg: SourceConfig = toml::from_str(&format!(
@@ -166,18 +164,7 @@ zones = [
         manifest = root().join("models/manifest.toml").display()
     ))
     .unwrap();
-    let (out, mut rx) = tokio::sync::mpsc::channel(64);
-    let health = Health::new();
-    let shutdown = CancellationToken::new();
-    let cx = crowdgrid_edge::source::SourceContext {
-        edge_id: "boai-school-edge-1".into(),
-        site: Arc::new(site),
-        mqtt: Default::default(),
-        out,
-        health: health.clone(),
-        shutdown: shutdown.clone(),
-        evidence: Default::default(),
-    };
+    let (cx, mut rx, health, shutdown) = common::context("boai-school", "boai-school-edge-1");
     let started = cfg.start(cx).await.unwrap();
     let mut plaza = None;
     let mut lane = None;

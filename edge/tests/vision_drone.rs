@@ -3,18 +3,13 @@
 //! over West Taihu's beach → sliced NanoDet-g → ground footprint ∩ zone → a `drone` reading for the beach
 //! with people, the area in view and the density over it.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crowdgrid_edge::config::SourceConfig;
-use crowdgrid_edge::health::Health;
 use crowdgrid_proto::SourceKind;
-use tokio_util::sync::CancellationToken;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::root;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drone_frames_with_telemetry_give_people_per_square_metre_over_the_beach() {
@@ -34,7 +29,6 @@ async fn drone_frames_with_telemetry_give_people_per_square_metre_over_the_beach
         format!("frame,lat,lon,alt_m,heading_deg,hfov_deg,vfov_deg\n{}{}{}", row(0), row(1), row(2)),
     )
     .unwrap();
-    let site = crowdgrid_proto::site::Site::load(&root().join("config/west-taihu/site.toml")).unwrap();
     let cfg: SourceConfig = toml::from_str(&format!(
         r#"type = "drone"
 id = "patrol-1"
@@ -52,17 +46,7 @@ zones = ["beach", "jetty"]"#,
         manifest = root().join("models/manifest.toml").display()
     ))
     .unwrap();
-    let (out, mut rx) = tokio::sync::mpsc::channel(64);
-    let (health, shutdown) = (Health::new(), CancellationToken::new());
-    let cx = crowdgrid_edge::source::SourceContext {
-        edge_id: "west-taihu-drone-1".into(),
-        site: Arc::new(site),
-        mqtt: Default::default(),
-        out,
-        health: health.clone(),
-        shutdown: shutdown.clone(),
-        evidence: Default::default(),
-    };
+    let (cx, mut rx, health, shutdown) = common::context("west-taihu", "west-taihu-drone-1");
     let started = cfg.start(cx).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut beach = None;

@@ -103,6 +103,23 @@ pub fn feed_with(
     inflow_per_min: Option<f64>,
     sources: &[SourceValue],
 ) -> Vec<RuleEvent> {
+    observe(e, zone, ts, density, inflow_per_min, None, sources)
+}
+
+/// Feeds an observation with a people–vehicle conflict.
+pub fn feed_conflict(e: &mut Engine, zone: &str, ts: DateTime<Utc>, density: f64, conflict: f64) -> Vec<RuleEvent> {
+    observe(e, zone, ts, density, None, Some(conflict), &[])
+}
+
+fn observe(
+    e: &mut Engine,
+    zone: &str,
+    ts: DateTime<Utc>,
+    density: f64,
+    inflow_per_min: Option<f64>,
+    conflict: Option<f64>,
+    sources: &[SourceValue],
+) -> Vec<RuleEvent> {
     e.observe(&Observation {
         site: "t",
         zone,
@@ -110,22 +127,8 @@ pub fn feed_with(
         density,
         count: density * 10_000.0,
         inflow_per_min,
-        conflict: None,
+        conflict,
         sources,
-    })
-}
-
-/// Feeds an observation with a people–vehicle conflict.
-pub fn feed_conflict(e: &mut Engine, zone: &str, ts: DateTime<Utc>, density: f64, conflict: f64) -> Vec<RuleEvent> {
-    e.observe(&Observation {
-        site: "t",
-        zone,
-        ts,
-        density,
-        count: density * 10_000.0,
-        inflow_per_min: None,
-        conflict: Some(conflict),
-        sources: &[],
     })
 }
 

@@ -2,12 +2,12 @@
 //! store beside the readings and removed with them by retention.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, OptionalExtension};
 
-use super::{from_ms, ms, schema, StoreError};
+use super::blocking::BlockingConn;
+use super::{from_ms, ms, StoreError};
 
 /// Largest snapshot accepted (the embedded broker's default packet limit).
 pub const MAX_BYTES: usize = 1024 * 1024;
@@ -39,68 +39,51 @@ pub fn check(jpeg: &[u8]) -> Result<(), &'static str> {
 }
 
 /// Handle on the evidence table.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct EvidenceStore {
-    conn: Arc<Mutex<Connection>>,
-}
-
-impl std::fmt::Debug for EvidenceStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EvidenceStore").finish()
-    }
+    conn: BlockingConn,
 }
 
 impl EvidenceStore {
     /// Opens its own connection to the store file.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self { conn: Arc::new(Mutex::new(schema::open(path)?)) })
-    }
-
-    async fn with<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
-    ) -> Result<R, StoreError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let guard = conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&guard)
-        })
-        .await
-        .map_err(|e| StoreError::Join(e.to_string()))?
+        Ok(Self { conn: BlockingConn::open(path)? })
     }
 
     /// Stores a snapshot (a ticket may get several: raised, then reopened).
     pub async fn save(&self, e: Evidence) -> Result<(), StoreError> {
-        self.with(move |c| {
-            c.execute(
-                "INSERT INTO evidence (ticket_id, site, zone, received, jpeg) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![e.ticket, e.site, e.zone, ms(e.received), e.jpeg],
-            )?;
-            Ok(())
-        })
-        .await
+        self.conn
+            .with(move |c| {
+                c.execute(
+                    "INSERT INTO evidence (ticket_id, site, zone, received, jpeg) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![e.ticket, e.site, e.zone, ms(e.received), e.jpeg],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     /// The newest snapshot of `ticket`.
     pub async fn latest(&self, ticket: i64) -> Result<Option<Evidence>, StoreError> {
-        self.with(move |c| {
-            Ok(c.query_row(
-                "SELECT ticket_id, site, zone, received, jpeg FROM evidence WHERE ticket_id = ?1
+        self.conn
+            .with(move |c| {
+                Ok(c.query_row(
+                    "SELECT ticket_id, site, zone, received, jpeg FROM evidence WHERE ticket_id = ?1
                  ORDER BY received DESC, id DESC LIMIT 1",
-                params![ticket],
-                |r| {
-                    Ok(Evidence {
-                        ticket: r.get(0)?,
-                        site: r.get(1)?,
-                        zone: r.get(2)?,
-                        received: from_ms(r.get(3)?),
-                        jpeg: r.get(4)?,
-                    })
-                },
-            )
-            .optional()?)
-        })
-        .await
+                    params![ticket],
+                    |r| {
+                        Ok(Evidence {
+                            ticket: r.get(0)?,
+                            site: r.get(1)?,
+                            zone: r.get(2)?,
+                            received: from_ms(r.get(3)?),
+                            jpeg: r.get(4)?,
+                        })
+                    },
+                )
+                .optional()?)
+            })
+            .await
     }
 }
 

@@ -2,6 +2,7 @@
 //! InfluxDB sink. The dispatch state (tickets, outbox, rule snapshot, tokens) lives in the same SQLite
 //! file or, for several centre instances, in PostgreSQL (see [`dispatch_db`]).
 
+pub mod blocking;
 pub mod dispatch_db;
 pub mod evidence;
 pub mod influx;

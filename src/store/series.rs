@@ -1,13 +1,13 @@
 //! Reading series back from SQLite for the API (its own connection; WAL lets it read while the writer commits).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use super::{from_ms, ms, schema, StoreError};
+use super::blocking::BlockingConn;
+use super::{from_ms, ms, StoreError};
 
 /// One stored reading.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -63,26 +63,20 @@ pub struct SeriesQuery {
 /// Read side of the store.
 #[derive(Clone)]
 pub struct SeriesReader {
-    conn: Arc<Mutex<Connection>>,
+    conn: BlockingConn,
 }
 
 impl SeriesReader {
     /// Opens a read connection.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self { conn: Arc::new(Mutex::new(schema::open(path)?)) })
+        Ok(Self { conn: BlockingConn::open(path)? })
     }
 
     async fn with<R: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let guard = conn.lock().unwrap_or_else(|e| e.into_inner());
-            f(&guard)
-        })
-        .await
-        .map_err(|e| StoreError::Join(e.to_string()))?
+        self.conn.with(f).await
     }
 
     /// One zone's readings in a time range, oldest first.

@@ -51,7 +51,12 @@ pub fn central_external(dir: &Path, host: &str, port: u16, prefix: &str, client_
 
 /// Writes an edge file for the West Taihu site into `dir` with the given `[[sources]]` TOML and loads it.
 pub fn edge_file(dir: &Path, edge_id: &str, port: u16, prefix: &str, sources: &str) -> PathBuf {
-    let site = root().join("config/west-taihu/site.toml");
+    edge_file_for(dir, "west-taihu", edge_id, port, prefix, sources)
+}
+
+/// [`edge_file`] for the site in `config/{site}/site.toml`.
+pub fn edge_file_for(dir: &Path, site: &str, edge_id: &str, port: u16, prefix: &str, sources: &str) -> PathBuf {
+    let site = root().join(format!("config/{site}/site.toml"));
     let text = format!(
         r#"
 [edge]
