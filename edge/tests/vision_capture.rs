@@ -1,9 +1,9 @@
-//! Capture and the camera source against real inputs: an HTTP MJPEG stream that dies mid-way and comes
-//! back, a corrupt and a truncated video file, and a camera source publishing zone readings end to end.
+//! Capture and the camera source against real inputs: an HTTP MJPEG stream and an RTSP camera (GStreamer's
+//! RTSP server) that die mid-way and come back, a corrupt and a truncated video file, a file played at its
+//! own frame rate, and a camera source publishing zone readings end to end.
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -199,4 +199,53 @@ zones = [
     assert_eq!(models.len(), 1, "{models:?}");
     assert_eq!(models[0].name, "nanodet-g-coco");
     assert_eq!(models[0].sha256, "70562bc3b7a4a943c2481c782360ecde661fcc361daf8c2550bce72b49667759");
+}
+
+/// A GStreamer RTSP server (tests/data/rtsp_server.py, Debian's python3-gi + gir1.2-gst-rtsp-server-1.0)
+/// serving the JPEGs of `frames` on rtsp://127.0.0.1:{port}/cam.
+fn rtsp_server(port: u16, frames: &std::path::Path) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .arg(root().join("tests/data/rtsp_server.py"))
+        .arg(port.to_string())
+        .arg(frames)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("/usr/bin/python3 runs (scripts/setup.sh --test installs python3-gi and gst-rtsp-server)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the RTSP server started");
+    child
+}
+
+#[test]
+fn rtsp_stream_that_dies_reconnects_and_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, f) in ["vtest_100.jpg", "vtest_300.jpg", "vtest_500.jpg"].iter().enumerate() {
+        std::fs::copy(root().join("tests/data/vision").join(f), dir.path().join(format!("{i:03}.jpg"))).unwrap();
+    }
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let first = rtsp_server(port, dir.path());
+    // The camera goes away after 2 s and comes back 2 s later on the same address.
+    let frames = dir.path().to_path_buf();
+    let control = std::thread::spawn(move || {
+        let mut first = first;
+        std::thread::sleep(Duration::from_secs(2));
+        first.kill().unwrap();
+        first.wait().unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        rtsp_server(port, &frames)
+    });
+    let health = Health::new();
+    let url = format!("rtsp://127.0.0.1:{port}/cam");
+    let got = capture_until(VideoInput::Rtsp { url: url.clone() }, &health, |got, _| {
+        got.iter().filter(|i| **i == 0).count() >= 2 && got.len() >= 6
+    });
+    let mut second = control.join().unwrap();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert!(got.iter().filter(|i| **i == 0).count() >= 2, "frames from two connections: {got:?}");
+    let h = &health.snapshot()[0];
+    assert!(h.rejected.get("input_error").copied().unwrap_or(0) >= 1, "the drop is counted: {h:?}");
+    assert!(h.last_error.as_deref().unwrap_or("").contains(&url), "{h:?}");
 }

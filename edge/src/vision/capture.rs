@@ -217,6 +217,11 @@ fn sleep_unless(stop: &CancellationToken, d: Duration) -> bool {
     !stop.is_cancelled()
 }
 
+/// How long connecting to a live stream (RTSP, HTTP) may take.
+const LIVE_OPEN_TIMEOUT_MS: i32 = 10_000;
+/// How long a live stream may go without a frame before it counts as dropped (and is reconnected).
+const LIVE_READ_TIMEOUT_MS: i32 = 5_000;
+
 /// How a video file is played.
 #[derive(Debug, Clone, Copy)]
 struct FileMode {
@@ -239,8 +244,19 @@ fn stream(
     let is_file = file.is_some();
     let mut backoff = Duration::from_millis(500);
     while !stop.is_cancelled() {
-        let opened =
-            videoio::VideoCapture::from_file(name, videoio::CAP_FFMPEG).and_then(|c| c.is_opened().map(|o| (c, o)));
+        let opened = if is_file {
+            videoio::VideoCapture::from_file(name, videoio::CAP_FFMPEG)
+        } else {
+            // A dead camera must not hold the thread for OpenCV's default 30 s before the reconnect starts.
+            let params = opencv::core::Vector::<i32>::from_slice(&[
+                videoio::CAP_PROP_OPEN_TIMEOUT_MSEC,
+                LIVE_OPEN_TIMEOUT_MS,
+                videoio::CAP_PROP_READ_TIMEOUT_MSEC,
+                LIVE_READ_TIMEOUT_MS,
+            ]);
+            videoio::VideoCapture::from_file_with_params(name, videoio::CAP_FFMPEG, &params)
+        }
+        .and_then(|c| c.is_opened().map(|o| (c, o)));
         let mut cap = match opened {
             Ok((c, true)) => c,
             Ok((_, false)) | Err(_) => {
