@@ -62,3 +62,33 @@ fn every_person_is_blurred_the_scene_is_kept_and_the_size_limit_holds() {
     // An impossible one is an error, not a panic or an oversized file.
     assert!(matches!(blurred_jpeg(&frame, &dets, 200), Err(EvidenceError::TooLarge(200))));
 }
+
+#[test]
+fn the_privacy_threshold_blurs_people_the_counting_threshold_misses() {
+    // vtest_100: a man half hidden behind the sign post scores under the counting threshold (0.45). A camera
+    // with `evidence` detects down to `privacy_threshold` (0.2) so its snapshot blurs him too.
+    let frame =
+        imgcodecs::imread(root().join("tests/data/vision/vtest_100.jpg").to_str().unwrap(), imgcodecs::IMREAD_COLOR)
+            .unwrap();
+    let base = ModelConfig { manifest: root().join("models/manifest.toml"), ..ModelConfig::default() };
+    let privacy = ModelConfig { person_threshold: base.privacy_threshold, ..base.clone() };
+    let counted = Detector::load(&base).unwrap().detect(&frame).unwrap();
+    let all = Detector::load(&privacy).unwrap().detect(&frame).unwrap();
+    let faint: Vec<&Detection> = all
+        .iter()
+        .filter(|d| d.class == Class::Person && d.score < base.person_threshold)
+        // Not already covered by a counted box (those are blurred either way).
+        .filter(|d| counted.iter().all(|c| c.class != Class::Person || (rect(c) & rect(d)).area() == 0))
+        .collect();
+    assert!(!faint.is_empty(), "some people are only found under 0.45: {all:?}");
+    let decode = |dets: &[Detection]| {
+        let jpeg = blurred_jpeg(&frame, dets, 64 * 1024).unwrap();
+        imgcodecs::imdecode(&Vector::<u8>::from_slice(&jpeg), imgcodecs::IMREAD_COLOR).unwrap()
+    };
+    let (strict, kind) = (decode(&counted), decode(&all));
+    for d in faint {
+        let (orig, kept, blurred) = (detail(&frame, rect(d)), detail(&strict, rect(d)), detail(&kind, rect(d)));
+        assert!(kept > orig * 0.5, "{d:?}: the counting threshold leaves it visible ({orig:.0} → {kept:.0})");
+        assert!(blurred < orig * 0.15, "{d:?}: the privacy threshold blurs it ({orig:.0} → {blurred:.0})");
+    }
+}

@@ -10,7 +10,7 @@
 //
 // Steps: (1) the operator's map draws every zone of the site; (2) readings published over MQTT push a zone
 // above its warning level: its polygon changes colour without a reload and a ticket appears in the panel;
-// (3) the assigned grid worker acknowledges and resolves it on the phone view; (4) the operator's panel shows
+// (3) the assigned grid worker opens the ticket's camera snapshot, acknowledges and resolves it on the phone view; (4) the operator's panel shows
 // it resolved, live. Screenshots of every step go to SCREENSHOT_DIR. Exits 1 with a message on any failure.
 
 import { spawnSync } from 'node:child_process';
@@ -199,6 +199,23 @@ try {
     await wp.waitForSelector(card, { timeout: 20000 });
     await wp.waitForSelector('#conn[data-state="live"]', { timeout: 20000 });
     await shot(wp, 'worker-ticket');
+  });
+  await step('the worker opens the camera snapshot an edge sent for the ticket', async () => {
+    // As an edge camera with `evidence` would (docs/PROTOCOL.md): a blurred JPEG on the ticket's evidence topic
+    // (the fixture is what `vision::evidence::blurred_jpeg` made of vtest_100.jpg at the privacy threshold).
+    const jpeg = path.join(path.dirname(new URL(import.meta.url).pathname), '../data/vision/evidence_vtest_100.jpg');
+    const topic = `${PREFIX}/${SITE}/evidence/${ZONE}/${ticket.id}`;
+    const r = spawnSync('mosquitto_pub', ['-h', MQTT_HOST, '-p', String(MQTT_PORT), '-q', '1', '-t', topic, '-f', jpeg], { encoding: 'utf8', timeout: 10000 });
+    if (r.status !== 0) throw new Error(`mosquitto_pub exited ${r.status}: ${r.stderr || r.error}`);
+    const served = async () => (await fetch(`${BASE}/api/v1/tickets/${ticket.id}/evidence`, { headers: { Authorization: `Bearer ${wToken}` } })).status;
+    for (let i = 0; i < 50 && (await served()) !== 200; i++) await new Promise((res) => setTimeout(res, 200));
+    await wp.click(`${card} button[data-snap]`);
+    const img = await wp.waitForSelector(`${card} img.evidence`, { timeout: 10000 });
+    await wp.waitForFunction((el) => el.complete && el.naturalWidth === 768, img, { timeout: 10000 });
+    // Still there after the next live update re-renders the list.
+    await wp.waitForTimeout(1500);
+    if (!(await wp.$(`${card} img.evidence`))) throw new Error('the snapshot vanished on re-render');
+    await shot(wp, 'worker-snapshot');
   });
   await step('the worker acknowledges it', async () => {
     await wp.click(`${card} button[data-act="acknowledge"]`);

@@ -15,6 +15,7 @@ const S = {
   geoState: 'asking',
   fresh: new Set(),
   busy: new Set(),
+  snaps: new Map(), // ticket id → object URL of its camera snapshot, or '' when there is none
 };
 
 const key = (site, zone) => `${site}/${zone}`;
@@ -254,9 +255,17 @@ function card(t, actions) {
     }
     ${due}
     ${t.resolution ? `<div class="note">“${esc(t.resolution)}”</div>` : ''}
-    ${open ? `<button type="button" class="snap" data-snap="${t.id}">Camera snapshot <span class="zh">现场画面</span></button>` : ''}
+    ${open ? snapshot(t.id) : ''}
     ${btns}
   </li>`;
+}
+
+/** The snapshot of a ticket once fetched, else the button that fetches it. */
+function snapshot(id) {
+  const url = S.snaps.get(id);
+  if (url) return `<img class="evidence" src="${url}" alt="Camera snapshot of ticket ${id}, people blurred">`;
+  if (url === '') return '<div class="muted">No camera snapshot for this ticket</div>';
+  return `<button type="button" class="snap" data-snap="${id}">Camera snapshot <span class="zh">现场画面</span></button>`;
 }
 
 /** Fetches the ticket's evidence snapshot (people blurred at the camera) only when asked for. */
@@ -264,16 +273,8 @@ async function showSnapshot(button) {
   const id = Number(button.dataset.snap);
   button.disabled = true;
   try {
-    const url = await apiObjectUrl(`/tickets/${id}/evidence`);
-    if (!url) {
-      button.textContent = 'No camera snapshot for this ticket';
-      return;
-    }
-    const img = document.createElement('img');
-    img.className = 'evidence';
-    img.alt = `Camera snapshot of ticket ${id}, people blurred`;
-    img.src = url;
-    button.replaceWith(img);
+    S.snaps.set(id, (await apiObjectUrl(`/tickets/${id}/evidence`)) || '');
+    render();
   } catch (e) {
     button.disabled = false;
     showError(e.message);

@@ -189,6 +189,7 @@ fn validate_common(
     check_unit(p, format!("{path}.confidence"), confidence);
     check_unit(p, format!("{path}.model.person_threshold"), model.person_threshold as f64);
     check_unit(p, format!("{path}.model.vehicle_threshold"), model.vehicle_threshold as f64);
+    check_unit(p, format!("{path}.model.privacy_threshold"), model.privacy_threshold as f64);
     check_unit(p, format!("{path}.model.nms_iou"), model.nms_iou as f64);
     if !(1..=64).contains(&model.threads) {
         p.push(format!("{path}.model.threads"), "must be in 1..=64");

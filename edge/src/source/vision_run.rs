@@ -13,7 +13,7 @@ use crowdgrid_proto::Reading;
 use super::{send, Ids, SourceContext, SourceError, Started};
 use crate::evidence::EvidenceAsk;
 use crate::vision::capture::{self, CaptureSettings, Frame, FrameSlot, VideoInput};
-use crate::vision::detect::Detection;
+use crate::vision::detect::{Class, Detection};
 use crate::vision::evidence::blurred_jpeg;
 use crate::vision::model::{Detector, ModelConfig};
 use crate::vision::pool::DetectorPool;
@@ -73,7 +73,14 @@ fn run<C: FrameCounter>(
     asks: Option<std::sync::mpsc::Receiver<EvidenceAsk>>,
 ) {
     let kind = ids.kind.as_str();
-    let detectors = match Detector::load_workers(&set.model) {
+    // With evidence on, the model also reports the faint person boxes (down to `privacy_threshold`) so the
+    // snapshot blurs them too; only those at `person_threshold` and above are counted.
+    let counting = set.model.person_threshold;
+    let mut model = set.model.clone();
+    if set.evidence.is_some() {
+        model.person_threshold = model.person_threshold.min(model.privacy_threshold);
+    }
+    let detectors = match Detector::load_workers(&model) {
         Ok(d) => d,
         Err(e) => {
             cx.health.error(&ids.source_id, kind, &format!("detector: {e}"));
@@ -156,7 +163,13 @@ fn run<C: FrameCounter>(
         if let Some((frame, res)) = pool.next(wait) {
             match res {
                 Ok(dets) => {
-                    counter.frame(&frame, &dets);
+                    if set.evidence.is_some() {
+                        let counted: Vec<Detection> =
+                            dets.iter().filter(|d| d.class != Class::Person || d.score >= counting).copied().collect();
+                        counter.frame(&frame, &counted);
+                    } else {
+                        counter.frame(&frame, &dets);
+                    }
                     frames += 1;
                     cx.health.accepted(&ids.source_id, kind, 1);
                     tracing::trace!(source = %ids.source_id, frame = frame.index, detections = dets.len(), "frame");

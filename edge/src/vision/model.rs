@@ -38,6 +38,10 @@ pub struct ModelConfig {
     /// Minimum confidence for a person.
     #[serde(default = "default_person_threshold")]
     pub person_threshold: f32,
+    /// Evidence snapshots blur every person box scoring at least this (well under `person_threshold`: better
+    /// to blur a traffic cone than to leave a half-hidden face). Only used by cameras with `evidence`.
+    #[serde(default = "default_privacy_threshold")]
+    pub privacy_threshold: f32,
     /// Minimum confidence for a vehicle.
     #[serde(default = "default_vehicle_threshold")]
     pub vehicle_threshold: f32,
@@ -80,6 +84,7 @@ impl Default for ModelConfig {
             threads: default_threads(),
             workers: default_workers(),
             person_threshold: default_person_threshold(),
+            privacy_threshold: default_privacy_threshold(),
             vehicle_threshold: default_vehicle_threshold(),
             nms_iou: default_nms_iou(),
             runtime_path: None,
@@ -103,6 +108,9 @@ fn default_workers() -> usize {
 }
 fn default_person_threshold() -> f32 {
     0.45
+}
+fn default_privacy_threshold() -> f32 {
+    0.2
 }
 fn default_vehicle_threshold() -> f32 {
     0.4
