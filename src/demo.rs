@@ -194,8 +194,14 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
             loaded.config.mqtt.host = central.mqtt.0.clone();
             loaded.config.mqtt.port = central.mqtt.1;
             loaded.config.queue.path = data_dir.join(format!("{}.queue.db", loaded.config.edge.id));
-            println!("  edge     {name} ({}): real detection on video", loaded.config.edge.id);
-            agents.push(Agent::start(loaded).await?);
+            let id = loaded.config.edge.id.clone();
+            match Agent::start(loaded).await {
+                Ok(a) => {
+                    println!("  edge     {name} ({id}): real detection on video");
+                    agents.push(a);
+                }
+                Err(e) => println!("  skipped  {name}: {e}"),
+            }
         }
     }
 

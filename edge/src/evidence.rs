@@ -55,9 +55,13 @@ impl EvidenceHub {
         self.lock().is_empty()
     }
 
-    /// The first camera that sees `zone`: its source id and where to ask.
-    pub fn camera_for(&self, zone: &str) -> Option<(String, Sender<EvidenceAsk>)> {
-        self.lock().iter().find(|c| c.zones.iter().any(|z| z == zone)).map(|c| (c.source_id.clone(), c.asks.clone()))
+    /// Every camera that sees `zone`, in registration order: its source id and where to ask.
+    pub fn cameras_for(&self, zone: &str) -> Vec<(String, Sender<EvidenceAsk>)> {
+        self.lock()
+            .iter()
+            .filter(|c| c.zones.iter().any(|z| z == zone))
+            .map(|c| (c.source_id.clone(), c.asks.clone()))
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Camera>> {
@@ -119,16 +123,27 @@ pub async fn run(
                 if !matches!(n.event.as_str(), "raised" | "reopened") || n.ticket.site != site {
                     continue;
                 }
-                let Some((source_id, tx)) = hub.camera_for(&n.ticket.zone) else { continue };
+                let cameras = hub.cameras_for(&n.ticket.zone);
+                if cameras.is_empty() {
+                    continue;
+                }
                 let (client, prefix, health) = (client.clone(), mqtt.topic_prefix.clone(), health.clone());
-                // Answered off the event loop: the camera replies after its current frame.
+                // Answered off the event loop: the camera replies after its current frame. A camera whose
+                // pipeline has stopped (its receiver is gone) is skipped for the next one seeing the zone.
                 tokio::spawn(async move {
-                    let (reply, rx) = oneshot::channel();
-                    let ask = EvidenceAsk { ticket: n.ticket.id, zone: n.ticket.zone.clone(), reply };
-                    let jpeg = match tx.send(ask) {
-                        Ok(()) => tokio::time::timeout(Duration::from_secs(10), rx).await,
-                        Err(_) => return,
+                    let mut asked = None;
+                    for (source_id, tx) in cameras {
+                        let (reply, rx) = oneshot::channel();
+                        if tx.send(EvidenceAsk { ticket: n.ticket.id, zone: n.ticket.zone.clone(), reply }).is_ok() {
+                            asked = Some((source_id, rx));
+                            break;
+                        }
+                    }
+                    let Some((source_id, rx)) = asked else {
+                        tracing::warn!(ticket = n.ticket.id, zone = %n.ticket.zone, "evidence: no running camera sees the zone");
+                        return;
                     };
+                    let jpeg = tokio::time::timeout(Duration::from_secs(10), rx).await;
                     match jpeg {
                         Ok(Ok(Ok(bytes))) => {
                             let t =
@@ -185,8 +200,13 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         hub.register("e/gate-cam", vec!["gate-plaza".into(), "pickup-lane".into()], tx);
         assert!(!hub.is_empty());
-        assert!(hub.camera_for("crossing").is_none(), "nobody sees the crossing");
-        let (id, asks) = hub.camera_for("pickup-lane").expect("the gate camera");
+        assert!(hub.cameras_for("crossing").is_empty(), "nobody sees the crossing");
+        let (other, _) = std::sync::mpsc::channel();
+        hub.register("e/lane-cam", vec!["pickup-lane".into()], other);
+        let found = hub.cameras_for("pickup-lane");
+        let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["e/gate-cam", "e/lane-cam"], "both, in registration order");
+        let (id, asks) = found[0].clone();
         assert_eq!(id, "e/gate-cam");
         let (reply, _answer) = oneshot::channel();
         asks.send(EvidenceAsk { ticket: 3, zone: "pickup-lane".into(), reply }).unwrap();

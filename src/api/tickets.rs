@@ -67,7 +67,7 @@ pub async fn evidence(
     if !p.sees_grid(&ticket.site, &ticket.grid) {
         return Err(ApiError::Forbidden(format!("ticket {id} is not in your grids")));
     }
-    let Some(e) = s.evidence.latest(id).await? else {
+    let Some(e) = s.evidence.latest(id, &ticket.site, &ticket.zone).await? else {
         return Err(ApiError::NotFound(format!("no evidence snapshot for ticket {id}")));
     };
     let headers =

@@ -100,6 +100,18 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
     let readings = topic::readings_filter(&settings.prefix);
     let statuses = topic::edge_status_filter(&settings.prefix);
     let snapshots = topic::evidence_filter(&settings.prefix);
+    // Snapshots are written by their own task: a slow insert (up to 1 MiB, the store's busy timeout) must
+    // not stop this loop from taking readings in. A full queue drops the snapshot, counted.
+    let (save_tx, mut save_rx) = mpsc::channel::<Evidence>(16);
+    let saver = tokio::spawn(async move {
+        while let Some(e) = save_rx.recv().await {
+            let (ticket, bytes) = (e.ticket, e.jpeg.len());
+            match evidence.save(e).await {
+                Ok(()) => tracing::info!(ticket, bytes, "evidence snapshot stored"),
+                Err(err) => tracing::error!(error = %err, ticket, "evidence snapshot not stored"),
+            }
+        }
+    });
     let mut rejects = RejectLog::default();
     let mut outage_logged = false;
     let mut subacks = 0;
@@ -131,9 +143,9 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
                     match store_evidence::check(&p.payload) {
                         Ok(()) => {
                             let e = Evidence { ticket, site, zone, received: Utc::now(), jpeg: p.payload.to_vec() };
-                            match evidence.save(e).await {
-                                Ok(()) => tracing::info!(ticket, bytes = p.payload.len(), "evidence snapshot stored"),
-                                Err(e) => tracing::error!(error = %e, ticket, "evidence snapshot not stored"),
+                            if save_tx.try_send(e).is_err() {
+                                metrics.reject("evidence_backlog");
+                                rejects.note("evidence_backlog", &p.topic);
                             }
                         }
                         Err(reason) => {
@@ -185,6 +197,10 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
         }
     }
     metrics.mqtt_connected.set(0);
+    drop(save_tx);
+    if saver.await.is_err() {
+        tracing::error!("evidence saver panicked");
+    }
     // Say goodbye so the broker keeps our persistent session cleanly; bounded so shutdown cannot hang.
     disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
     tracing::debug!("mqtt ingest stopped");

@@ -86,14 +86,21 @@ impl ZoneLive {
     }
 
     /// The people–vehicle conflict: the largest of the sources that report one and were heard within
-    /// `max_age` of `at` (a camera that went quiet stops counting).
+    /// `max_age` of `at`. A camera that went quiet stops counting: with every such source stale the conflict
+    /// is 0 (so an alert can clear; the camera's silence is the `silent` rule's business); `None` for a zone
+    /// no source ever reported a conflict for.
     pub fn conflict(&self, at: DateTime<Utc>, max_age: Duration) -> Option<f64> {
-        self.sources
-            .values()
+        let reporting: Vec<&SourceLatest> = self.sources.values().filter(|s| s.conflict.is_some()).collect();
+        if reporting.is_empty() {
+            return None;
+        }
+        let fresh = reporting
+            .iter()
             .filter(|s| at - s.ts <= max_age)
             .filter_map(|s| s.conflict)
             .filter(|v| v.is_finite())
-            .reduce(f64::max)
+            .reduce(f64::max);
+        Some(fresh.unwrap_or(0.0))
     }
 
     /// Every source's latest value, for the rule engine.
@@ -248,6 +255,28 @@ mod tests {
         let ev = live.apply(&reading(SourceKind::Fused, "e/fused", now + Duration::seconds(1), 3.8)).unwrap();
         assert_eq!(ev.level, Level::Warning);
         assert_eq!(live.zone("t", "z").unwrap().source_values().len(), 1, "fused is not a source for the rules");
+    }
+
+    #[test]
+    fn conflict_is_the_worst_fresh_view_and_zero_once_the_cameras_go_quiet() {
+        let mut z = ZoneLive::new();
+        let t0 = Utc::now();
+        let max_age = Duration::seconds(10);
+        let src = |conflict: Option<f64>, ts: DateTime<Utc>| SourceLatest {
+            kind: SourceKind::Camera,
+            count: 1.0,
+            density: 0.1,
+            confidence: 0.8,
+            ts,
+            inflow_per_min: None,
+            conflict,
+        };
+        z.sources.insert("gate".into(), SourceLatest { kind: SourceKind::Gate, ..src(None, t0) });
+        assert_eq!(z.conflict(t0, max_age), None, "no camera: no conflict measure at all");
+        z.sources.insert("cam-a".into(), src(Some(2.0), t0));
+        z.sources.insert("cam-b".into(), src(Some(3.0), t0 - Duration::seconds(30)));
+        assert_eq!(z.conflict(t0, max_age), Some(2.0), "cam-b is stale");
+        assert_eq!(z.conflict(t0 + Duration::seconds(60), max_age), Some(0.0), "both quiet: the alert can clear");
     }
 
     #[test]

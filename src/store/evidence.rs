@@ -63,14 +63,16 @@ impl EvidenceStore {
             .await
     }
 
-    /// The newest snapshot of `ticket`.
-    pub async fn latest(&self, ticket: i64) -> Result<Option<Evidence>, StoreError> {
+    /// The newest snapshot sent for `ticket` from its own site and zone (a snapshot naming another place is
+    /// never shown for it).
+    pub async fn latest(&self, ticket: i64, site: &str, zone: &str) -> Result<Option<Evidence>, StoreError> {
+        let (site, zone) = (site.to_string(), zone.to_string());
         self.conn
             .with(move |c| {
                 Ok(c.query_row(
-                    "SELECT ticket_id, site, zone, received, jpeg FROM evidence WHERE ticket_id = ?1
-                 ORDER BY received DESC, id DESC LIMIT 1",
-                    params![ticket],
+                    "SELECT ticket_id, site, zone, received, jpeg FROM evidence
+                     WHERE ticket_id = ?1 AND site = ?2 AND zone = ?3 ORDER BY received DESC, id DESC LIMIT 1",
+                    params![ticket, site, zone],
                     |r| {
                         Ok(Evidence {
                             ticket: r.get(0)?,
@@ -95,7 +97,7 @@ mod tests {
     async fn saves_and_returns_the_newest_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         let store = EvidenceStore::open(&dir.path().join("c.db")).unwrap();
-        assert_eq!(store.latest(7).await.unwrap(), None);
+        assert_eq!(store.latest(7, "s", "z").await.unwrap(), None);
         let at = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
         let ev = |s, b: u8| Evidence {
             ticket: 7,
@@ -106,8 +108,11 @@ mod tests {
         };
         store.save(ev(0, 1)).await.unwrap();
         store.save(ev(5, 2)).await.unwrap();
-        assert_eq!(store.latest(7).await.unwrap(), Some(ev(5, 2)));
-        assert_eq!(store.latest(8).await.unwrap(), None);
+        assert_eq!(store.latest(7, "s", "z").await.unwrap(), Some(ev(5, 2)));
+        assert_eq!(store.latest(8, "s", "z").await.unwrap(), None);
+        // Sent for ticket 7 but from another zone: not ticket 7's picture.
+        store.save(Evidence { zone: "elsewhere".into(), ..ev(9, 3) }).await.unwrap();
+        assert_eq!(store.latest(7, "s", "z").await.unwrap(), Some(ev(5, 2)));
     }
 
     #[test]

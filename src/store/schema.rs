@@ -131,17 +131,74 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             r.get(0)
         })?;
     if has_tables > 0 && version != VERSION {
-        let mut at = version;
-        while let Some((_, sql)) = MIGRATIONS.iter().find(|(from, _)| *from == at) {
-            conn.execute_batch(sql)?;
-            at += 1;
+        // One transaction for the steps and the new version number: a crash (or a second process opening
+        // the file) either sees the old schema or the new one, never a half-migrated file.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let migrated = (|| {
+            let mut at: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let from = at;
+            while let Some((_, sql)) = MIGRATIONS.iter().find(|(f, _)| *f == at) {
+                conn.execute_batch(sql)?;
+                at += 1;
+            }
+            if at != VERSION {
+                return Err(StoreError::Schema { path: path.display().to_string(), found: from, expected: VERSION });
+            }
+            conn.pragma_update(None, "user_version", VERSION)?;
+            Ok(from)
+        })();
+        match migrated {
+            Ok(from) => {
+                conn.execute_batch("COMMIT")?;
+                if from != VERSION {
+                    tracing::info!(path = %path.display(), from, to = VERSION, "store schema migrated");
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
         }
-        if at != VERSION {
-            return Err(StoreError::Schema { path: path.display().to_string(), found: version, expected: VERSION });
-        }
-        tracing::info!(path = %path.display(), from = version, to = VERSION, "store schema migrated");
     }
     conn.execute_batch(SCHEMA)?;
     conn.pragma_update(None, "user_version", VERSION)?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_2_file_is_migrated_once_and_an_unknown_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // The readings table as version 2 wrote it (no conflict column), with one row.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE readings (site TEXT NOT NULL, zone TEXT NOT NULL, ts INTEGER NOT NULL,
+                 source_id TEXT NOT NULL, seq INTEGER NOT NULL, source TEXT NOT NULL, count REAL NOT NULL,
+                 area_m2 REAL NOT NULL, density REAL NOT NULL, confidence REAL NOT NULL, person REAL,
+                 vehicle REAL, inflow REAL, outflow REAL, PRIMARY KEY (site, zone, ts, source_id, seq)) WITHOUT ROWID;
+                 INSERT INTO readings VALUES ('s', 'z', 1, 'e/cam', 1, 'camera', 3, 100, 0.03, 0.8, 3, 1, NULL, NULL);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        for _ in 0..2 {
+            let c = open(&path).unwrap();
+            let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+            assert_eq!(v, VERSION);
+            let (count, conflict): (f64, Option<f64>) =
+                c.query_row("SELECT count, conflict FROM readings", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+            assert_eq!((count, conflict), (3.0, None), "the old row kept, its conflict unknown");
+        }
+        let newer = dir.path().join("newer.db");
+        {
+            let c = open(&newer).unwrap();
+            c.pragma_update(None, "user_version", VERSION + 1).unwrap();
+        }
+        assert!(matches!(open(&newer), Err(StoreError::Schema { found, .. }) if found == VERSION + 1));
+    }
 }

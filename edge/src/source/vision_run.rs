@@ -122,7 +122,9 @@ fn run<C: FrameCounter>(
     };
     // Evidence: the latest analysed frame and its boxes are kept to answer a ticket's snapshot request.
     let evidence_limit = set.evidence.as_ref().map(|(_, max)| *max);
-    let mut latest: Option<(opencv::core::Mat, Vec<Detection>)> = None;
+    let mut latest: Option<(opencv::core::Mat, Vec<Detection>, Instant)> = None;
+    // A snapshot must show the scene now: not a frame from before a camera outage.
+    let evidence_max_age = (set.report * 3).max(Duration::from_secs(10));
     let mut last_report = Instant::now();
     let mut reported_drops = 0;
     let mut frames = 0u64;
@@ -174,7 +176,7 @@ fn run<C: FrameCounter>(
                     cx.health.accepted(&ids.source_id, kind, 1);
                     tracing::trace!(source = %ids.source_id, frame = frame.index, detections = dets.len(), "frame");
                     if evidence_limit.is_some() {
-                        latest = Some((frame.mat, dets));
+                        latest = Some((frame.mat, dets, Instant::now()));
                     }
                 }
                 Err(e) => cx.health.rejected(&ids.source_id, kind, "bad_frame", &format!("frame {}: {e}", frame.index)),
@@ -183,7 +185,10 @@ fn run<C: FrameCounter>(
         if let (Some(max), Some(asks)) = (evidence_limit, &asks) {
             while let Ok(ask) = asks.try_recv() {
                 let jpeg = match &latest {
-                    Some((mat, dets)) => blurred_jpeg(mat, dets, max).map_err(|e| e.to_string()),
+                    Some((mat, dets, at)) if at.elapsed() <= evidence_max_age => {
+                        blurred_jpeg(mat, dets, max).map_err(|e| e.to_string())
+                    }
+                    Some((_, _, at)) => Err(format!("no recent frame (the last is {} s old)", at.elapsed().as_secs())),
                     None => Err("no frame analysed yet".to_string()),
                 };
                 tracing::debug!(source = %ids.source_id, ticket = ask.ticket, zone = %ask.zone, ok = jpeg.is_ok(), "evidence asked");

@@ -148,6 +148,9 @@ pub enum ModelError {
     /// OpenCV failed on a frame.
     #[error("opencv: {0}")]
     OpenCv(#[from] opencv::Error),
+    /// The detector panicked on a frame (caught by its worker thread).
+    #[error("detector panicked: {0}")]
+    Panicked(String),
     /// The outputs do not have the layout the manifest claims.
     #[error("model {model}: unexpected outputs: {message}")]
     Outputs {

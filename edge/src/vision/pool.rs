@@ -90,7 +90,17 @@ impl<T: HasImage> DetectorPool<T> {
                 };
                 let Ok((seq, item)) = next else { return };
                 let before = det.model_time();
-                let res = det.detect(item.image());
+                // A panic in OpenCV/ONNX Runtime glue must not swallow the item's sequence number (the
+                // results after it would wait for it forever): it comes back as that item's error.
+                let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| det.detect(item.image())))
+                    .unwrap_or_else(|p| {
+                        let message = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "panic".to_string());
+                        Err(ModelError::Panicked(message))
+                    });
                 if let Ok(mut t) = mt.lock() {
                     *t += det.model_time() - before;
                 }
