@@ -14,6 +14,8 @@ pub mod level;
 pub mod reading;
 pub mod site;
 pub mod status;
+#[doc(hidden)]
+pub mod testing;
 pub mod topic;
 
 pub use config::{load_toml, ConfigError, Problems};

@@ -358,21 +358,10 @@ fn zone_polygon(p: &mut Problems, path: &str, geometry: &geojson::Geometry) -> O
 mod tests {
     use super::*;
 
-    const SITE: &str = r#"
-id = "t"
-name = "Test"
-[[subdistricts]]
-id = "sd"
-name = "SD"
-[[communities]]
-id = "c"
-name = "C"
-subdistrict = "sd"
-[[grids]]
-id = "g"
-name = "G"
-community = "c"
-kind = "comprehensive"
+    /// One worker `w` and one zone `z` of about 100 m × 100 m at the equator.
+    fn site_text() -> String {
+        format!(
+            r#"{head}
 [[workers]]
 id = "w"
 name = "W"
@@ -382,13 +371,16 @@ id = "z"
 name = "Z"
 grid = "g"
 kind = "square"
-# about 100 m x 100 m at the equator
-geometry = { type = "Polygon", coordinates = [[[0.0, 0.0], [0.000898315, 0.0], [0.000898315, 0.000904369], [0.0, 0.000904369], [0.0, 0.0]]] }
-"#;
+geometry = {square}
+"#,
+            head = crate::testing::site_head("t"),
+            square = crate::testing::SQUARE
+        )
+    }
 
     #[test]
     fn parses_and_computes_geodesic_area() {
-        let cfg: SiteConfig = toml::from_str(SITE).unwrap();
+        let cfg: SiteConfig = toml::from_str(&site_text()).unwrap();
         let site = Site::from_config(cfg, Path::new("t.toml")).unwrap();
         let z = site.zone("z").unwrap();
         assert!((z.area_m2 - 10_000.0).abs() < 20.0, "area {}", z.area_m2);
@@ -398,7 +390,7 @@ geometry = { type = "Polygon", coordinates = [[[0.0, 0.0], [0.000898315, 0.0], [
 
     #[test]
     fn reports_every_problem() {
-        let bad = SITE
+        let bad = site_text()
             .replace("subdistrict = \"sd\"", "subdistrict = \"nope\"")
             .replace("grid = \"g\"\nkind = \"square\"", "grid = \"missing\"\nkind = \"square\"")
             .replace("[0.0, 0.0], [0.000898315, 0.0]", "[0.0, 0.0], [190.0, 0.0]");
@@ -423,7 +415,7 @@ geometry = { type = "Polygon", coordinates = [[[0.0, 0.0], [0.000898315, 0.0], [
         assert!(night.covers(at("2026-03-09 23:30")));
         assert!(night.covers(at("2026-03-10 03:00")), "Tuesday early morning belongs to Monday's night shift");
         assert!(!night.covers(at("2026-03-11 03:00")));
-        let bad = SITE.replace(
+        let bad = site_text().replace(
             "grids = [\"g\"]",
             "grids = [\"g\"]\nshifts = [{ days = [\"mon\", \"someday\"], from = \"8am\", to = \"20:00\" }]",
         );
@@ -436,7 +428,7 @@ geometry = { type = "Polygon", coordinates = [[[0.0, 0.0], [0.000898315, 0.0], [
 
     #[test]
     fn unknown_keys_are_refused() {
-        let bad = SITE.replace("name = \"Test\"", "name = \"Test\"\ncolour = \"red\"");
+        let bad = site_text().replace("name = \"Test\"", "name = \"Test\"\ncolour = \"red\"");
         assert!(toml::from_str::<SiteConfig>(&bad).is_err());
     }
 }

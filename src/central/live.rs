@@ -90,17 +90,14 @@ impl ZoneLive {
     /// is 0 (so an alert can clear; the camera's silence is the `silent` rule's business); `None` for a zone
     /// no source ever reported a conflict for.
     pub fn conflict(&self, at: DateTime<Utc>, max_age: Duration) -> Option<f64> {
-        let reporting: Vec<&SourceLatest> = self.sources.values().filter(|s| s.conflict.is_some()).collect();
-        if reporting.is_empty() {
-            return None;
+        // One pass, no allocation: this runs for every reading that moves a zone.
+        let mut out: Option<f64> = None;
+        for s in self.sources.values() {
+            let Some(c) = s.conflict else { continue };
+            let fresh = if at - s.ts <= max_age && c.is_finite() { c } else { 0.0 };
+            out = Some(out.map_or(fresh, |o| o.max(fresh)));
         }
-        let fresh = reporting
-            .iter()
-            .filter(|s| at - s.ts <= max_age)
-            .filter_map(|s| s.conflict)
-            .filter(|v| v.is_finite())
-            .reduce(f64::max);
-        Some(fresh.unwrap_or(0.0))
+        out
     }
 
     /// Every source's latest value, for the rule engine.

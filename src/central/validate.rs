@@ -80,21 +80,8 @@ pub(crate) mod tests {
     use std::path::Path;
 
     pub(crate) fn test_site() -> Arc<Site> {
-        let text = r#"
-id = "t"
-name = "Test"
-[[subdistricts]]
-id = "sd"
-name = "SD"
-[[communities]]
-id = "c"
-name = "C"
-subdistrict = "sd"
-[[grids]]
-id = "g"
-name = "G"
-community = "c"
-kind = "comprehensive"
+        let text = format!(
+            r#"{head}
 [[workers]]
 id = "w1"
 name = "Worker One"
@@ -108,9 +95,12 @@ id = "z"
 name = "Z"
 grid = "g"
 kind = "square"
-geometry = { type = "Polygon", coordinates = [[[0.0, 0.0], [0.000898315, 0.0], [0.000898315, 0.000904369], [0.0, 0.000904369], [0.0, 0.0]]] }
-"#;
-        let cfg = toml::from_str(text).expect("test site parses");
+geometry = {square}
+"#,
+            head = crowdgrid_proto::testing::site_head("t"),
+            square = crowdgrid_proto::testing::SQUARE
+        );
+        let cfg = toml::from_str(&text).expect("test site parses");
         Arc::new(Site::from_config(cfg, Path::new("t.toml")).expect("test site is valid"))
     }
 

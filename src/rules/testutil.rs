@@ -11,29 +11,13 @@ use super::compile::{compile_file, RuleSet};
 use super::config::RuleFile;
 use super::{Engine, Observation, RuleEvent, SourceValue, Transition};
 
-/// A 100 m × 100 m square at the equator, as a TOML inline geometry.
-pub const SQUARE: &str = r#"{ type = "Polygon", coordinates = [[[0.0, 0.0], [0.000898315, 0.0], [0.000898315, 0.000904369], [0.0, 0.000904369], [0.0, 0.0]]] }"#;
+use crowdgrid_proto::testing::{site_head, SQUARE};
 
 /// A site `t` (UTC+8) with zones `beach` (beach, capacity 1000, default thresholds 2 / 3.6 / 5),
 /// `jetty` (jetty, capacity 100, thresholds 1.5 / 2.5 / 3.5) and `lane` (vehicle_lane, no capacity).
 pub fn site() -> Arc<Site> {
     let text = format!(
-        r#"
-id = "t"
-name = "Test"
-utc_offset_minutes = 480
-[[subdistricts]]
-id = "sd"
-name = "SD"
-[[communities]]
-id = "c"
-name = "C"
-subdistrict = "sd"
-[[grids]]
-id = "g"
-name = "G"
-community = "c"
-kind = "comprehensive"
+        r#"{head}
 [[workers]]
 id = "w"
 name = "W"
@@ -59,7 +43,8 @@ name = "Lane"
 grid = "g"
 kind = "vehicle_lane"
 geometry = {SQUARE}
-"#
+"#,
+        head = site_head("t")
     );
     let cfg: SiteConfig = parse_toml(Path::new("t.toml"), &text).expect("test site parses");
     Arc::new(Site::from_config(cfg, Path::new("t.toml")).expect("test site is valid"))

@@ -318,21 +318,8 @@ pub(crate) mod testing {
     //! A small site for tests: zones `plaza` and `beach` with areas forced to round numbers.
     use super::*;
 
-    const SITE: &str = r#"
-id = "west-lake"
-name = "Test"
-[[subdistricts]]
-id = "sd"
-name = "SD"
-[[communities]]
-id = "c"
-name = "C"
-subdistrict = "sd"
-[[grids]]
-id = "g"
-name = "G"
-community = "c"
-kind = "comprehensive"
+    fn site_text() -> String {
+        let body = r#"
 [[workers]]
 id = "w"
 name = "W"
@@ -350,10 +337,12 @@ grid = "g"
 kind = "beach"
 geometry = { type = "Polygon", coordinates = [[[0.0, 0.0], [0.001, 0.0], [0.001, 0.001], [0.0, 0.001], [0.0, 0.0]]] }
 "#;
+        format!("{}{body}", crowdgrid_proto::testing::site_head("west-lake"))
+    }
 
     /// `plaza` = 1000 m², `beach` = 500 m², UTC+8.
     pub fn site() -> Arc<Site> {
-        let cfg = toml::from_str(SITE).expect("test site parses");
+        let cfg = toml::from_str(&site_text()).expect("test site parses");
         let mut site = Site::from_config(cfg, std::path::Path::new("site.toml")).expect("test site is valid");
         site.zones[0].area_m2 = 1000.0;
         site.zones[1].area_m2 = 500.0;
