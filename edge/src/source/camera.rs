@@ -1,8 +1,6 @@
 //! Camera source: detections → image zones (by the bottom-centre point) → smoothed per-zone counts →
 //! readings with `classes`, `conflict`, and density over the zone's ground area from the homography.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use crowdgrid_proto::{ClassCounts, Reading, SourceKind};
 
@@ -71,13 +69,8 @@ pub fn start(c: &CameraConfig, cx: SourceContext) -> Result<Started, SourceError
     let ids = Ids::new(&cx.site, &cx.edge_id, &c.id, SourceKind::Camera);
     let counter = CameraCounter::new(c, ids.clone(), &cx.site)?;
     let set = PipelineSettings {
-        video: c.video.clone(),
-        model: c.model.clone(),
-        max_fps: c.max_fps,
-        frame_queue: c.frame_queue,
-        report: Duration::from_millis(c.report_interval_ms.max(1)),
-        max_backoff: Duration::from_secs(c.max_backoff_s.max(1)),
         evidence: c.evidence.map(|e| (c.zones.iter().map(|z| z.zone.clone()).collect(), e.max_bytes)),
+        ..PipelineSettings::new(&c.video, &c.model, (c.max_fps, c.frame_queue), (c.report_interval_ms, c.max_backoff_s))
     };
     vision_run::start(counter, ids, set, cx)
 }

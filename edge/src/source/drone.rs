@@ -2,7 +2,6 @@
 //! the part of the zone in view, smoothed over recent frames.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use crowdgrid_proto::{ClassCounts, Reading, SourceKind};
@@ -87,14 +86,7 @@ impl FrameCounter for DroneCounter {
 pub fn start(c: &DroneConfig, cx: SourceContext) -> Result<Started, SourceError> {
     let ids = Ids::new(&cx.site, &cx.edge_id, &c.id, SourceKind::Drone);
     let counter = DroneCounter::new(c, ids.clone(), &cx.site)?;
-    let set = PipelineSettings {
-        video: c.video.clone(),
-        model: c.model.clone(),
-        max_fps: c.max_fps,
-        frame_queue: c.frame_queue,
-        report: Duration::from_millis(c.report_interval_ms.max(1)),
-        max_backoff: Duration::from_secs(c.max_backoff_s.max(1)),
-        evidence: None,
-    };
+    let set =
+        PipelineSettings::new(&c.video, &c.model, (c.max_fps, c.frame_queue), (c.report_interval_ms, c.max_backoff_s));
     vision_run::start(counter, ids, set, cx)
 }

@@ -45,6 +45,27 @@ pub struct PipelineSettings {
     pub evidence: Option<(Vec<String>, usize)>,
 }
 
+impl PipelineSettings {
+    /// The settings written the same way in camera and drone configs (rates in ms and s; zero means the
+    /// smallest allowed); no evidence.
+    pub fn new(
+        video: &VideoInput,
+        model: &ModelConfig,
+        (max_fps, frame_queue): (f64, usize),
+        (report_interval_ms, max_backoff_s): (u64, u64),
+    ) -> Self {
+        Self {
+            video: video.clone(),
+            model: model.clone(),
+            max_fps,
+            frame_queue,
+            report: Duration::from_millis(report_interval_ms.max(1)),
+            max_backoff: Duration::from_secs(max_backoff_s.max(1)),
+            evidence: None,
+        }
+    }
+}
+
 /// Starts the pipeline; the returned task ends after shutdown (or when a non-looping input ends), having
 /// joined the capture thread.
 pub fn start<C: FrameCounter>(
