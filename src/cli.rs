@@ -51,6 +51,8 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage edge credentials (each edge signs what it sends; revocation needs no restart).
+    EdgeCredential(crate::credential_cli::CredentialArgs),
     /// Governance KPIs (tier shares against 70/80/95 %, response times, per worker and department).
     Kpis(crate::kpi_cli::KpiArgs),
     /// Validate configuration files (central, edge or site; detected by their keys). Exit 64 if any is invalid.
@@ -170,7 +172,7 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-fn config_error(e: &ConfigError) -> ExitCode {
+pub(crate) fn config_error(e: &ConfigError) -> ExitCode {
     eprintln!("Invalid configuration: {e}");
     ExitCode::from(EXIT_CONFIG)
 }
@@ -226,6 +228,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Kpis(args) => crate::kpi_cli::run(args).await,
         Command::Token { command } => token_command(command).await,
+        Command::EdgeCredential(args) => crate::credential_cli::run(args).await,
         Command::CheckConfig { paths } => {
             let mut bad = 0;
             for p in &paths {

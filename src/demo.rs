@@ -141,6 +141,46 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
     let db = central_cfg.config.store.path.clone();
     let dispatch_url = central_cfg.config.store.dispatch_url.clone();
     let sites = central_cfg.sites.clone();
+
+    // The scenarios' edges: each scenario's edge.toml, and its vision edges (edge-camera.toml, edge-drone.toml)
+    // when what they read is here.
+    let mut edges = Vec::new();
+    let mut scenarios = Vec::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(&args.config_dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    dirs.sort();
+    for dir in dirs {
+        let edge_file = dir.join("edge.toml");
+        if !edge_file.is_file() {
+            continue;
+        }
+        let loaded = EdgeConfig::load(&edge_file)?;
+        scenarios.push(loaded.site.config.id.clone());
+        edges.push((None, loaded));
+        for file in vision_edges(&dir)? {
+            let name = file.strip_prefix(&args.config_dir).unwrap_or(&file).display().to_string();
+            let loaded = match EdgeConfig::load(&file) {
+                Ok(l) => l,
+                Err(e) => {
+                    println!("  skipped  {name}: {e}");
+                    continue;
+                }
+            };
+            if let Some(why) = not_runnable_here(&loaded.config) {
+                println!("  skipped  {name}: {why}");
+                continue;
+            }
+            edges.push((Some(name), loaded));
+        }
+    }
+    // Every edge gets its own credential before the centre starts (so the centre has them in force at once).
+    let creds = crate::store::dispatch_db::DispatchDb::open(&db, dispatch_url.as_deref())
+        .await?
+        .edge_credentials(&central_cfg.config.edges.key_path(&db))?;
+    for (_, loaded) in &mut edges {
+        let cred = creds.create(&loaded.site.config.id, &loaded.config.edge.id).await?;
+        loaded.config.mqtt.credential = Some(cred);
+    }
+
     let central = crate::central::start(central_cfg).await?;
     let api = format!("http://{}", central.api_addr);
     let tokens = crate::store::dispatch_db::DispatchDb::open(&db, dispatch_url.as_deref()).await?.tokens()?;
@@ -163,45 +203,18 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
     }
 
     let mut agents = Vec::new();
-    let mut scenarios = Vec::new();
-    let mut dirs: Vec<_> = std::fs::read_dir(&args.config_dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    dirs.sort();
-    for dir in dirs {
-        let edge_file = dir.join("edge.toml");
-        if !edge_file.is_file() {
-            continue;
-        }
-        let mut loaded = EdgeConfig::load(&edge_file)?;
+    for (vision, mut loaded) in edges {
         loaded.config.mqtt.host = central.mqtt.0.clone();
         loaded.config.mqtt.port = central.mqtt.1;
         loaded.config.queue.path = data_dir.join(format!("{}.queue.db", loaded.config.edge.id));
-        scenarios.push(loaded.site.config.id.clone());
-        agents.push(Agent::start(loaded).await?);
-        // The scenario's vision edges (edge-camera.toml, edge-drone.toml) join when what they read is here.
-        for file in vision_edges(&dir)? {
-            let name = file.strip_prefix(&args.config_dir).unwrap_or(&file).display().to_string();
-            let mut loaded = match EdgeConfig::load(&file) {
-                Ok(l) => l,
-                Err(e) => {
-                    println!("  skipped  {name}: {e}");
-                    continue;
-                }
-            };
-            if let Some(why) = not_runnable_here(&loaded.config) {
-                println!("  skipped  {name}: {why}");
-                continue;
+        let id = loaded.config.edge.id.clone();
+        match (vision, Agent::start(loaded).await) {
+            (None, started) => agents.push(started?),
+            (Some(name), Ok(a)) => {
+                println!("  edge     {name} ({id}): real detection on video");
+                agents.push(a);
             }
-            loaded.config.mqtt.host = central.mqtt.0.clone();
-            loaded.config.mqtt.port = central.mqtt.1;
-            loaded.config.queue.path = data_dir.join(format!("{}.queue.db", loaded.config.edge.id));
-            let id = loaded.config.edge.id.clone();
-            match Agent::start(loaded).await {
-                Ok(a) => {
-                    println!("  edge     {name} ({id}): real detection on video");
-                    agents.push(a);
-                }
-                Err(e) => println!("  skipped  {name}: {e}"),
-            }
+            (Some(name), Err(e)) => println!("  skipped  {name}: {e}"),
         }
     }
 
@@ -213,8 +226,8 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
     println!("  console  {api}/ui/engineer.html#token={engineer}   (engineer)");
     println!("  API      {api}/api/v1/zones  (Authorization: Bearer {admin})   {api}/metrics");
     println!(
-        "  MQTT     {}:{}   (watch: mosquitto_sub -h {} -p {} -v -t 'crowdgrid/v1/#')",
-        central.mqtt.0, central.mqtt.1, central.mqtt.0, central.mqtt.1
+        "  MQTT     {}:{}   (each edge logs in with its own credential: crowdgrid edge-credential --help)",
+        central.mqtt.0, central.mqtt.1
     );
     println!("  data     {}", data_dir.display());
     println!("  stop     Ctrl-C{}", args.duration.map(|d| format!(" (or after {d} s)")).unwrap_or_default());

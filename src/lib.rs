@@ -14,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod central;
 pub mod cli;
+pub mod credential_cli;
 pub mod demo;
 pub mod kpi_cli;
 pub mod metrics;

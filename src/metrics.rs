@@ -15,6 +15,12 @@ pub struct Metrics {
     pub readings_rejected: IntCounterVec,
     /// Readings dropped as duplicates (already stored for that source and sequence).
     pub readings_duplicate: IntCounter,
+    /// Readings stored after a higher seq of their source had arrived.
+    pub readings_reordered: IntCounter,
+    /// Readings of a replaced (older) epoch, dropped.
+    pub readings_stale: IntCounter,
+    /// Commit acknowledgements published to edges.
+    pub acks_sent: IntCounter,
     /// Readings waiting between the MQTT client and the processor.
     pub ingest_queue_depth: IntGauge,
     /// Readings handed to the store but not yet committed.
@@ -93,6 +99,13 @@ impl Metrics {
                 "reason",
             ),
             readings_duplicate: counter(&r, "crowdgrid_readings_duplicate_total", "Readings dropped as already stored"),
+            readings_reordered: counter(
+                &r,
+                "crowdgrid_readings_reordered_total",
+                "Readings stored after a higher seq of the same source",
+            ),
+            readings_stale: counter(&r, "crowdgrid_readings_stale_total", "Readings of an older epoch, dropped"),
+            acks_sent: counter(&r, "crowdgrid_commit_acks_sent_total", "Commit acknowledgements published to edges"),
             ingest_queue_depth: gauge(&r, "crowdgrid_ingest_queue_depth", "Readings waiting for the processor"),
             store_pending: gauge(&r, "crowdgrid_store_pending", "Readings handed to the store, not yet committed"),
             store_batch_seconds,

@@ -70,6 +70,35 @@ pub struct MqttConfig {
     /// Largest reconnect backoff in seconds.
     #[serde(default = "default_max_backoff")]
     pub max_backoff_s: u64,
+    /// File holding this edge's credential (`crowdgrid edge-credential create` prints it): every message is
+    /// signed with it and the broker login is `{site}/{edge}` with it as the password. Keep it owner-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_file: Option<PathBuf>,
+    /// The credential itself, read from `credential_file` at load (or set by the demo).
+    #[serde(skip)]
+    pub credential: Option<crowdgrid_proto::signed::Credential>,
+    /// When a reading leaves the queue: `commit` (default: the centre's signed acknowledgement that it is stored)
+    /// or `puback` (the broker took it: for a broker without a crowdgrid centre behind it).
+    #[serde(default)]
+    pub delete_on: DeleteOn,
+    /// Readings the broker took but the centre has not acknowledged after this many seconds are sent again.
+    #[serde(default = "default_commit_timeout")]
+    pub commit_timeout_s: u64,
+}
+
+/// When the publisher deletes a reading from the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteOn {
+    /// On the centre's commit acknowledgement.
+    #[default]
+    Commit,
+    /// On the broker's PUBACK.
+    Puback,
+}
+
+fn default_commit_timeout() -> u64 {
+    10
 }
 
 fn default_host() -> String {
@@ -103,6 +132,10 @@ impl Default for MqttConfig {
             password: None,
             status_interval_s: default_status_interval(),
             max_backoff_s: default_max_backoff(),
+            credential_file: None,
+            credential: None,
+            delete_on: DeleteOn::Commit,
+            commit_timeout_s: default_commit_timeout(),
         }
     }
 }
@@ -448,6 +481,15 @@ impl EdgeConfig {
         config.resolve_paths(path);
         let site = Site::load(&config.edge.site)?;
         let mut p = Problems::new();
+        if let Some(file) = &config.mqtt.credential_file {
+            match std::fs::read_to_string(file) {
+                Ok(text) => match crowdgrid_proto::signed::Credential::parse(&text) {
+                    Ok(c) => config.mqtt.credential = Some(c),
+                    Err(e) => p.push("mqtt.credential_file", format!("{}: {e}", file.display())),
+                },
+                Err(e) => p.push("mqtt.credential_file", format!("{}: {e}", file.display())),
+            }
+        }
         config.validate(&site, &mut p);
         p.into_result(path)?;
         Ok(LoadedEdge { config, site })
@@ -457,6 +499,9 @@ impl EdgeConfig {
     pub fn resolve_paths(&mut self, base: &Path) {
         self.edge.site = resolve(base, &self.edge.site);
         self.queue.path = resolve(base, &self.queue.path);
+        if let Some(f) = &self.mqtt.credential_file {
+            self.mqtt.credential_file = Some(resolve(base, f));
+        }
         for s in &mut self.sources {
             let input = match s {
                 SourceConfig::BaseStation(c) => &mut c.input,
@@ -488,6 +533,9 @@ impl EdgeConfig {
         }
         if self.mqtt.status_interval_s == 0 {
             p.push("mqtt.status_interval_s", "must be positive");
+        }
+        if self.mqtt.commit_timeout_s == 0 {
+            p.push("mqtt.commit_timeout_s", "must be positive");
         }
         if self.queue.max_bytes < 1024 * 1024 {
             p.push("queue.max_bytes", "must be at least 1 MiB");

@@ -96,9 +96,8 @@ pub async fn run(
     o.set_keep_alive(Duration::from_secs(mqtt.keep_alive_s.max(5)));
     o.set_clean_session(true);
     o.set_max_packet_size(4 << 20, 4 << 20);
-    if let Some(user) = &mqtt.username {
-        o.set_credentials(user.clone(), mqtt.password.clone().unwrap_or_default());
-    }
+    let identity = crate::identity::Identity::new(&site, &edge_id, &mqtt);
+    identity.login(&mut o, &mqtt);
     let (client, mut eventloop) = AsyncClient::new(o, 16);
     let tickets = format!("{}/{site}/tickets", mqtt.topic_prefix);
     let mut outage_logged = false;
@@ -128,6 +127,7 @@ pub async fn run(
                     continue;
                 }
                 let (client, prefix, health) = (client.clone(), mqtt.topic_prefix.clone(), health.clone());
+                let identity = identity.clone();
                 // Answered off the event loop: the camera replies after its current frame. A camera whose
                 // pipeline has stopped (its receiver is gone) is skipped for the next one seeing the zone.
                 tokio::spawn(async move {
@@ -149,7 +149,8 @@ pub async fn run(
                             let t =
                                 crowdgrid_proto::topic::evidence(&prefix, &n.ticket.site, &n.ticket.zone, n.ticket.id);
                             let len = bytes.len();
-                            match client.publish(t.as_str(), QoS::AtLeastOnce, false, bytes).await {
+                            let payload = identity.seal(&t, bytes);
+                            match client.publish(t.as_str(), QoS::AtLeastOnce, false, payload).await {
                                 Ok(()) => {
                                     tracing::info!(ticket = n.ticket.id, zone = %n.ticket.zone, source = %source_id, bytes = len, "evidence snapshot sent")
                                 }

@@ -1,6 +1,7 @@
 //! Per-source health counters, shared between the sources and the publisher's status message.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -11,6 +12,8 @@ use crowdgrid_proto::{ModelInfo, SourceHealth};
 pub struct Health {
     inner: Arc<Mutex<BTreeMap<String, SourceHealth>>>,
     models: Arc<Mutex<BTreeMap<String, ModelInfo>>>,
+    resent: Arc<AtomicU64>,
+    acks_refused: Arc<AtomicU64>,
 }
 
 impl Health {
@@ -31,6 +34,21 @@ impl Health {
             last_error: None,
         });
         f(entry)
+    }
+
+    /// Counts readings sent again for want of the centre's acknowledgement.
+    pub fn note_resend(&self, n: u64) {
+        self.resent.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a refused commit acknowledgement (`reason` is logged by the caller).
+    pub fn reject_ack(&self, _reason: &str) {
+        self.acks_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(resent, acks_refused)` since start.
+    pub fn delivery(&self) -> (u64, u64) {
+        (self.resent.load(Ordering::Relaxed), self.acks_refused.load(Ordering::Relaxed))
     }
 
     /// Registers a source so it shows in the status even before its first record.

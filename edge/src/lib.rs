@@ -8,6 +8,7 @@
 //! - [`fusion`]: per-zone confidence-weighted combination, forwarding each source's own series too.
 //! - [`queue`]: SQLite store-and-forward queue with sequence numbers and a disk budget.
 //! - [`publisher`]: rumqttc QoS 1 publisher draining the queue in order, with status + Last Will.
+//! - [`identity`]: the edge's credential: signs what it publishes, checks the centre's acknowledgements.
 //! - [`health`]: per-source counters reported in the edge status message.
 //! - [`vision`]: camera and drone detection (OpenCV + ONNX Runtime), zones, homography, drone footprint.
 //! - [`agent`]: wires it all together and shuts down gracefully.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod evidence;
 pub mod fusion;
 pub mod health;
+pub mod identity;
 pub mod input;
 pub mod memory;
 pub mod publisher;

@@ -10,6 +10,12 @@
 //!   so no packet is lost between rumqttc's bookkeeping and the socket.
 //! - A retained [`EdgeStatus`] says `online` after each CONNACK and every `status_interval_s`; the Last Will
 //!   (and a clean shutdown) say `offline`.
+//! - A PUBACK only says the broker has the reading. With `delete_on = "commit"` (the default) a reading is
+//!   deleted when the centre's signed [`CommitAck`] on `{prefix}/{site}/edge/{edge}/ack` says it is stored;
+//!   a broker that loses it, or a centre killed between taking it and committing it, cannot lose it: readings
+//!   PUBACKed but not acknowledged within `commit_timeout_s` are sent again (the centre stores each
+//!   `(source, epoch, seq)` once). At most [`MAX_AWAITING`] readings wait for their acknowledgement at once.
+//! - Everything published is signed with the edge's credential when it has one ([`Identity`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -17,13 +23,15 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::Utc;
+use crowdgrid_proto::ack::CommitAck;
 use crowdgrid_proto::{topic, EdgeState, EdgeStatus};
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::MqttConfig;
+use crate::config::{DeleteOn, MqttConfig};
 use crate::health::Health;
+use crate::identity::Identity;
 use crate::queue::{QueueError, QueueHandle, Queued};
 
 /// Largest MQTT packet sent or accepted; a queued message that cannot fit (or whose topic has a wildcard)
@@ -39,6 +47,10 @@ const IDLE_RECHECK: Duration = Duration::from_millis(100);
 const BACKOFF_START: Duration = Duration::from_millis(200);
 /// Bound on the final offline status + DISCONNECT at shutdown.
 const FINAL_BOUND: Duration = Duration::from_secs(1);
+/// Readings sent and not yet acknowledged by the centre, at most (the window beyond the broker's PUBACKs).
+pub const MAX_AWAITING: usize = 20_000;
+/// How often unacknowledged readings are checked against `commit_timeout_s`.
+const COMMIT_CHECK: Duration = Duration::from_millis(500);
 
 /// What the publisher needs to run.
 #[derive(Debug, Clone)]
@@ -76,7 +88,9 @@ pub async fn run(
 ) -> Result<(), PublishError> {
     let prefix = settings.mqtt.topic_prefix.as_str();
     let status_topic = topic::edge_status(prefix, &settings.site_id, &settings.edge_id);
-    let options = mqtt_options(&settings, &status_topic)?;
+    let identity = Identity::new(&settings.site_id, &settings.edge_id, &settings.mqtt);
+    let options = mqtt_options(&settings, &identity, &status_topic)?;
+    let ack_topic = topic::edge_ack(prefix, &settings.site_id, &settings.edge_id);
     let window = usize::from(settings.inflight.max(1));
     let max_backoff = Duration::from_secs(settings.mqtt.max_backoff_s).max(BACKOFF_START);
     let mut backoff = BACKOFF_START;
@@ -88,12 +102,15 @@ pub async fn run(
         site = %settings.site_id,
         inflight = window,
         queue_depth = queue.depth(),
+        signed = identity.credential.is_some(),
+        delete_on = ?settings.mqtt.delete_on,
         "publisher starting"
     );
     loop {
         // Fresh client + event loop per connection: no in-memory retransmission state survives.
         let (client, eventloop) = AsyncClient::new(options.clone(), 2 * window + 8);
-        let mut session = Session::new(&settings, &queue, &health, &status_topic, client, window);
+        let topics = Topics { status: &status_topic, ack: &ack_topic };
+        let mut session = Session::new(&settings, &queue, &health, &identity, topics, client, window);
         match session.run(eventloop, &shutdown, &mut outage).await? {
             End::Done => return Ok(()),
             End::Lost { connected, error } => {
@@ -132,7 +149,7 @@ pub async fn run(
 }
 
 /// Client options: identity, keep-alive, credentials, clean session, packet size, and the offline Last Will.
-fn mqtt_options(s: &PublisherSettings, status_topic: &str) -> Result<MqttOptions, PublishError> {
+fn mqtt_options(s: &PublisherSettings, identity: &Identity, status_topic: &str) -> Result<MqttOptions, PublishError> {
     let client_id = s.mqtt.client_id.clone().unwrap_or_else(|| s.edge_id.clone());
     let mut o = MqttOptions::new(client_id, s.mqtt.host.clone(), s.mqtt.port);
     // Zero disables keep-alive; anything else is whole seconds (>= 1 s, as rumqttc requires).
@@ -141,10 +158,8 @@ fn mqtt_options(s: &PublisherSettings, status_topic: &str) -> Result<MqttOptions
     o.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
     // Room for the reading window plus the status messages.
     o.set_inflight(s.inflight.max(1).saturating_add(2));
-    if let Some(user) = &s.mqtt.username {
-        o.set_credentials(user.clone(), s.mqtt.password.clone().unwrap_or_default());
-    }
-    let will = serde_json::to_vec(&EdgeStatus::offline(&s.edge_id, &s.site_id))?;
+    identity.login(&mut o, &s.mqtt);
+    let will = identity.seal(status_topic, serde_json::to_vec(&EdgeStatus::offline(&s.edge_id, &s.site_id))?);
     o.set_last_will(LastWill::new(status_topic, will, QoS::AtLeastOnce, true));
     Ok(o)
 }
@@ -170,12 +185,35 @@ enum End {
 }
 
 /// What a publish handed to rumqttc was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Sent {
-    /// A queued reading, by queue id.
-    Reading(i64),
+    /// A queued reading, by queue id, with its `(source_id, seq)` when the centre's acknowledgement is awaited.
+    Reading { id: i64, key: Option<(String, u64)> },
     /// A status message.
     Status { offline: bool },
+}
+
+/// The topics of one edge.
+#[derive(Clone, Copy)]
+struct Topics<'a> {
+    status: &'a str,
+    ack: &'a str,
+}
+
+/// A reading handed to the broker and not yet acknowledged by the centre.
+#[derive(Debug, Clone, Copy)]
+struct Awaiting {
+    /// Queue id.
+    id: i64,
+    /// When the broker's PUBACK came (`None`: not yet).
+    pubacked: Option<Instant>,
+}
+
+/// The part of a queued reading the acknowledgements name.
+#[derive(serde::Deserialize)]
+struct Key {
+    source_id: String,
+    seq: u64,
 }
 
 /// The state of one connection.
@@ -183,7 +221,13 @@ struct Session<'a> {
     settings: &'a PublisherSettings,
     queue: &'a QueueHandle,
     health: &'a Health,
+    identity: &'a Identity,
     status_topic: &'a str,
+    ack_topic: &'a str,
+    /// `(source_id, seq)` → sent readings awaiting the centre's acknowledgement.
+    awaiting: HashMap<(String, u64), Awaiting>,
+    /// When the next check for overdue acknowledgements is due.
+    next_commit_check: Instant,
     client: AsyncClient,
     /// Readings allowed awaiting PUBACK.
     window: usize,
@@ -220,7 +264,8 @@ impl<'a> Session<'a> {
         settings: &'a PublisherSettings,
         queue: &'a QueueHandle,
         health: &'a Health,
-        status_topic: &'a str,
+        identity: &'a Identity,
+        topics: Topics<'a>,
         client: AsyncClient,
         window: usize,
     ) -> Self {
@@ -229,7 +274,11 @@ impl<'a> Session<'a> {
             settings,
             queue,
             health,
-            status_topic,
+            identity,
+            status_topic: topics.status,
+            ack_topic: topics.ack,
+            awaiting: HashMap::new(),
+            next_commit_check: now + COMMIT_CHECK,
             client,
             window,
             connected: false,
@@ -318,6 +367,10 @@ impl<'a> Session<'a> {
                         return Ok(End::Lost { connected: true, error: "client request channel refused the status".into() });
                     }
                 }
+                _ = sleep_until(self.next_commit_check), if self.connected && self.by_commit() => {
+                    self.next_commit_check = Instant::now() + COMMIT_CHECK;
+                    self.resend_overdue();
+                }
                 _ = sleep_until(drain_until.unwrap_or_else(Instant::now)), if drain_until.is_some() => {}
             }
         }
@@ -326,7 +379,7 @@ impl<'a> Session<'a> {
     /// Hands queued readings to the client until the window is full or the queue has nothing new.
     /// Returns false if the client refused a request (the session must end).
     async fn fill(&mut self) -> Result<bool, PublishError> {
-        while self.outstanding < self.window {
+        while self.outstanding < self.window && self.awaiting.len() < MAX_AWAITING {
             if self.buffer.is_empty() {
                 if self.queue_idle {
                     break;
@@ -356,11 +409,20 @@ impl<'a> Session<'a> {
                 self.push_ack(msg.id);
                 continue;
             }
-            if let Err(e) = self.client.try_publish(msg.topic, QoS::AtLeastOnce, false, msg.payload) {
+            let key = if self.by_commit() {
+                serde_json::from_slice::<Key>(&msg.payload).ok().map(|k| (k.source_id, k.seq))
+            } else {
+                None
+            };
+            let payload = self.identity.seal(&msg.topic, msg.payload);
+            if let Err(e) = self.client.try_publish(msg.topic, QoS::AtLeastOnce, false, payload) {
                 tracing::debug!(error = %e, id = msg.id, "try_publish refused");
                 return Ok(false);
             }
-            self.requested.push_back(Sent::Reading(msg.id));
+            if let Some(k) = &key {
+                self.awaiting.insert(k.clone(), Awaiting { id: msg.id, pubacked: None });
+            }
+            self.requested.push_back(Sent::Reading { id: msg.id, key });
             self.outstanding += 1;
         }
         Ok(true)
@@ -390,6 +452,11 @@ impl<'a> Session<'a> {
                 }
                 let every = Duration::from_secs(self.settings.mqtt.status_interval_s.max(1));
                 self.next_status = Instant::now() + every;
+                if self.by_commit() {
+                    if let Err(e) = self.client.try_subscribe(self.ack_topic, QoS::AtLeastOnce) {
+                        tracing::warn!(error = %e, "cannot subscribe to commit acknowledgements; readings will be resent");
+                    }
+                }
                 // The request channel is empty right after connecting, so this cannot be refused.
                 if !self.publish_status(EdgeState::Online)? {
                     tracing::warn!("could not queue the online status");
@@ -401,11 +468,30 @@ impl<'a> Session<'a> {
                 }
                 None => tracing::debug!(pkid, "publish not requested by this session"),
             },
+            Event::Incoming(Packet::Publish(p)) if p.topic == self.ack_topic => {
+                match self.identity.open_ack(&p.topic, &p.payload) {
+                    Ok(ack) => self.on_commit(&ack),
+                    Err(reason) => {
+                        self.health.reject_ack(reason);
+                        tracing::warn!(reason, topic = %p.topic, "commit acknowledgement refused");
+                    }
+                }
+            }
             Event::Incoming(Packet::PubAck(ack)) => match self.inflight.remove(&ack.pkid) {
-                Some(Sent::Reading(id)) => {
+                Some(Sent::Reading { id, key }) => {
                     self.outstanding = self.outstanding.saturating_sub(1);
-                    self.acked_total += 1;
-                    self.push_ack(id);
+                    match key {
+                        // Wait for the centre; if its acknowledgement came first, the entry is gone already.
+                        Some(k) => {
+                            if let Some(a) = self.awaiting.get_mut(&k) {
+                                a.pubacked = Some(Instant::now());
+                            }
+                        }
+                        None => {
+                            self.acked_total += 1;
+                            self.push_ack(id);
+                        }
+                    }
                 }
                 Some(Sent::Status { offline }) => {
                     self.status_outstanding = false;
@@ -416,6 +502,47 @@ impl<'a> Session<'a> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// True if readings are deleted on the centre's acknowledgement.
+    fn by_commit(&self) -> bool {
+        self.settings.mqtt.delete_on == DeleteOn::Commit
+    }
+
+    /// Deletes the readings the centre says it stored.
+    fn on_commit(&mut self, ack: &CommitAck) {
+        let epoch = self.queue.epoch();
+        for (source, e, seq) in ack.triples() {
+            if e != epoch {
+                continue;
+            }
+            if let Some(a) = self.awaiting.remove(&(source.to_string(), seq)) {
+                self.acked_total += 1;
+                self.push_ack(a.id);
+            }
+        }
+    }
+
+    /// Sends everything unacknowledged again when the oldest PUBACKed reading has waited past the timeout: the
+    /// centre lost it (killed before its commit) or its acknowledgement was lost; it drops what it has.
+    fn resend_overdue(&mut self) {
+        let timeout = Duration::from_secs(self.settings.mqtt.commit_timeout_s.max(1));
+        let now = Instant::now();
+        let overdue = self.awaiting.values().filter(|a| a.pubacked.is_some_and(|t| now - t >= timeout)).count();
+        if overdue == 0 {
+            return;
+        }
+        tracing::warn!(
+            overdue,
+            awaiting = self.awaiting.len(),
+            timeout_s = timeout.as_secs(),
+            "the centre has not acknowledged readings the broker took; sending them again"
+        );
+        self.health.note_resend(overdue as u64);
+        self.awaiting.clear();
+        self.buffer.clear();
+        self.last_sent_id = 0;
+        self.queue_idle = false;
     }
 
     /// Records an acknowledged queue id for the next batched delete.
@@ -448,8 +575,10 @@ impl<'a> Session<'a> {
             queue_dropped: self.queue.dropped(),
             sources: self.health.snapshot(),
             models: self.health.models(),
+            resent: self.health.delivery().0,
+            acks_refused: self.health.delivery().1,
         };
-        let payload = serde_json::to_vec(&status)?;
+        let payload = self.identity.seal(self.status_topic, serde_json::to_vec(&status)?);
         if let Err(e) = self.client.try_publish(self.status_topic, QoS::AtLeastOnce, true, payload) {
             tracing::debug!(error = %e, ?state, "status publish refused");
             return Ok(false);

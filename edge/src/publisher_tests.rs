@@ -56,6 +56,8 @@ fn fixture(port: u16, inflight: u16) -> Fixture {
         topic_prefix: prefix.clone(),
         keep_alive_s: 5,
         max_backoff_s: 1,
+        // A bare broker, no centre: the PUBACK is the end of the road (one test below plays the centre).
+        delete_on: DeleteOn::Puback,
         ..MqttConfig::default()
     };
     let settings = PublisherSettings {
@@ -265,4 +267,87 @@ async fn stops_promptly_without_a_broker_and_keeps_the_queue() {
     shutdown.cancel();
     timeout(Duration::from_secs(2), publisher).await.expect("stops within 2 s").unwrap().unwrap();
     assert_eq!(f.queue.depth(), 10);
+}
+
+/// The signed readings of `prefix` in `rx` until `want` returns true, as `(seq, payload)`; ack messages skipped.
+async fn signed_readings(
+    rx: &mut mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    prefix: &str,
+    key: &crowdgrid_proto::signed::Credential,
+    seqs: &mut Vec<u64>,
+    want: impl Fn(&[u64]) -> bool,
+) {
+    while !want(seqs) {
+        let (t, payload) = rx.recv().await.expect("subscriber alive");
+        if topic::parse_reading(prefix, &t).is_some() {
+            let frame = crowdgrid_proto::signed::open(&payload).unwrap().expect("a signed frame");
+            assert!(frame.verify(key.key(), &t), "signed with the edge's credential for its topic");
+            let r: Reading = serde_json::from_slice(frame.body).unwrap();
+            seqs.push(r.seq);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletes_only_what_the_centre_acknowledges_and_resends_the_rest() {
+    use crowdgrid_proto::signed::{self, Credential};
+    let mut f = fixture(PORT, 16);
+    let cred = Credential::parse(&format!("1.{}", "ab".repeat(32))).unwrap();
+    f.settings.mqtt.delete_on = DeleteOn::Commit;
+    f.settings.mqtt.commit_timeout_s = 1;
+    f.settings.mqtt.credential = Some(cred.clone());
+    let (sub, mut rx, sub_task) = subscribe(&f.prefix).await;
+    f.queue.push((0..20).map(reading).collect()).await.unwrap();
+    let epoch = f.queue.epoch();
+    let health = Health::new();
+    let shutdown = CancellationToken::new();
+    let publisher = tokio::spawn(run(f.settings.clone(), f.queue.clone(), health.clone(), shutdown.clone()));
+    let mut seqs = Vec::new();
+    timeout(WAIT, signed_readings(&mut rx, &f.prefix, &cred, &mut seqs, |s| s.len() >= 20)).await.expect("sent");
+    assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+
+    let ack_topic = topic::edge_ack(&f.prefix, "site-a", "edge-1");
+    let ack = |range: std::ops::RangeInclusive<u64>| {
+        let items: Vec<(&str, u64, u64)> = range.map(|q| ("edge-1/sim", epoch, q)).collect();
+        serde_json::to_vec(&crowdgrid_proto::ack::CommitAck::from_triples(items)).unwrap()
+    };
+    // Forged acknowledgements first: unsigned, and signed by someone claiming to be the edge. Then the centre's
+    // for 1..=10. Same connection, so once the real one has acted the forged ones were handled before it.
+    sub.publish(&ack_topic, QoS::AtLeastOnce, false, ack(1..=20)).await.unwrap();
+    sub.publish(&ack_topic, QoS::AtLeastOnce, false, signed::seal(&cred, "edge-1", &ack_topic, &ack(1..=20)))
+        .await
+        .unwrap();
+    sub.publish(&ack_topic, QoS::AtLeastOnce, false, signed::seal(&cred, signed::CENTRE, &ack_topic, &ack(1..=10)))
+        .await
+        .unwrap();
+    timeout(WAIT, async {
+        while f.queue.depth() != 10 {
+            sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("exactly the acknowledged ten deleted");
+    assert_eq!(health.delivery().1, 2, "both forged acknowledgements refused and counted");
+
+    // The other ten were PUBACKed by the broker but never acknowledged: sent again after commit_timeout_s.
+    let mut again = Vec::new();
+    timeout(WAIT, signed_readings(&mut rx, &f.prefix, &cred, &mut again, |s| (11..=20).all(|q| s.contains(&q))))
+        .await
+        .expect("unacknowledged readings resent");
+    assert!(!again.iter().any(|q| *q <= 10), "acknowledged ones are not resent: {again:?}");
+    assert!(health.delivery().0 >= 10, "resends counted");
+    sub.publish(&ack_topic, QoS::AtLeastOnce, false, signed::seal(&cred, signed::CENTRE, &ack_topic, &ack(11..=20)))
+        .await
+        .unwrap();
+    timeout(WAIT, async {
+        while f.queue.depth() != 0 {
+            sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("queue empties once everything is acknowledged");
+    shutdown.cancel();
+    timeout(Duration::from_secs(10), publisher).await.expect("publisher stops").unwrap().unwrap();
+    clear_retained(&sub, &mut rx, &f.status_topic).await;
+    sub_task.abort();
 }

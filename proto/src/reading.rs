@@ -94,6 +94,9 @@ pub struct Reading {
     pub conflict: Option<f64>,
 }
 
+/// Largest `seq` accepted: integers above 2^53 are not exact in every JSON reader.
+pub const MAX_SEQ: u64 = 1 << 53;
+
 /// Limits a reading is checked against.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
@@ -132,6 +135,8 @@ pub enum ReadingError {
     TooOld { ts: DateTime<Utc>, age_s: i64 },
     #[error("empty or over-long id in field {0}")]
     BadId(&'static str),
+    #[error("{field} {value} is out of range (at most {max})")]
+    BadSequence { field: &'static str, value: u64, max: u64 },
 }
 
 impl ReadingError {
@@ -147,6 +152,7 @@ impl ReadingError {
             ReadingError::Future { .. } => "future",
             ReadingError::TooOld { .. } => "too_old",
             ReadingError::BadId(_) => "bad_id",
+            ReadingError::BadSequence { .. } => "bad_sequence",
         }
     }
 }
@@ -231,6 +237,16 @@ impl Reading {
         if (self.density - expected).abs() > 0.01 + 0.01 * expected {
             return Err(ReadingError::Inconsistent { density: self.density, expected });
         }
+        // Sequence spaces: an epoch is a queue file's creation time in ms (0 for hand publishers), so one from
+        // the future is forged or broken and would make every later honest reading look stale; a seq must stay
+        // exact in a JSON number (2^53).
+        let max_epoch = (now + limits.max_future).timestamp_millis().max(0) as u64;
+        if self.epoch > max_epoch {
+            return Err(ReadingError::BadSequence { field: "epoch", value: self.epoch, max: max_epoch });
+        }
+        if self.seq > MAX_SEQ {
+            return Err(ReadingError::BadSequence { field: "seq", value: self.seq, max: MAX_SEQ });
+        }
         let ahead = self.ts - now;
         if ahead > limits.max_future {
             return Err(ReadingError::Future { ts: self.ts, ahead_s: ahead.num_seconds() });
@@ -310,6 +326,15 @@ mod tests {
         r.area_m2 = 0.0;
         r.density = 0.0;
         assert_eq!(r.check(now, &lim).unwrap_err().reason(), "bad_area");
+        // An epoch from the future (a forged "huge epoch") and a seq beyond 2^53 are refused; an edge's real
+        // epoch (its queue file's creation time, ms) passes.
+        let mut r = sample(now);
+        r.epoch = u64::MAX / 2;
+        assert_eq!(r.check(now, &lim).unwrap_err().reason(), "bad_sequence");
+        r.epoch = (now - Duration::days(3)).timestamp_millis() as u64;
+        r.check(now, &lim).unwrap();
+        r.seq = MAX_SEQ + 1;
+        assert_eq!(r.check(now, &lim).unwrap_err().reason(), "bad_sequence");
     }
 
     #[test]

@@ -76,6 +76,12 @@ pub struct EdgeStatus {
     /// Models loaded by the edge's vision sources.
     #[serde(default)]
     pub models: Vec<ModelInfo>,
+    /// Readings sent again because the centre did not acknowledge them in time, since start.
+    #[serde(default)]
+    pub resent: u64,
+    /// Commit acknowledgements refused (unsigned, wrong signer or key, malformed), since start.
+    #[serde(default)]
+    pub acks_refused: u64,
 }
 
 impl EdgeStatus {
@@ -91,6 +97,8 @@ impl EdgeStatus {
             queue_dropped: 0,
             sources: Vec::new(),
             models: Vec::new(),
+            resent: 0,
+            acks_refused: 0,
         }
     }
 }

@@ -18,6 +18,12 @@ pub fn edge_status(prefix: &str, site: &str, edge: &str) -> String {
     format!("{prefix}/{site}/edge/{edge}/status")
 }
 
+/// `{prefix}/{site}/edge/{edge}/ack`: the centre's [`crate::ack::CommitAck`]s for that edge, signed with its
+/// credential.
+pub fn edge_ack(prefix: &str, site: &str, edge: &str) -> String {
+    format!("{prefix}/{site}/edge/{edge}/ack")
+}
+
 /// Subscription filter for every edge status.
 pub fn edge_status_filter(prefix: &str) -> String {
     format!("{prefix}/+/edge/+/status")

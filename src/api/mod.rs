@@ -58,6 +58,8 @@ pub struct AppState {
     pub escalation: EscalationConfig,
     /// Optional basemap tiles.
     pub tile_url: Option<String>,
+    /// Per-source sequence state (gaps, reordering, duplicates).
+    pub sequences: Arc<Mutex<crate::central::dedup::Dedup>>,
 }
 
 /// Every route, in one place (docs/openapi.json lists the same; a test compares them).
@@ -67,6 +69,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/tokens"),
     ("GET", "/api/v1/sites"),
     ("GET", "/api/v1/zones"),
+    ("GET", "/api/v1/sequences"),
     ("GET", "/api/v1/zones.geojson"),
     ("GET", "/api/v1/zones/{site}/{zone}/series"),
     ("GET", "/api/v1/tickets"),
@@ -102,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tickets/{id}/{action}", post(tickets::act))
         .route("/api/v1/events", get(events::stream))
         .route("/api/v1/edges", get(ops::edges))
+        .route("/api/v1/sequences", get(ops::sequences))
         .route("/api/v1/rules", get(ops::rules))
         .route("/api/v1/kpis", get(kpis::kpis))
         .route("/api/v1/outbox", get(ops::outbox))

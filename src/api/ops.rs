@@ -38,6 +38,17 @@ pub async fn edges(State(s): State<AppState>, Caller(p): Caller) -> Json<Vec<Edg
     )
 }
 
+/// `GET /api/v1/sequences`: per source, the contiguous and highest stored `seq`, how many in between are
+/// missing, and how many arrived reordered, duplicated or stale (operator, engineer, admin).
+pub async fn sequences(
+    State(s): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<crate::central::dedup::SourceSequence>>, ApiError> {
+    caller.require(&[Role::Operator, Role::Engineer, Role::Admin])?;
+    let d = s.sequences.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(Json(d.sequences()))
+}
+
 /// `?site=`
 #[derive(Deserialize)]
 pub struct SiteParam {

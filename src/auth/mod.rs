@@ -2,6 +2,7 @@
 //! dispatch database (the SQLite file, or PostgreSQL with `[store] dispatch_url`); `crowdgrid token
 //! create` or `POST /api/v1/tokens` (admin) makes them.
 
+pub mod edge_credentials;
 mod principal;
 
 use std::collections::HashMap;
@@ -96,7 +97,7 @@ impl From<deadpool_postgres::PoolError> for TokenError {
 }
 
 #[derive(Clone)]
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(Arc<Mutex<Connection>>),
     Postgres(Pool),
 }
@@ -107,7 +108,7 @@ fn record((name, role, worker): Row) -> Option<TokenRecord> {
     Role::parse(&role).map(|role| TokenRecord { name, role, worker })
 }
 
-async fn blocking<R: Send + 'static, E: From<StoreError> + Send + 'static>(
+pub(crate) async fn blocking<R: Send + 'static, E: From<StoreError> + Send + 'static>(
     conn: &Arc<Mutex<Connection>>,
     f: impl FnOnce(&Connection) -> Result<R, E> + Send + 'static,
 ) -> Result<R, E> {

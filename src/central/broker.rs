@@ -1,5 +1,14 @@
 //! The embedded MQTT broker (rumqttd) on its own thread.
 //!
+//! With edge authentication required, a client must log in: an edge with username `{site}/{edge}`, a client id
+//! that is its edge id (or starts with `{edge}-`) and one of its credentials in force as the password; the centre's
+//! own clients as `crowdgrid-central` with the password derived from the master key. Anonymous clients are refused
+//! at CONNECT. rumqttd has no per-topic ACL, so what a logged-in edge may *say* is enforced per message at the
+//! centre (signed frames, `central::authn`), whichever broker carries it.
+//!
+//! Memory is bounded: each subscription filter keeps at most `SEGMENTS` segments of about four payloads each
+//! (rumqttd's example config keeps 10 × 100 MiB per filter, which a flood of rejected 1 MiB messages fills).
+//!
 //! rumqttd's `Broker::start` blocks forever and reports a failed bind only in its log, so we check the
 //! port ourselves first and then wait until it accepts TCP connections.
 
@@ -8,6 +17,34 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+use crate::auth::edge_credentials::{Registry, CENTRE_ID};
+
+/// Segments kept per subscription filter.
+const SEGMENTS: usize = 4;
+
+/// Who may connect to the embedded broker.
+#[derive(Clone)]
+pub struct BrokerAuth {
+    /// Edge credentials in force.
+    pub registry: Registry,
+    /// The centre's own password.
+    pub centre_password: String,
+}
+
+impl BrokerAuth {
+    /// True if this CONNECT may proceed.
+    pub fn allows(&self, client_id: &str, username: &str, password: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        if username == CENTRE_ID {
+            let ok: bool = self.centre_password.as_bytes().ct_eq(password.as_bytes()).into();
+            return ok && client_id.starts_with(CENTRE_ID);
+        }
+        let Some((site, edge)) = username.split_once('/') else { return false };
+        let own_id = client_id == edge || client_id.strip_prefix(edge).is_some_and(|r| r.starts_with('-'));
+        own_id && self.registry.password_ok(site, edge, password)
+    }
+}
 
 /// Why the embedded broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +65,8 @@ pub enum BrokerError {
 }
 
 /// Builds the rumqttd configuration (its settings structs have no `Default`).
-fn broker_config(listen: SocketAddr, max_payload_bytes: usize) -> Config {
-    let connections = ConnectionSettings {
+fn broker_config(listen: SocketAddr, max_payload_bytes: usize, auth: Option<BrokerAuth>) -> Config {
+    let mut connections = ConnectionSettings {
         connection_timeout_ms: 10_000,
         max_payload_size: max_payload_bytes,
         max_inflight_count: 500,
@@ -37,6 +74,15 @@ fn broker_config(listen: SocketAddr, max_payload_bytes: usize) -> Config {
         external_auth: None,
         dynamic_filters: true,
     };
+    if let Some(auth) = auth {
+        connections.set_auth_handler(move |client_id: String, user: String, pass: String| {
+            let ok = auth.allows(&client_id, &user, &pass);
+            if !ok {
+                tracing::warn!(client_id, user, "embedded broker refused a login");
+            }
+            std::future::ready(ok)
+        });
+    }
     let server = ServerSettings {
         name: "v4-crowdgrid".to_string(),
         listen,
@@ -47,8 +93,8 @@ fn broker_config(listen: SocketAddr, max_payload_bytes: usize) -> Config {
     let router = RouterConfig {
         max_connections: 10_010,
         max_outgoing_packet_count: 500,
-        max_segment_size: 100 * 1024 * 1024,
-        max_segment_count: 10,
+        max_segment_size: (4 * max_payload_bytes).max(1024 * 1024),
+        max_segment_count: SEGMENTS,
         custom_segment: None,
         initialized_filters: None,
         shared_subscriptions_strategy: Default::default(),
@@ -59,10 +105,15 @@ fn broker_config(listen: SocketAddr, max_payload_bytes: usize) -> Config {
 /// Starts rumqttd on `listen` in a background thread and waits until it accepts connections.
 /// The broker lives as long as the process (rumqttd has no stop): the centre's graceful shutdown
 /// disconnects its clients and exits.
-pub fn start_embedded(listen: SocketAddr, max_payload_bytes: usize) -> Result<SocketAddr, BrokerError> {
+pub fn start_embedded(
+    listen: SocketAddr,
+    max_payload_bytes: usize,
+    auth: Option<BrokerAuth>,
+) -> Result<SocketAddr, BrokerError> {
     // Probe the address so a taken port is a clear error instead of a log line from a dead thread.
     drop(TcpListener::bind(listen).map_err(|source| BrokerError::Bind { addr: listen, source })?);
-    let config = broker_config(listen, max_payload_bytes);
+    let probe_login = auth.as_ref().map(|a| a.centre_password.clone());
+    let config = broker_config(listen, max_payload_bytes, auth);
     std::thread::Builder::new()
         .name("rumqttd".to_string())
         .spawn(move || {
@@ -73,7 +124,7 @@ pub fn start_embedded(listen: SocketAddr, max_payload_bytes: usize) -> Result<So
         })
         .map_err(BrokerError::Thread)?;
     for _ in 0..100 {
-        if mqtt_ping(listen).is_ok() {
+        if mqtt_ping(listen, probe_login.as_deref()).is_ok() {
             tracing::info!(%listen, "embedded MQTT broker listening");
             return Ok(listen);
         }
@@ -82,14 +133,37 @@ pub fn start_embedded(listen: SocketAddr, max_payload_bytes: usize) -> Result<So
     Err(BrokerError::NotReady(listen))
 }
 
-/// A real MQTT 3.1.1 CONNECT → CONNACK → DISCONNECT exchange (a bare TCP probe makes rumqttd log an error).
-fn mqtt_ping(addr: SocketAddr) -> std::io::Result<()> {
+/// A real MQTT 3.1.1 CONNECT → CONNACK → DISCONNECT exchange (a bare TCP probe makes rumqttd log an error),
+/// logged in as the centre when the broker requires it.
+fn mqtt_ping(addr: SocketAddr, centre_password: Option<&str>) -> std::io::Result<()> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100))?;
     s.set_read_timeout(Some(Duration::from_millis(500)))?;
-    let id = b"crowdgrid-probe";
-    let mut pkt = vec![0x10, (12 + id.len()) as u8, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 10, 0, id.len() as u8];
-    pkt.extend_from_slice(id);
+    let id = format!("{CENTRE_ID}-probe");
+    let field = |out: &mut Vec<u8>, b: &[u8]| {
+        out.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        out.extend_from_slice(b);
+    };
+    // Variable header: protocol name, level 4, flags (clean session, + username/password), keep-alive 10 s.
+    let flags = if centre_password.is_some() { 0xC2 } else { 0x02 };
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 10];
+    field(&mut body, id.as_bytes());
+    if let Some(p) = centre_password {
+        field(&mut body, CENTRE_ID.as_bytes());
+        field(&mut body, p.as_bytes());
+    }
+    let mut pkt = vec![0x10];
+    let mut len = body.len();
+    loop {
+        // MQTT's variable-length integer: 7 bits a byte, high bit = more follow.
+        let byte = (len % 128) as u8;
+        len /= 128;
+        pkt.push(if len > 0 { byte | 0x80 } else { byte });
+        if len == 0 {
+            break;
+        }
+    }
+    pkt.extend_from_slice(&body);
     s.write_all(&pkt)?;
     let mut ack = [0u8; 4];
     s.read_exact(&mut ack)?;

@@ -9,6 +9,8 @@ use crowdgrid_proto::reading::Limits;
 use crowdgrid_proto::site::Site;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::edge_credentials::Authentication;
+
 /// The whole `central.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +27,9 @@ pub struct CentralConfig {
     /// Payload checks.
     #[serde(default)]
     pub ingest: IngestConfig,
+    /// How edges prove who they are (credentials, signed messages).
+    #[serde(default)]
+    pub edges: crate::auth::edge_credentials::EdgeAuthConfig,
     /// Embedded time-series and ticket store.
     pub store: StoreConfig,
     /// Optional InfluxDB v2 sink (or any server speaking its write API).
@@ -411,6 +416,9 @@ impl CentralConfig {
     pub fn load(path: &Path) -> Result<LoadedCentral, ConfigError> {
         let mut config: CentralConfig = load_toml(path)?;
         config.store.path = resolve(path, &config.store.path);
+        if let Some(k) = &config.edges.key_file {
+            config.edges.key_file = Some(resolve(path, k));
+        }
         for s in &mut config.sites {
             *s = resolve(path, s);
         }
@@ -467,10 +475,22 @@ impl CentralConfig {
         if i.max_payload_bytes < 256 {
             p.push("ingest.max_payload_bytes", "must be at least 256");
         }
-        if let BrokerConfig::Embedded { max_payload_bytes, .. } = &self.broker {
+        if let BrokerConfig::Embedded { max_payload_bytes, listen, .. } = &self.broker {
             if *max_payload_bytes < i.max_payload_bytes {
                 p.push("broker.max_payload_bytes", "must be at least ingest.max_payload_bytes");
             }
+            // Anyone who can reach an open broker can raise tickets or blind a zone.
+            if !listen.ip().is_loopback() && self.edges.authentication == Authentication::Off {
+                p.push(
+                    "broker.listen",
+                    format!(
+                        "{listen} is not a loopback address: set [edges] authentication = \"required\" to listen there"
+                    ),
+                );
+            }
+        }
+        if self.edges.refresh_s == 0 {
+            p.push("edges.refresh_s", "must be positive");
         }
         if i.max_future_s < 0 || i.max_age_s <= 0 {
             p.push("ingest", "max_future_s must be >= 0 and max_age_s > 0");

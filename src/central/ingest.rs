@@ -10,17 +10,29 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::validate::Validator;
+use super::authn::{self, Authenticator};
+use super::evidence_in::{self, Offered};
+use super::validate::{Rejection, Validator};
 use crate::metrics::Metrics;
-use crate::store::evidence::{self as store_evidence, Evidence, EvidenceStore};
+use crate::store::evidence::{self as store_evidence, Evidence};
 
 /// What the MQTT task hands to the processor.
 #[derive(Debug)]
 pub enum Incoming {
-    /// A validated reading.
-    Reading(Reading),
+    /// A validated reading, with the edge its commit is acknowledged to (the signer, or with authentication
+    /// off the `{edge}/` of its `source_id`).
+    Reading(Reading, Option<AckTo>),
     /// An edge's status (retained, or its Last Will).
     Status(EdgeStatus),
+}
+
+/// Where a reading's commit is acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckTo {
+    /// The edge.
+    pub edge: String,
+    /// The credential to sign the acknowledgement with (`None`: it sent unsigned).
+    pub kid: Option<u32>,
 }
 
 /// How to reach the broker.
@@ -90,28 +102,20 @@ pub struct Ingest {
     pub metrics: Metrics,
     /// Set once every subscription is acknowledged.
     pub ready: tokio::sync::watch::Sender<bool>,
+    /// Who sent each message.
+    pub authn: Authenticator,
     /// Evidence snapshots from edges.
-    pub evidence: EvidenceStore,
+    pub evidence: evidence_in::Intake,
 }
 
 /// Polls the event loop until `shutdown`, re-subscribing on every connection.
 pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
-    let Ingest { settings, client, mut eventloop, validator, tx, metrics, ready, evidence } = ingest;
+    let Ingest { settings, client, mut eventloop, validator, tx, metrics, ready, authn, evidence } = ingest;
     let readings = topic::readings_filter(&settings.prefix);
     let statuses = topic::edge_status_filter(&settings.prefix);
     let snapshots = topic::evidence_filter(&settings.prefix);
-    // Snapshots are written by their own task: a slow insert (up to 1 MiB, the store's busy timeout) must
-    // not stop this loop from taking readings in. A full queue drops the snapshot, counted.
-    let (save_tx, mut save_rx) = mpsc::channel::<Evidence>(16);
-    let saver = tokio::spawn(async move {
-        while let Some(e) = save_rx.recv().await {
-            let (ticket, bytes) = (e.ticket, e.jpeg.len());
-            match evidence.save(e).await {
-                Ok(()) => tracing::info!(ticket, bytes, "evidence snapshot stored"),
-                Err(err) => tracing::error!(error = %err, ticket, "evidence snapshot not stored"),
-            }
-        }
-    });
+    let (save_tx, save_rx) = evidence_in::channel();
+    let saver = tokio::spawn(evidence_in::run(evidence, save_rx));
     let mut rejects = RejectLog::default();
     let mut outage_logged = false;
     let mut subacks = 0;
@@ -139,40 +143,26 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if let Some((site, zone, ticket)) = topic::parse_evidence(&settings.prefix, &p.topic) {
-                    match store_evidence::check(&p.payload) {
-                        Ok(()) => {
-                            let e = Evidence { ticket, site, zone, received: Utc::now(), jpeg: p.payload.to_vec() };
-                            if save_tx.try_send(e).is_err() {
-                                metrics.reject("evidence_backlog");
-                                rejects.note("evidence_backlog", &p.topic);
-                            }
-                        }
-                        Err(reason) => {
-                            metrics.reject(reason);
-                            rejects.note(reason, &format!("{} ({} bytes)", p.topic, p.payload.len()));
-                        }
-                    }
-                    continue;
-                }
-                let item = if topic::parse_edge_status(&settings.prefix, &p.topic).is_some() {
-                    match serde_json::from_slice::<EdgeStatus>(&p.payload) {
-                        Ok(s) => Some(Incoming::Status(s)),
-                        Err(e) => {
-                            metrics.status_rejected.inc();
-                            rejects.note("status_malformed", &format!("{}: {e}", p.topic));
-                            None
-                        }
-                    }
-                } else {
+                let is_reading = topic::parse_reading(&settings.prefix, &p.topic).is_some();
+                if is_reading {
                     metrics.readings_received.inc();
-                    match validator.reading(&p.topic, &p.payload, Utc::now()) {
-                        Ok(r) => Some(Incoming::Reading(r)),
-                        Err(rej) => {
-                            metrics.reject(rej.reason);
-                            rejects.note(rej.reason, &rej.detail);
-                            None
+                }
+                let item = match classify(&settings.prefix, &authn, &validator, &p.topic, &p.payload) {
+                    Ok(Classified::Item(item)) => Some(item),
+                    Ok(Classified::Evidence(o)) => {
+                        if save_tx.try_send(o).is_err() {
+                            metrics.reject("evidence_backlog");
+                            rejects.note("evidence_backlog", &p.topic);
                         }
+                        None
+                    }
+                    Err(rej) => {
+                        if rej.reason == "status_malformed" {
+                            metrics.status_rejected.inc();
+                        }
+                        metrics.reject(rej.reason);
+                        rejects.note(rej.reason, &rej.detail);
+                        None
                     }
                 };
                 if let Some(item) = item {
@@ -204,6 +194,63 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
     // Say goodbye so the broker keeps our persistent session cleanly; bounded so shutdown cannot hang.
     disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
     tracing::debug!("mqtt ingest stopped");
+}
+
+/// What one publish turned out to be.
+enum Classified {
+    /// A reading or a status for the processor.
+    Item(Incoming),
+    /// An evidence snapshot for the intake task.
+    Evidence(Offered),
+}
+
+/// Authenticates a publish, parses it by topic and checks that its sender may say it: a reading only for the
+/// signer's own `{edge}/…` sources, a status only for the signer's own edge, evidence (checked further by the
+/// intake) only signed by an edge of that site.
+fn classify(
+    prefix: &str,
+    authn: &Authenticator,
+    validator: &Validator,
+    topic_name: &str,
+    payload: &[u8],
+) -> Result<Classified, Rejection> {
+    if payload.len() > store_evidence::MAX_BYTES + 1024 {
+        return Err(Rejection::new("oversized", format!("{} bytes on {topic_name}", payload.len())));
+    }
+    let who = authn.check(topic_name, payload)?;
+    if let Some((site, zone, ticket)) = topic::parse_evidence(prefix, topic_name) {
+        store_evidence::check(who.body)
+            .map_err(|reason| Rejection::new(reason, format!("{topic_name} ({} bytes)", who.body.len())))?;
+        let evidence = Evidence { ticket, site, zone, received: Utc::now(), jpeg: who.body.to_vec() };
+        return Ok(Classified::Evidence(Offered { evidence, edge: who.edge }));
+    }
+    if let Some((site, edge)) = topic::parse_edge_status(prefix, topic_name) {
+        let status: EdgeStatus = serde_json::from_slice(who.body)
+            .map_err(|e| Rejection::new("status_malformed", format!("{topic_name}: {e}")))?;
+        if status.site != site || status.edge_id != edge {
+            return Err(Rejection::new(
+                "status_mismatch",
+                format!("{topic_name} carries the status of {}/{}", status.site, status.edge_id),
+            ));
+        }
+        if who.edge.as_deref().is_some_and(|signer| signer != edge) {
+            return Err(Rejection::new("foreign_status", format!("{topic_name} signed by {:?}", who.edge)));
+        }
+        return Ok(Classified::Item(Incoming::Status(status)));
+    }
+    let reading = validator.reading(topic_name, who.body, Utc::now())?;
+    let owner = authn::edge_of_source(&reading.source_id);
+    let ack_to = match who.edge {
+        Some(signer) if owner != Some(signer.as_str()) => {
+            return Err(Rejection::new(
+                "foreign_source",
+                format!("{topic_name}: edge {signer:?} sent a reading of source {:?}", reading.source_id),
+            ));
+        }
+        Some(signer) => Some(AckTo { edge: signer, kid: who.kid }),
+        None => owner.map(|e| AckTo { edge: e.to_string(), kid: None }),
+    };
+    Ok(Classified::Item(Incoming::Reading(reading, ack_to)))
 }
 
 /// Queues a DISCONNECT behind whatever is in the request channel and polls until it is written

@@ -1,5 +1,7 @@
 //! The central service: broker, ingest, processing, rules, tickets.
 
+pub mod acker;
+pub mod authn;
 pub mod broker;
 pub mod config;
 pub mod dedup;
@@ -7,6 +9,7 @@ pub mod dispatch;
 pub mod edges;
 pub mod escalation;
 pub mod events;
+pub mod evidence_in;
 pub mod ingest;
 pub mod kpi;
 pub mod live;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::mpsc;
 
-use super::dedup::Dedup;
+use super::dedup::{Dedup, Verdict};
 use super::edges::Edges;
 use super::events::{Events, LiveEvent};
 use super::ingest::Incoming;
@@ -13,12 +13,12 @@ use super::live::Live;
 use crate::metrics::Metrics;
 use crate::rules::{Engine, Observation, RuleEvent};
 use crate::store::influx::InfluxSink;
-use crate::store::writer::StoreWriter;
+use crate::store::writer::{Ack, Batch, MarkRow, StoreWriter};
 
 /// The processor's inputs and outputs.
 pub struct Processor {
-    /// Sequence marks.
-    pub dedup: Dedup,
+    /// Sequence marks, shared with the API (per-source gaps).
+    pub dedup: Arc<Mutex<Dedup>>,
     /// Live zone state, shared with the API.
     pub live: Arc<RwLock<Live>>,
     /// Rule engine, shared with the API and the tick task.
@@ -39,9 +39,27 @@ pub struct Processor {
     pub metrics: Metrics,
 }
 
+/// The marks of the sources in `good` after the batch, and which of its readings are stored above their
+/// source's mark (early arrivals the store keeps so a restart still knows them).
+fn marks_after(dedup: &Dedup, good: &[crowdgrid_proto::Reading]) -> (Vec<MarkRow>, Vec<(String, u64, u64)>) {
+    let mut marks: Vec<MarkRow> = Vec::new();
+    let mut early = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for r in good {
+        let Some(m) = dedup.mark(&r.source_id) else { continue };
+        if m.epoch == r.epoch && r.seq > m.low && m.early.contains(&r.seq) {
+            early.push((r.source_id.clone(), r.epoch, r.seq));
+        }
+        if seen.insert(r.source_id.as_str()) {
+            marks.push(MarkRow { source_id: r.source_id.clone(), epoch: m.epoch, low: m.low, high: m.high });
+        }
+    }
+    (marks, early)
+}
+
 impl Processor {
     /// Runs until `rx` closes, then flushes the store and the sink.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Incoming>) {
+    pub async fn run(self, mut rx: mpsc::Receiver<Incoming>) {
         let mut buf = Vec::with_capacity(self.batch_max);
         loop {
             if rx.recv_many(&mut buf, self.batch_max).await == 0 {
@@ -49,16 +67,40 @@ impl Processor {
             }
             self.metrics.ingest_queue_depth.set(rx.len() as i64);
             let mut good = Vec::with_capacity(buf.len());
+            let mut acks = Vec::new();
             let mut fired = Vec::new();
-            {
+            let (marks, early) = {
                 let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
                 let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
+                let mut dedup = self.dedup.lock().unwrap_or_else(|e| e.into_inner());
                 for item in buf.drain(..) {
                     match item {
-                        Incoming::Reading(r) => {
-                            if !self.dedup.accept(&r.source_id, r.epoch, r.seq) {
-                                self.metrics.readings_duplicate.inc();
-                                continue;
+                        Incoming::Reading(r, ack_to) => {
+                            if let Some(to) = ack_to {
+                                // Duplicates and stale ones too: they are stored already, or never will be.
+                                acks.push(Ack {
+                                    site: r.site.clone(),
+                                    edge: to.edge,
+                                    kid: to.kid,
+                                    source_id: r.source_id.clone(),
+                                    epoch: r.epoch,
+                                    seq: r.seq,
+                                });
+                            }
+                            match dedup.accept(&r.source_id, r.epoch, r.seq) {
+                                Verdict::New { reordered } => {
+                                    if reordered {
+                                        self.metrics.readings_reordered.inc();
+                                    }
+                                }
+                                Verdict::Duplicate => {
+                                    self.metrics.readings_duplicate.inc();
+                                    continue;
+                                }
+                                Verdict::Stale => {
+                                    self.metrics.readings_stale.inc();
+                                    continue;
+                                }
                             }
                             if let Some(changed) = live.apply(&r) {
                                 if let Some(z) = live.zone(&r.site, &r.zone) {
@@ -86,13 +128,17 @@ impl Processor {
                         }
                     }
                 }
-            }
-            if !good.is_empty() {
+                marks_after(&dedup, &good)
+            };
+            if !good.is_empty() || !acks.is_empty() {
                 self.metrics.store_pending.add(good.len() as i64);
                 if let Some(sink) = &self.influx {
-                    sink.offer(good.clone());
+                    if !good.is_empty() {
+                        sink.offer(good.clone());
+                    }
                 }
-                if let Err(e) = self.writer.write(good).await {
+                let batch = Batch { readings: good, marks, early, acks };
+                if let Err(e) = self.writer.write(batch).await {
                     tracing::error!(error = %e, "store writer gone");
                     break;
                 }

@@ -8,12 +8,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::acker;
+use super::authn::Authenticator;
+use super::broker::BrokerAuth;
 use super::broker::{self, BrokerError};
 use super::config::{BrokerConfig, LoadedCentral};
-use super::dedup::Dedup;
+use super::dedup::{Dedup, Mark};
 use super::dispatch::{self, Dispatcher};
 use super::edges::Edges;
 use super::events::Events;
+use super::evidence_in;
 use super::ingest::{self, MqttSettings};
 use super::live::Live;
 use super::notify::{self, Notifier};
@@ -21,6 +25,7 @@ use super::process::Processor;
 use super::tick;
 use super::validate::Validator;
 use crate::api::{self, AppState};
+use crate::auth::edge_credentials::{Authentication, Registry, CENTRE_ID};
 use crate::metrics::Metrics;
 use crate::rules::{self, Engine, RuleEvent, RuleSet};
 use crate::store::dispatch_db::DispatchDb;
@@ -45,6 +50,9 @@ pub enum CentralError {
     /// Rule files problem.
     #[error(transparent)]
     Rules(#[from] crowdgrid_proto::ConfigError),
+    /// Edge credentials problem (master key, table).
+    #[error(transparent)]
+    Credentials(#[from] crate::auth::edge_credentials::CredentialError),
     /// The API address is not free.
     #[error("cannot listen on {addr} for the API: {source}")]
     Api {
@@ -104,6 +112,10 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
             .await
             .map_err(|e| StoreError::Join(e.to_string()))??
     };
+    let dedup = Arc::new(Mutex::new(Dedup::from_marks(marks.into_iter().map(|(m, early)| {
+        let mark = Mark { epoch: m.epoch, low: m.low, high: m.high, early: early.into_iter().collect(), zero: false };
+        (m.source_id, mark)
+    }))));
     // The dispatch state: the same SQLite file, or PostgreSQL shared with other centre instances.
     let dispatch_db = DispatchDb::open(&db, config.store.dispatch_url.as_deref()).await?;
     tracing::info!(backend = dispatch_db.kind(), "dispatch state store");
@@ -113,10 +125,19 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let evidence = EvidenceStore::open(&db)?;
     let tokens = dispatch_db.tokens()?;
     let outbox = dispatch_db.outbox()?;
+    // Edge identities: the credentials in force, re-read every few seconds so a revocation needs no restart.
+    let credentials = dispatch_db.edge_credentials(&config.edges.key_path(&db))?;
+    let registry = Registry::default();
+    let in_force = registry.reload(&credentials).await?;
+    let auth_mode = config.edges.authentication;
+    tracing::info!(credentials = in_force, authentication = ?auth_mode, "edge credentials loaded");
+    let credentials_stop = CancellationToken::new();
+    let (ack_tx, ack_rx) = mpsc::channel(64);
     let writer = StoreWriter::spawn(
         &db,
         WriterSettings { batch_max: config.store.batch_max, retention_days: config.store.retention_days },
         metrics.clone(),
+        Some(ack_tx),
     )?;
     let influx = match &config.influx {
         Some(cfg) => Some(InfluxSink::spawn(cfg.clone(), metrics.clone())?),
@@ -157,12 +178,16 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
 
     let settings = match &config.broker {
         BrokerConfig::Embedded { listen, max_payload_bytes, .. } => {
-            let addr = broker::start_embedded(*listen, *max_payload_bytes)?;
+            let centre_password = credentials.centre_password();
+            let auth = (auth_mode == Authentication::Required)
+                .then(|| BrokerAuth { registry: registry.clone(), centre_password: centre_password.clone() });
+            let login = auth.is_some().then(|| (CENTRE_ID.to_string(), centre_password));
+            let addr = broker::start_embedded(*listen, *max_payload_bytes, auth)?;
             MqttSettings {
                 host: addr.ip().to_string(),
                 port: addr.port(),
-                client_id: "crowdgrid-central".to_string(),
-                credentials: None,
+                client_id: CENTRE_ID.to_string(),
+                credentials: login,
                 prefix: prefix.clone(),
                 max_packet: max_payload_bytes + 4096,
             }
@@ -223,6 +248,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         events: events.clone(),
         escalation: config.escalation.clone(),
         tile_url: config.api.tile_url.clone(),
+        sequences: dedup.clone(),
     };
 
     let mut tasks = Vec::new();
@@ -235,11 +261,24 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         tx: in_tx,
         metrics: metrics.clone(),
         ready: ready_tx,
-        evidence,
+        authn: Authenticator::new(registry.clone(), auth_mode, &prefix),
+        evidence: evidence_in::Intake {
+            store: evidence,
+            tickets: tickets.clone(),
+            live: live.clone(),
+            metrics: metrics.clone(),
+            total_bytes: crate::store::evidence::TOTAL_BYTES,
+        },
     };
+    tasks.push(tokio::spawn(registry.clone().keep_fresh(
+        credentials,
+        Duration::from_secs(config.edges.refresh_s),
+        credentials_stop.clone(),
+    )));
+    let acker = tokio::spawn(acker::run(notifier_client.clone(), prefix.clone(), registry, metrics.clone(), ack_rx));
     tasks.push(tokio::spawn(ingest::run(ingest_task, shutdown.clone())));
     let processor = Processor {
-        dedup: Dedup::from_marks(marks),
+        dedup: dedup.clone(),
         live,
         engine: engine.clone(),
         edges,
@@ -276,6 +315,11 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let dispatcher_done = notifier_stop.clone();
     tasks.push(tokio::spawn(async move {
         dispatcher.run(act_rx).await;
+        // The last commit acknowledgements go out on the notifier's connection too: wait for them.
+        if acker.await.is_err() {
+            tracing::error!("acknowledger panicked");
+        }
+        credentials_stop.cancel();
         dispatcher_done.cancel();
     }));
     tasks.push(tokio::spawn(ingest::run_notifier(notifier_client, notifier_loop, notifier_stop)));

@@ -18,7 +18,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(reason: &'static str, detail: impl Into<String>) -> Self {
         Self { reason, detail: detail.into() }
     }
 }

@@ -8,6 +8,7 @@ use deadpool_postgres::Pool;
 use super::outbox::Outbox;
 use super::tickets::TicketStore;
 use super::{pg_schema, rule_state, StoreError};
+use crate::auth::edge_credentials::{CredentialError, EdgeCredentials};
 use crate::auth::Tokens;
 use crate::rules::Snapshot;
 
@@ -58,6 +59,14 @@ impl DispatchDb {
         match self {
             DispatchDb::Sqlite(p) => Tokens::open(p),
             DispatchDb::Postgres(pool) => Ok(Tokens::from_pool(pool.clone())),
+        }
+    }
+
+    /// The edge credentials, derived from the master key at `master_key`.
+    pub fn edge_credentials(&self, master_key: &Path) -> Result<EdgeCredentials, CredentialError> {
+        match self {
+            DispatchDb::Sqlite(p) => EdgeCredentials::open(p, master_key),
+            DispatchDb::Postgres(pool) => EdgeCredentials::from_pool(pool.clone(), master_key),
         }
     }
 

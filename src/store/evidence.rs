@@ -11,6 +11,10 @@ use super::{from_ms, ms, StoreError};
 
 /// Largest snapshot accepted (the embedded broker's default packet limit).
 pub const MAX_BYTES: usize = 1024 * 1024;
+/// Snapshots kept per ticket (raised, reopened, ...): older ones are removed as a new one arrives.
+pub const PER_TICKET: i64 = 4;
+/// All snapshots together stay under this many bytes: the oldest go first.
+pub const TOTAL_BYTES: i64 = 256 * 1024 * 1024;
 
 /// One stored snapshot.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,15 +54,41 @@ impl EvidenceStore {
         Ok(Self { conn: BlockingConn::open(path)? })
     }
 
-    /// Stores a snapshot (a ticket may get several: raised, then reopened).
-    pub async fn save(&self, e: Evidence) -> Result<(), StoreError> {
+    /// Stores a snapshot (a ticket may get several: raised, then reopened), keeping at most [`PER_TICKET`] per
+    /// ticket and `total_bytes` in all (the oldest are removed first). Returns how many older ones were removed.
+    pub async fn save(&self, e: Evidence, total_bytes: i64) -> Result<u64, StoreError> {
         self.conn
             .with(move |c| {
-                c.execute(
+                let tx = c.unchecked_transaction()?;
+                tx.execute(
                     "INSERT INTO evidence (ticket_id, site, zone, received, jpeg) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![e.ticket, e.site, e.zone, ms(e.received), e.jpeg],
                 )?;
-                Ok(())
+                let mut removed = tx.execute(
+                    "DELETE FROM evidence WHERE ticket_id = ?1 AND id NOT IN
+                     (SELECT id FROM evidence WHERE ticket_id = ?1 ORDER BY id DESC LIMIT ?2)",
+                    params![e.ticket, PER_TICKET],
+                )? as u64;
+                let mut total: i64 =
+                    tx.query_row("SELECT COALESCE(SUM(length(jpeg)), 0) FROM evidence", [], |r| r.get(0))?;
+                while total > total_bytes {
+                    let freed: Option<i64> = tx
+                        .query_row(
+                            "DELETE FROM evidence WHERE id = (SELECT MIN(id) FROM evidence) RETURNING length(jpeg)",
+                            [],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    match freed {
+                        Some(n) => {
+                            total -= n;
+                            removed += 1;
+                        }
+                        None => break,
+                    }
+                }
+                tx.commit()?;
+                Ok(removed)
             })
             .await
     }
@@ -106,13 +136,52 @@ mod tests {
             received: at(s),
             jpeg: vec![0xFF, 0xD8, 0xFF, b],
         };
-        store.save(ev(0, 1)).await.unwrap();
-        store.save(ev(5, 2)).await.unwrap();
+        store.save(ev(0, 1), TOTAL_BYTES).await.unwrap();
+        store.save(ev(5, 2), TOTAL_BYTES).await.unwrap();
         assert_eq!(store.latest(7, "s", "z").await.unwrap(), Some(ev(5, 2)));
         assert_eq!(store.latest(8, "s", "z").await.unwrap(), None);
         // Sent for ticket 7 but from another zone: not ticket 7's picture.
-        store.save(Evidence { zone: "elsewhere".into(), ..ev(9, 3) }).await.unwrap();
+        store.save(Evidence { zone: "elsewhere".into(), ..ev(9, 3) }, TOTAL_BYTES).await.unwrap();
         assert_eq!(store.latest(7, "s", "z").await.unwrap(), Some(ev(5, 2)));
+    }
+
+    #[tokio::test]
+    async fn a_flood_stays_within_the_per_ticket_and_total_budgets() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EvidenceStore::open(&dir.path().join("c.db")).unwrap();
+        let jpeg = |n: usize| {
+            let mut v = vec![0xFF, 0xD8, 0xFF];
+            v.resize(n, 7);
+            v
+        };
+        let ev = |ticket: i64, n: usize| Evidence {
+            ticket,
+            site: "s".into(),
+            zone: "z".into(),
+            received: Utc::now(),
+            jpeg: jpeg(n),
+        };
+        for _ in 0..50 {
+            store.save(ev(1, 1000), 1_000_000).await.unwrap();
+        }
+        let count = |t: i64| {
+            let c = rusqlite::Connection::open(dir.path().join("c.db")).unwrap();
+            c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(length(jpeg)), 0) FROM evidence WHERE ticket_id = ?1 OR ?1 = 0",
+                [t],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(count(1), (PER_TICKET, PER_TICKET * 1000), "only the newest four of one ticket");
+        // Many tickets: the oldest snapshots go once 10 kB is reached.
+        for t in 2..40 {
+            store.save(ev(t, 1000), 10_000).await.unwrap();
+        }
+        let (_, bytes) = count(0);
+        assert!(bytes <= 10_000, "{bytes}");
+        assert!(store.latest(39, "s", "z").await.unwrap().is_some(), "the newest stays");
+        assert!(store.latest(1, "s", "z").await.unwrap().is_none(), "the oldest went first");
     }
 
     #[test]

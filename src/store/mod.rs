@@ -33,6 +33,9 @@ pub enum StoreError {
     /// The file was made by another version of crowdgrid.
     #[error("{path} has schema version {found}, this build needs {expected}: move the file away (or migrate it)")]
     Schema { path: String, found: i64, expected: i64 },
+    /// A zero-length store file.
+    #[error("{0} is empty (0 bytes): refusing to start with no data; restore it from backup, or remove it to start a new store")]
+    Empty(String),
     /// A ticket id that does not exist.
     #[error("no ticket {0}")]
     NoTicket(i64),

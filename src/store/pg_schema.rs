@@ -66,6 +66,15 @@ CREATE TABLE IF NOT EXISTS rule_state (
     snapshot TEXT NOT NULL,
     saved_at BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS edge_credentials (
+    site TEXT NOT NULL,
+    edge TEXT NOT NULL,
+    kid INTEGER NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT,
+    PRIMARY KEY (site, edge, kid)
+);
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     name TEXT NOT NULL,

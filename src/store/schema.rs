@@ -28,7 +28,14 @@ CREATE TABLE IF NOT EXISTS readings (
 CREATE TABLE IF NOT EXISTS source_marks (
     source_id TEXT PRIMARY KEY,
     epoch INTEGER NOT NULL,
-    seq INTEGER NOT NULL
+    seq INTEGER NOT NULL,
+    high INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS source_early (
+    source_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (source_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tickets (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -96,6 +103,15 @@ CREATE TABLE IF NOT EXISTS evidence (
     jpeg BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS evidence_ticket ON evidence (ticket_id, received);
+CREATE TABLE IF NOT EXISTS edge_credentials (
+    site TEXT NOT NULL,
+    edge TEXT NOT NULL,
+    kid INTEGER NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER,
+    PRIMARY KEY (site, edge, kid)
+);
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -107,10 +123,20 @@ CREATE TABLE IF NOT EXISTS tokens (
 
 /// Schema version written to `PRAGMA user_version`; a file from an unknown version is refused, an older
 /// one is migrated.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// What takes a file from version N to N + 1 (new tables come from `SCHEMA` itself).
-const MIGRATIONS: &[(i64, &str)] = &[(2, "ALTER TABLE readings ADD COLUMN conflict REAL;")];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (2, "ALTER TABLE readings ADD COLUMN conflict REAL;"),
+    // v3 kept only the newest (epoch, seq) per source; v4 keeps the contiguous mark (`seq`) and the highest.
+    (
+        3,
+        "CREATE TABLE IF NOT EXISTS source_marks (source_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL,
+           seq INTEGER NOT NULL) WITHOUT ROWID;
+         ALTER TABLE source_marks ADD COLUMN high INTEGER NOT NULL DEFAULT 0;
+         UPDATE source_marks SET high = seq;",
+    ),
+];
 
 /// Opens (creating if needed) the database at `path` with WAL and the schema.
 pub fn open(path: &Path) -> Result<Connection, StoreError> {
@@ -119,6 +145,11 @@ pub fn open(path: &Path) -> Result<Connection, StoreError> {
             std::fs::create_dir_all(dir)
                 .map_err(|source| StoreError::Dir { path: dir.display().to_string(), source })?;
         }
+    }
+    // SQLite treats an empty file as a new database: a store truncated by a full disk or a bad copy would start
+    // empty without a word, and the centre would forget every reading and ticket.
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return Err(StoreError::Empty(path.display().to_string()));
     }
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;

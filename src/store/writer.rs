@@ -1,5 +1,6 @@
 //! The store writer: one thread owning a SQLite connection, committing readings and the sources'
-//! sequence marks in one transaction per batch, and applying retention.
+//! sequence marks in one transaction per batch, and applying retention. Once a batch is durable it hands the
+//! batch's commit acknowledgements on (the edges delete a reading from their queue only then).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,9 +12,65 @@ use tokio::sync::mpsc;
 use super::{ms, schema, StoreError};
 use crate::metrics::Metrics;
 
+/// A reading whose commit is to be acknowledged to the edge that sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    /// Site of the edge.
+    pub site: String,
+    /// The edge.
+    pub edge: String,
+    /// The credential it signed with (the acknowledgement is signed with the same one); `None`: unsigned.
+    pub kid: Option<u32>,
+    /// Source id.
+    pub source_id: String,
+    /// Sequence space.
+    pub epoch: u64,
+    /// Sequence number.
+    pub seq: u64,
+}
+
+/// One source's sequence mark after a batch (see `central::dedup`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarkRow {
+    /// Source id.
+    pub source_id: String,
+    /// Sequence space.
+    pub epoch: u64,
+    /// Every seq up to this is stored.
+    pub low: u64,
+    /// Highest stored.
+    pub high: u64,
+}
+
+/// What one transaction commits.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// New readings.
+    pub readings: Vec<Reading>,
+    /// Marks of the sources the batch touched, after it.
+    pub marks: Vec<MarkRow>,
+    /// `(source_id, epoch, seq)` stored above their source's mark (early arrivals), kept across restarts.
+    pub early: Vec<(String, u64, u64)>,
+    /// Acknowledged once the transaction is durable (duplicates too: they are stored already).
+    pub acks: Vec<Ack>,
+}
+
+impl Batch {
+    fn extend(&mut self, more: Batch) {
+        self.readings.extend(more.readings);
+        self.marks.extend(more.marks);
+        self.early.extend(more.early);
+        self.acks.extend(more.acks);
+    }
+
+    fn len(&self) -> usize {
+        self.readings.len()
+    }
+}
+
 /// Handle to the writer thread.
 pub struct StoreWriter {
-    tx: mpsc::Sender<Vec<Reading>>,
+    tx: mpsc::Sender<Batch>,
     join: std::thread::JoinHandle<()>,
 }
 
@@ -27,19 +84,24 @@ pub struct WriterSettings {
 }
 
 impl StoreWriter {
-    /// Opens the database and starts the writer thread.
-    pub fn spawn(path: &Path, settings: WriterSettings, metrics: Metrics) -> Result<StoreWriter, StoreError> {
+    /// Opens the database and starts the writer thread; committed batches' acknowledgements go to `acks`.
+    pub fn spawn(
+        path: &Path,
+        settings: WriterSettings,
+        metrics: Metrics,
+        acks: Option<mpsc::Sender<Vec<Ack>>>,
+    ) -> Result<StoreWriter, StoreError> {
         let conn = schema::open(path)?;
         let (tx, rx) = mpsc::channel(64);
         let join = std::thread::Builder::new()
             .name("store-writer".to_string())
-            .spawn(move || writer_loop(conn, rx, settings, metrics))
+            .spawn(move || writer_loop(conn, rx, settings, metrics, acks))
             .map_err(|e| StoreError::Join(e.to_string()))?;
         Ok(StoreWriter { tx, join })
     }
 
     /// Hands a batch to the writer, waiting while its queue is full (backpressure).
-    pub async fn write(&self, batch: Vec<Reading>) -> Result<(), StoreError> {
+    pub async fn write(&self, batch: Batch) -> Result<(), StoreError> {
         self.tx.send(batch).await.map_err(|_| StoreError::Join("store writer stopped".to_string()))
     }
 
@@ -53,15 +115,40 @@ impl StoreWriter {
     }
 }
 
-/// The last stored `(epoch, seq)` of every source.
-pub fn load_marks(conn: &Connection) -> Result<Vec<(String, u64, u64)>, StoreError> {
-    let mut stmt = conn.prepare("SELECT source_id, epoch, seq FROM source_marks")?;
-    let rows =
-        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// The sequence state of every source: marks and early arrivals.
+pub fn load_marks(conn: &Connection) -> Result<Vec<(MarkRow, Vec<u64>)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT source_id, epoch, seq, high FROM source_marks")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(MarkRow {
+            source_id: r.get(0)?,
+            epoch: r.get::<_, i64>(1)? as u64,
+            low: r.get::<_, i64>(2)? as u64,
+            high: r.get::<_, i64>(3)? as u64,
+        })
+    })?;
+    let marks: Vec<MarkRow> = rows.collect::<Result<_, _>>()?;
+    let mut early = conn.prepare("SELECT seq FROM source_early WHERE source_id = ?1 AND epoch = ?2 AND seq > ?3")?;
+    let mut out = Vec::with_capacity(marks.len());
+    for m in marks {
+        let seqs = if m.high > m.low {
+            early
+                .query_map(params![m.source_id, m.epoch as i64, m.low as i64], |r| Ok(r.get::<_, i64>(0)? as u64))?
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            Vec::new()
+        };
+        out.push((m, seqs));
+    }
+    Ok(out)
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Vec<Reading>>, settings: WriterSettings, metrics: Metrics) {
+fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Batch>,
+    settings: WriterSettings,
+    metrics: Metrics,
+    acks: Option<mpsc::Sender<Vec<Ack>>>,
+) {
     let mut last_retention = Instant::now() - Duration::from_secs(3600);
     while let Some(mut batch) = rx.blocking_recv() {
         while batch.len() < settings.batch_max {
@@ -78,6 +165,11 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Vec<Reading>>, setti
                     metrics.store_batch_seconds.observe(started.elapsed().as_secs_f64());
                     metrics.readings_stored.inc_by(batch.len() as u64);
                     metrics.store_pending.sub(batch.len() as i64);
+                    if let Some(tx) = &acks {
+                        if !batch.acks.is_empty() && tx.blocking_send(std::mem::take(&mut batch.acks)).is_err() {
+                            tracing::debug!("acknowledger gone; edges will resend and the duplicates are dropped");
+                        }
+                    }
                     break;
                 }
                 Err(e) => {
@@ -103,7 +195,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Vec<Reading>>, setti
     tracing::debug!("store writer drained");
 }
 
-fn write_batch(conn: &mut Connection, batch: &[Reading]) -> Result<(), StoreError> {
+fn write_batch(conn: &mut Connection, batch: &Batch) -> Result<(), StoreError> {
     // IMMEDIATE: take the write lock up front so the busy timeout applies (a deferred
     // transaction that upgrades in WAL mode fails at once with SQLITE_BUSY).
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -114,10 +206,14 @@ fn write_batch(conn: &mut Connection, batch: &[Reading]) -> Result<(), StoreErro
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?;
         let mut mark = tx.prepare_cached(
-            "INSERT INTO source_marks (source_id, epoch, seq) VALUES (?1, ?2, ?3)
-             ON CONFLICT(source_id) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq",
+            "INSERT INTO source_marks (source_id, epoch, seq, high) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(source_id) DO UPDATE SET epoch = excluded.epoch, seq = excluded.seq, high = excluded.high",
         )?;
-        for r in batch {
+        let mut early_in =
+            tx.prepare_cached("INSERT OR REPLACE INTO source_early (source_id, epoch, seq) VALUES (?1, ?2, ?3)")?;
+        let mut early_out =
+            tx.prepare_cached("DELETE FROM source_early WHERE source_id = ?1 AND (epoch <> ?2 OR seq <= ?3)")?;
+        for r in &batch.readings {
             ins.execute(params![
                 r.site,
                 r.zone,
@@ -136,13 +232,15 @@ fn write_batch(conn: &mut Connection, batch: &[Reading]) -> Result<(), StoreErro
                 r.conflict,
             ])?;
         }
-        // Only the last mark per source matters; batches are in arrival order.
-        let mut last: std::collections::HashMap<&str, (u64, u64)> = std::collections::HashMap::new();
-        for r in batch {
-            last.insert(&r.source_id, (r.epoch, r.seq));
+        for (source, epoch, seq) in &batch.early {
+            early_in.execute(params![source, *epoch as i64, *seq as i64])?;
         }
-        for (source, (epoch, seq)) in last {
-            mark.execute(params![source, epoch as i64, seq as i64])?;
+        // Marks in batch order: a later one of the same source supersedes an earlier (merged batches).
+        for m in &batch.marks {
+            mark.execute(params![m.source_id, m.epoch as i64, m.low as i64, m.high as i64])?;
+            if !batch.early.is_empty() || m.high > m.low {
+                early_out.execute(params![m.source_id, m.epoch as i64, m.low as i64])?;
+            }
         }
     }
     tx.commit()?;
@@ -170,8 +268,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let metrics = Metrics::new();
-        let w =
-            StoreWriter::spawn(&path, WriterSettings { batch_max: 100, retention_days: 30 }, metrics.clone()).unwrap();
+        let (ack_tx, mut ack_rx) = mpsc::channel(8);
+        let w = StoreWriter::spawn(
+            &path,
+            WriterSettings { batch_max: 100, retention_days: 30 },
+            metrics.clone(),
+            Some(ack_tx),
+        )
+        .unwrap();
         let now = chrono::Utc::now();
         let mut batch = Vec::new();
         for i in 0..250u64 {
@@ -190,13 +294,33 @@ mod tests {
             batch.push(r);
         }
         metrics.store_pending.add(250);
-        w.write(batch).await.unwrap();
+        let acks: Vec<Ack> = batch
+            .iter()
+            .map(|r| Ack {
+                site: "t".into(),
+                edge: "e".into(),
+                kid: None,
+                source_id: r.source_id.clone(),
+                epoch: 3,
+                seq: r.seq,
+            })
+            .collect();
+        // Seq 260 arrived early (259 and below missing): kept as an early arrival.
+        let marks = vec![MarkRow { source_id: "e/g".into(), epoch: 3, low: 250, high: 260 }];
+        w.write(Batch { readings: batch, marks, early: vec![("e/g".into(), 3, 260)], acks: acks.clone() })
+            .await
+            .unwrap();
+        let got = ack_rx.recv().await.unwrap();
+        assert_eq!(got, acks, "acknowledged once committed");
         w.close().await;
         assert_eq!(metrics.readings_stored.get(), 250);
         assert_eq!(metrics.store_pending.get(), 0);
         let conn = schema::open(&path).unwrap();
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM readings", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 250);
-        assert_eq!(load_marks(&conn).unwrap(), vec![("e/g".to_string(), 3, 250)]);
+        assert_eq!(
+            load_marks(&conn).unwrap(),
+            vec![(MarkRow { source_id: "e/g".into(), epoch: 3, low: 250, high: 260 }, vec![260])]
+        );
     }
 }

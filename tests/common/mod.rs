@@ -27,6 +27,8 @@ pub fn central_embedded(dir: &Path) -> LoadedCentral {
     c.config.api.listen = "127.0.0.1:0".parse().unwrap();
     // The default rule set (one density rule per zone from its thresholds, no `for`): exact assertions.
     c.config.rule_files.clear();
+    // These tests publish unsigned v1 payloads by hand; tests/trust.rs runs the centre as shipped (signed only).
+    c.config.edges.authentication = crowdgrid::auth::edge_credentials::Authentication::Off;
     c.config.broker = BrokerConfig::Embedded {
         listen: free_loopback_addr().unwrap(),
         max_payload_bytes: 1024 * 1024,

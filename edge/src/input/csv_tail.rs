@@ -178,6 +178,7 @@ mod tests {
         let path = tmp.path().join("g.csv");
         append(&path, "ts,n\n");
         let cx = InputContext {
+            site: "s".into(),
             source_id: "e/s".into(),
             kind: "gate",
             health: Default::default(),

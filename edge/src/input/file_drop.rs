@@ -122,6 +122,7 @@ mod tests {
         std::fs::write(dir.join(".c.tmp"), "ts\n").unwrap();
         let health = Health::new();
         let cx = InputContext {
+            site: "s".into(),
             source_id: "e/s".into(),
             kind: "gate",
             health: health.clone(),

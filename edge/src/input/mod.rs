@@ -67,6 +67,8 @@ impl<T> Batch<T> {
 /// What an input needs besides its configuration.
 #[derive(Debug, Clone)]
 pub struct InputContext {
+    /// Site id.
+    pub site: String,
     /// Full source id (`{edge}/{source}`), used for health counters and logs.
     pub source_id: String,
     /// Source kind label for health (`base_station`, `gate`).
@@ -77,6 +79,11 @@ pub struct InputContext {
     pub mqtt: MqttConfig,
     /// Stops the input.
     pub shutdown: CancellationToken,
+}
+
+/// The edge part of a source id `{edge}/{source}`.
+pub fn edge_of(source_id: &str) -> &str {
+    source_id.split_once('/').map_or(source_id, |(e, _)| e)
 }
 
 impl InputContext {

@@ -31,9 +31,8 @@ pub fn spawn<T: Record>(
     opts.set_max_packet_size(MAX_PAYLOAD + 1024, 64 * 1024);
     if same_broker {
         // Credentials are only sent to the edge's own broker, never to another host.
-        if let (Some(u), Some(p)) = (&cx.mqtt.username, &cx.mqtt.password) {
-            opts.set_credentials(u.clone(), p.clone());
-        }
+        let edge = crate::input::edge_of(&cx.source_id);
+        crate::identity::Identity::new(&cx.site, edge, &cx.mqtt).login(&mut opts, &cx.mqtt);
     }
     tokio::spawn(run(opts, host, port, topic, cx, tx))
 }

@@ -131,6 +131,7 @@ mod tests {
         )
         .unwrap();
         let cx = InputContext {
+            site: "s".into(),
             source_id: "e/r".into(),
             kind: "gate",
             health: Default::default(),

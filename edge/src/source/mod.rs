@@ -251,6 +251,7 @@ pub async fn start_records<E: Estimator>(
     cx.health.register(&ids.source_id, ids.kind.as_str());
     let (tx, rx) = mpsc::channel(16);
     let icx = InputContext {
+        site: ids.site.clone(),
         source_id: ids.source_id.clone(),
         kind: ids.kind.as_str(),
         health: cx.health.clone(),
