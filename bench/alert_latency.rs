@@ -299,6 +299,8 @@ async fn run(args: Args) -> i32 {
     let prefix = format!("crowdgrid-bench/{run_id}/v1");
     let client_id = format!("crowdgrid-alert-bench-{run_id}");
     loaded.config.store.path = dir.path().join("central.db");
+    // The load generator publishes unsigned v1 readings (the signed path is measured separately).
+    loaded.config.edges.authentication = crowdgrid::auth::edge_credentials::Authentication::Off;
     loaded.config.api.listen = "127.0.0.1:0".parse().expect("loopback address");
     loaded.config.broker = BrokerConfig::External {
         host: args.host.clone(),

@@ -25,7 +25,7 @@ pkgs=(build-essential pkg-config ca-certificates curl libopencv-dev clang libcla
 if [ "$want_test" -eq 1 ]; then
   # Brokers and the time-series server for the integration tests; Chromium (+ a CJK font, zone names
   # are Chinese) for the browser tests.
-  pkgs+=(mosquitto mosquitto-clients victoria-metrics chromium fonts-wqy-microhei)
+  pkgs+=(mosquitto mosquitto-clients openssl victoria-metrics chromium fonts-wqy-microhei)
   # A loopback RTSP server for the capture test (tests/data/rtsp_server.py runs on Debian's /usr/bin/python3).
   pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)

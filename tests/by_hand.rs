@@ -1,5 +1,6 @@
-//! What an operator does by hand: the `mosquitto_pub` example of docs/PROTOCOL.md is accepted as written,
-//! and an edge that vanishes (SIGKILL) is reported offline through its Last Will.
+//! What an operator does by hand: the `mosquitto_pub` example of docs/PROTOCOL.md (signed with `openssl`, logged
+//! in with a credential) is accepted as written by a centre that requires signatures, and an edge that vanishes
+//! (SIGKILL) is reported offline through its Last Will.
 
 mod common;
 
@@ -19,16 +20,20 @@ fn documented_example() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_mosquitto_pub_example_works() {
     let dir = tempfile::tempdir().unwrap();
-    let loaded = central_embedded(dir.path());
+    let mut loaded = central_embedded(dir.path());
+    loaded.config.edges.authentication = crowdgrid::auth::edge_credentials::Authentication::Required;
     let db = loaded.config.store.path.clone();
+    // What `crowdgrid edge-credential create --site west-taihu --edge manual` prints.
+    let cred = crowdgrid::auth::edge_credentials::EdgeCredentials::open(&db, &loaded.config.edges.key_path(&db))
+        .unwrap()
+        .create("west-taihu", "manual")
+        .await
+        .unwrap();
     let central = crowdgrid::central::start(loaded).await.unwrap();
     let (_, port) = central.mqtt.clone();
     let script = documented_example().replace("-p 1884", &format!("-p {port}"));
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("bash runs (mosquitto-clients is installed by scripts/setup.sh --test)");
+    let run = || Command::new("bash").arg("-c").arg(&script).env("CRED", &cred.secret).output();
+    let out = run().expect("bash runs (mosquitto-clients and openssl are installed by scripts/setup.sh --test)");
     assert!(out.status.success(), "{script}\n{}", String::from_utf8_lossy(&out.stderr));
     let m = central.metrics.clone();
     eventually(Duration::from_secs(10), "the hand-made reading stored", || async {
@@ -44,7 +49,7 @@ async fn the_documented_mosquitto_pub_example_works() {
     .await;
     assert_eq!(t["zone"], "beach");
     // Sending it again is dropped as a duplicate, as documented.
-    assert!(Command::new("bash").arg("-c").arg(&script).status().unwrap().success());
+    assert!(run().unwrap().status.success());
     eventually(Duration::from_secs(10), "the duplicate counted", || async {
         (m.readings_duplicate.get() == 1).then_some(())
     })

@@ -43,7 +43,8 @@ zones = ["jetty"]
         &path,
         format!(
             "sites = [\"{}\"]\nrule_files = [\"{}\"]\n[broker]\nmode = \"embedded\"\nlisten = \"127.0.0.1:{mqtt}\"\n\
-             [store]\npath = \"{}\"\n{}[api]\nlisten = \"127.0.0.1:{api}\"\n",
+             [store]\npath = \"{}\"\n{}[api]\nlisten = \"127.0.0.1:{api}\"\n\
+             [edges]\nauthentication = \"off\"\n",
             root().join("config/west-taihu/site.toml").display(),
             rules.display(),
             dir.join("central.db").display(),

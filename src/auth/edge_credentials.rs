@@ -343,10 +343,13 @@ impl EdgeCredentials {
     }
 }
 
+/// `(site, edge)` → its credentials in force.
+type InForce = HashMap<(String, String), Vec<Credential>>;
+
 /// The credentials in force, in memory, for the hot path (one hash lookup per message).
 #[derive(Clone, Default)]
 pub struct Registry {
-    inner: Arc<RwLock<HashMap<(String, String), Vec<Credential>>>>,
+    inner: Arc<RwLock<InForce>>,
 }
 
 impl Registry {
@@ -371,7 +374,7 @@ impl Registry {
 
     /// Reloads from the table; returns how many credentials are in force.
     pub async fn reload(&self, store: &EdgeCredentials) -> Result<usize, CredentialError> {
-        let mut map: HashMap<(String, String), Vec<Credential>> = HashMap::new();
+        let mut map = InForce::new();
         let mut n = 0;
         for r in store.list().await? {
             if r.revoked_at.is_none() {

@@ -27,7 +27,9 @@ pub async fn run(
         while let Ok(more) = rx.try_recv() {
             acks.extend(more);
         }
-        let mut by_edge: BTreeMap<(&str, &str, Option<u32>), Vec<(&str, u64, u64)>> = BTreeMap::new();
+        // (site, edge, kid) → (source_id, epoch, seq) committed.
+        type Key<'a> = (&'a str, &'a str, Option<u32>);
+        let mut by_edge: BTreeMap<Key, Vec<(&str, u64, u64)>> = BTreeMap::new();
         for a in &acks {
             by_edge.entry((&a.site, &a.edge, a.kid)).or_default().push((&a.source_id, a.epoch, a.seq));
         }
