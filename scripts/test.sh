@@ -3,5 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# PostgreSQL for the dispatch-store tests: the one configured, the machine's, or a private cluster started here.
+eval "$(scripts/test-postgres.sh)"
+echo "test: PostgreSQL at $CROWDGRID_TEST_PG"
 cargo build --all-targets --locked
 cargo test --workspace --locked -- --test-threads 4 "$@"

@@ -37,6 +37,12 @@ pub struct Metrics {
     pub notify_errors: IntCounter,
     /// Edges currently online.
     pub edges_online: IntGauge,
+    /// Open HTTP connections.
+    pub http_connections: IntGauge,
+    /// HTTP connections refused (too many from one address).
+    pub http_refused: IntCounter,
+    /// Requests refused by the per-token rate limit.
+    pub http_rate_limited: IntCounter,
     /// Edge status messages rejected (malformed).
     pub status_rejected: IntCounter,
     /// Points written to InfluxDB.
@@ -114,6 +120,13 @@ impl Metrics {
             tickets_resolved: counter_vec(&r, "crowdgrid_tickets_resolved_total", "Tickets resolved, by how", "how"),
             notify_errors: counter(&r, "crowdgrid_notify_errors_total", "Ticket notifications that failed to publish"),
             edges_online: gauge(&r, "crowdgrid_edges_online", "Edge agents currently online"),
+            http_connections: gauge(&r, "crowdgrid_http_connections", "Open HTTP connections"),
+            http_refused: counter(
+                &r,
+                "crowdgrid_http_refused_total",
+                "HTTP connections refused (too many from one address)",
+            ),
+            http_rate_limited: counter(&r, "crowdgrid_http_rate_limited_total", "API requests over the per-token rate"),
             status_rejected: counter(&r, "crowdgrid_edge_status_rejected_total", "Malformed edge status messages"),
             influx_written: counter(&r, "crowdgrid_influx_points_written_total", "Points written to InfluxDB"),
             influx_buffered: gauge(&r, "crowdgrid_influx_points_buffered", "Points waiting for InfluxDB"),

@@ -70,7 +70,7 @@ fn document_lists_every_route_and_nothing_else() {
     }
     let sse = &doc["paths"]["/api/v1/events"]["get"];
     assert!(sse["responses"]["200"]["content"]["text/event-stream"].is_object());
-    assert!(sse["parameters"].as_array().unwrap().iter().any(|x| x["name"] == "access_token" && x["in"] == "query"));
+    assert!(sse["parameters"].as_array().unwrap().iter().any(|x| x["name"] == "ticket" && x["in"] == "query"));
 }
 
 /// A small validator for the subset of OpenAPI 3.0 schemas the document uses: `$ref`, `allOf`,

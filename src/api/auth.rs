@@ -8,28 +8,37 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, AppState};
 use crate::auth::{Principal, Role};
 
-/// The authenticated caller of a request (401 without a known token).
+/// The authenticated caller of a request (401 without a known token, 429 over its rate).
 pub struct Caller(pub Principal);
 
+/// The bearer token of the `Authorization` header, the only place a token is taken from (a token in a URL ends
+/// up in logs and browser history; the event stream takes a short-lived ticket instead, see `limit.rs`).
 fn token_from(parts: &Parts) -> Option<String> {
-    if let Some(v) = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        return v.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+    let v = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    v.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+}
+
+/// The record of the caller's bearer token, rate-limited per token.
+pub async fn bearer(parts: &Parts, state: &AppState) -> Result<crate::auth::TokenRecord, ApiError> {
+    let token = token_from(parts).ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
+    let rec = state
+        .tokens
+        .lookup(&token)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
+    if !state.limiter.allow(&token) {
+        state.metrics.http_rate_limited.inc();
+        return Err(ApiError::TooMany(format!("over {} requests/s for this token", state.limiter.rate())));
     }
-    // EventSource cannot set headers: the stream also takes ?access_token=.
-    parts.uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("access_token=").map(|t| t.to_string())))
+    Ok(rec)
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = token_from(parts).ok_or_else(|| ApiError::Unauthorized("missing bearer token".into()))?;
-        let rec = state
-            .tokens
-            .lookup(&token)
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?
-            .ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
+        let rec = bearer(parts, state).await?;
         Ok(Caller(Principal::new(rec, &state.sites)))
     }
 }

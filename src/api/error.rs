@@ -24,6 +24,12 @@ pub enum ApiError {
     /// 409: the ticket's state does not allow the action.
     #[error("{0}")]
     Conflict(String),
+    /// 429: over the per-token rate.
+    #[error("{0}")]
+    TooMany(String),
+    /// 503: a bounded resource (event streams) is full.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -47,6 +53,8 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -1,23 +1,59 @@
 //! `GET /api/v1/events`: Server-Sent Events of zone, ticket and edge changes, filtered to what the
-//! caller may see.
+//! caller may see, plus a `heartbeat` event every 10 s so a page can tell a quiet centre from a dead one.
+//! At most `[api] max_event_streams` are open (503 past that); every stream ends at shutdown so the server can
+//! stop. Opened with the `Authorization` header, or with `?ticket=` from `POST /api/v1/events/ticket`.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
+use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::stream::{self, Stream};
-use serde::Deserialize;
+use axum::Json;
+use futures::stream::{self, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::auth::Caller;
-use super::AppState;
+use super::auth::bearer;
+use super::{ApiError, AppState};
+use crate::auth::Principal;
 use crate::central::events::LiveEvent;
 
-/// `?site=`
+/// How often a `heartbeat` event is sent.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// `?site=&ticket=`
 #[derive(Deserialize)]
 pub struct EventParams {
     site: Option<String>,
+    ticket: Option<String>,
+}
+
+/// Who opens a stream: the bearer header, else a stream ticket.
+async fn stream_caller(parts: &Parts, state: &AppState, ticket: Option<&str>) -> Result<Principal, ApiError> {
+    if parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return Ok(Principal::new(bearer(parts, state).await?, &state.sites));
+    }
+    let ticket = ticket.ok_or_else(|| ApiError::Unauthorized("missing bearer token or stream ticket".into()))?;
+    let rec = state
+        .stream_tickets
+        .redeem(ticket)
+        .ok_or_else(|| ApiError::Unauthorized("unknown or expired stream ticket".into()))?;
+    Ok(Principal::new(rec, &state.sites))
+}
+
+/// A stream ticket.
+#[derive(Serialize)]
+pub struct StreamTicket {
+    ticket: String,
+    expires_in_s: u64,
+}
+
+/// `POST /api/v1/events/ticket`: a ticket that opens event streams for 60 s (any role).
+pub async fn ticket(State(s): State<AppState>, parts: Parts) -> Result<Json<StreamTicket>, ApiError> {
+    let rec = bearer(&parts, &s).await?;
+    let ticket = s.stream_tickets.issue(rec);
+    Ok(Json(StreamTicket { ticket, expires_in_s: super::limit::TICKET_TTL.as_secs() }))
 }
 
 fn encode(e: &LiveEvent) -> Option<Event> {
@@ -34,11 +70,22 @@ fn encode(e: &LiveEvent) -> Option<Event> {
 /// `GET /api/v1/events`
 pub async fn stream(
     State(s): State<AppState>,
-    Caller(p): Caller,
+    parts: Parts,
     Query(q): Query<EventParams>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let p = stream_caller(&parts, &s, q.ticket.as_deref()).await?;
+    if let Some(site) = &q.site {
+        if !s.sites.iter().any(|x| &x.config.id == site) {
+            return Err(ApiError::NotFound(format!("no site {site:?}")));
+        }
+    }
+    let permit = s
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::Unavailable("every event stream slot is taken; try again later".into()))?;
     let rx = s.events.subscribe();
-    let stream = stream::unfold((rx, p, q.site), |(mut rx, p, site)| async move {
+    let events = stream::unfold((rx, p, q.site), |(mut rx, p, site)| async move {
         loop {
             match rx.recv().await {
                 Ok(e) => {
@@ -62,5 +109,23 @@ pub async fn stream(
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("ping"))
+    let heartbeats = tokio_stream_interval(HEARTBEAT)
+        .map(|_| Ok::<_, Infallible>(Event::default().event("heartbeat").data(chrono::Utc::now().to_rfc3339())));
+    let shutdown = s.shutdown.clone();
+    let stream = stream::select(events, heartbeats)
+        .take_until(async move { shutdown.cancelled_owned().await })
+        // The permit lives as long as the stream: dropped when the client goes or the centre stops.
+        .map(move |e| {
+            let _held = &permit;
+            e
+        });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("ping")))
+}
+
+/// Ticks every `every`, the first after `every`.
+fn tokio_stream_interval(every: Duration) -> impl Stream<Item = ()> {
+    stream::unfold(tokio::time::interval_at(tokio::time::Instant::now() + every, every), |mut i| async move {
+        i.tick().await;
+        Some(((), i))
+    })
 }

@@ -5,7 +5,9 @@ mod auth;
 mod error;
 mod events;
 mod kpis;
+pub mod limit;
 mod ops;
+pub mod serve;
 mod tickets;
 mod ui;
 mod zones;
@@ -60,6 +62,14 @@ pub struct AppState {
     pub tile_url: Option<String>,
     /// Per-source sequence state (gaps, reordering, duplicates).
     pub sequences: Arc<Mutex<crate::central::dedup::Dedup>>,
+    /// Cancelled at shutdown: event streams end.
+    pub shutdown: tokio_util::sync::CancellationToken,
+    /// One permit per open event stream.
+    pub streams: Arc<tokio::sync::Semaphore>,
+    /// Short-lived tickets that open event streams.
+    pub stream_tickets: limit::StreamTickets,
+    /// Requests per token.
+    pub limiter: limit::RateLimiter,
 }
 
 /// Every route, in one place (docs/openapi.json lists the same; a test compares them).
@@ -70,6 +80,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/sites"),
     ("GET", "/api/v1/zones"),
     ("GET", "/api/v1/sequences"),
+    ("POST", "/api/v1/events/ticket"),
     ("GET", "/api/v1/zones.geojson"),
     ("GET", "/api/v1/zones/{site}/{zone}/series"),
     ("GET", "/api/v1/tickets"),
@@ -104,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tickets/{id}/evidence", get(tickets::evidence))
         .route("/api/v1/tickets/{id}/{action}", post(tickets::act))
         .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/events/ticket", post(events::ticket))
         .route("/api/v1/edges", get(ops::edges))
         .route("/api/v1/sequences", get(ops::sequences))
         .route("/api/v1/rules", get(ops::rules))

@@ -365,6 +365,22 @@ pub struct ApiConfig {
     /// Optional basemap tile URL template for the map (e.g. a city GIS server); none reachable by default.
     #[serde(default)]
     pub tile_url: Option<String>,
+    /// Connection limits (`[api.limits]`).
+    #[serde(default)]
+    pub limits: crate::api::serve::ServeLimits,
+    /// Live event streams open at once at most (more are answered 503).
+    #[serde(default = "default_max_streams")]
+    pub max_event_streams: usize,
+    /// Requests per second per token, sustained (bursts of 10 × this are allowed); over it: 429.
+    #[serde(default = "default_rate")]
+    pub rate_per_token: f64,
+}
+
+fn default_max_streams() -> usize {
+    256
+}
+fn default_rate() -> f64 {
+    50.0
 }
 
 fn default_api_listen() -> SocketAddr {
@@ -373,7 +389,13 @@ fn default_api_listen() -> SocketAddr {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { listen: default_api_listen(), tile_url: None }
+        Self {
+            listen: default_api_listen(),
+            tile_url: None,
+            limits: Default::default(),
+            max_event_streams: default_max_streams(),
+            rate_per_token: default_rate(),
+        }
     }
 }
 
@@ -488,6 +510,13 @@ impl CentralConfig {
                     ),
                 );
             }
+        }
+        let a = &self.api;
+        if a.limits.max_connections == 0 || a.limits.max_per_ip == 0 || a.limits.header_read_timeout_s == 0 {
+            p.push("api.limits", "max_connections, max_per_ip and header_read_timeout_s must be positive");
+        }
+        if a.max_event_streams == 0 || !(a.rate_per_token.is_finite() && a.rate_per_token > 0.0) {
+            p.push("api", "max_event_streams and rate_per_token must be positive");
         }
         if self.edges.refresh_s == 0 {
             p.push("edges.refresh_s", "must be positive");

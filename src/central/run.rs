@@ -249,6 +249,10 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         escalation: config.escalation.clone(),
         tile_url: config.api.tile_url.clone(),
         sequences: dedup.clone(),
+        shutdown: shutdown.clone(),
+        streams: Arc::new(tokio::sync::Semaphore::new(config.api.max_event_streams)),
+        stream_tickets: Default::default(),
+        limiter: crate::api::limit::RateLimiter::new(config.api.rate_per_token),
     };
 
     let mut tasks = Vec::new();
@@ -323,13 +327,10 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         dispatcher_done.cancel();
     }));
     tasks.push(tokio::spawn(ingest::run_notifier(notifier_client, notifier_loop, notifier_stop)));
-    let api_shutdown = shutdown.clone();
+    let (api_shutdown, api_limits, api_metrics) = (shutdown.clone(), config.api.limits, metrics.clone());
     tasks.push(tokio::spawn(async move {
         let app = api::router(state);
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move { api_shutdown.cancelled().await });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "api server failed");
-        }
+        api::serve::serve(listener, app, api_limits, api_metrics, api_shutdown, Duration::from_secs(5)).await;
     }));
     // Return once readings can be received: a publish before our subscription would be lost on a
     // broker that has no session for us yet. An unreachable external broker must not block startup.

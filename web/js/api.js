@@ -1,5 +1,6 @@
 // Shared client for the crowdgrid API (docs/API.md): bearer token handling, JSON fetch, the live event
-// stream (SSE with ?access_token=, falling back to polling), and small formatting helpers.
+// stream (SSE opened with a short-lived ticket, falling back to polling, and reporting "disconnected" when
+// nothing — not even the centre's 10 s heartbeat — has arrived for a while), and small formatting helpers.
 
 const TOKEN_KEY = 'crowdgrid.token';
 
@@ -91,16 +92,22 @@ export async function me() {
   return api('/me');
 }
 
+/** Seconds without any event (the centre sends a heartbeat every 10 s) before a page says "disconnected". */
+export const STALE_S = 30;
+
 /**
- * Live updates. Opens `GET /api/v1/events` (EventSource) and calls handlers.zone/ticket/edge/lagged.
- * If the stream cannot be opened it falls back to calling `poll()` every `pollMs`.
- * `onStatus(kind, text)` reports 'live' | 'polling' | 'down'.
+ * Live updates. Opens `GET /api/v1/events` (EventSource, with a 60 s ticket from `POST /events/ticket`: the
+ * token itself never goes into a URL) and calls handlers.zone/ticket/edge/lagged. If the stream cannot be
+ * opened it falls back to calling `poll()` every `pollMs`. `onStatus(kind, text)` reports 'live' | 'polling' |
+ * 'down'; 'live' carries the time of the last event, and after STALE_S seconds of silence the page turns
+ * 'down' ("disconnected") and reconnects.
  */
 export function liveUpdates({ site, handlers, poll, pollMs = 5000, onStatus = () => {} }) {
   let es = null;
   let pollTimer = null;
   let failures = 0;
   let closed = false;
+  let lastEvent = 0;
 
   const startPolling = () => {
     if (pollTimer || closed) return;
@@ -111,21 +118,41 @@ export function liveUpdates({ site, handlers, poll, pollMs = 5000, onStatus = ()
     if (pollTimer) clearInterval(pollTimer);
     pollTimer = null;
   };
+  const heard = () => {
+    lastEvent = Date.now();
+    onStatus('live', 'live · ' + new Date(lastEvent).toLocaleTimeString());
+  };
+  const retry = () => {
+    failures += 1;
+    setTimeout(open, Math.min(30000, 2000 * failures));
+  };
 
-  const open = () => {
+  const open = async () => {
     if (closed) return;
-    const q = new URLSearchParams({ access_token: token() || '' });
+    let ticket;
+    try {
+      ticket = (await api('/events/ticket', { method: 'POST' })).ticket;
+    } catch (e) {
+      if (e.status === 401) return;
+      onStatus('down', 'disconnected — the centre does not answer');
+      startPolling();
+      retry();
+      return;
+    }
+    const q = new URLSearchParams({ ticket });
     if (site) q.set('site', site);
     es = new EventSource('/api/v1/events?' + q.toString());
     es.onopen = () => {
       failures = 0;
       stopPolling();
-      onStatus('live', 'live');
+      heard();
       // Catch up with whatever happened while the stream was down.
       if (poll) poll().catch(() => {});
     };
-    for (const type of ['zone', 'ticket', 'edge', 'lagged']) {
+    for (const type of ['zone', 'ticket', 'edge', 'lagged', 'heartbeat']) {
       es.addEventListener(type, (ev) => {
+        heard();
+        if (type === 'heartbeat') return;
         let data;
         try {
           data = JSON.parse(ev.data);
@@ -139,27 +166,29 @@ export function liveUpdates({ site, handlers, poll, pollMs = 5000, onStatus = ()
         if (h) h(data);
       });
     }
-    es.onerror = async () => {
-      if (es.readyState === EventSource.CLOSED) {
-        // Closed for good (HTTP error, e.g. 401 or 404): find out why, poll meanwhile, retry later.
-        failures += 1;
-        try {
-          await api('/me');
-        } catch (e) {
-          if (e.status === 401) return;
-        }
-        startPolling();
-        setTimeout(open, Math.min(30000, 2000 * failures));
-      } else {
-        onStatus('down', 'reconnecting…');
-        startPolling();
-      }
+    es.onerror = () => {
+      // The ticket is single-use for reconnects after it expires: always reopen with a fresh one.
+      es.close();
+      onStatus('down', 'disconnected — reconnecting…');
+      startPolling();
+      retry();
     };
   };
+  const watchdog = setInterval(() => {
+    if (closed || !es || es.readyState !== EventSource.OPEN) return;
+    const silent = Math.round((Date.now() - lastEvent) / 1000);
+    if (silent >= STALE_S) {
+      es.close();
+      onStatus('down', `disconnected — nothing for ${silent} s`);
+      startPolling();
+      retry();
+    }
+  }, 5000);
   open();
   return {
     close() {
       closed = true;
+      clearInterval(watchdog);
       stopPolling();
       if (es) es.close();
     },

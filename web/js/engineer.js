@@ -51,7 +51,7 @@ async function main() {
     onStatus: (state, text) => {
       const c = document.getElementById('conn');
       c.dataset.state = state;
-      c.textContent = state === 'live' ? 'live' : text;
+      c.textContent = text;
     },
   });
   setInterval(() => {

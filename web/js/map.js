@@ -160,7 +160,7 @@ async function loadSite(siteId) {
     onStatus: (state, text) => {
       const c = document.getElementById('conn');
       c.dataset.state = state;
-      c.textContent = state === 'live' ? 'live' : text;
+      c.textContent = text;
     },
   });
 }
