@@ -308,6 +308,7 @@ async fn run(args: Args) -> i32 {
         client_id: client_id.clone(),
         username: None,
         password: None,
+        tls_ca: None,
         topic_prefix: prefix.clone(),
     };
     let site_ids: Vec<String> = loaded.sites.iter().map(|s| s.config.id.clone()).collect();

@@ -53,6 +53,16 @@ enum Command {
     },
     /// Manage edge credentials (each edge signs what it sends; revocation needs no restart).
     EdgeCredential(crate::credential_cli::CredentialArgs),
+    /// Write a self-signed certificate for the centre (`centre.crt`, `centre.key`) for `[tls]` and edges'
+    /// `[mqtt] tls_ca`: for a demo or a trial; production uses the city's CA.
+    TlsSelfsigned {
+        /// Directory to write into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Extra host names or IP addresses the certificate must name (localhost and 127.0.0.1 always are).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
     /// Governance KPIs (tier shares against 70/80/95 %, response times, per worker and department).
     Kpis(crate::kpi_cli::KpiArgs),
     /// Validate configuration files (central, edge or site; detected by their keys). Exit 64 if any is invalid.
@@ -229,6 +239,17 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Kpis(args) => crate::kpi_cli::run(args).await,
         Command::Token { command } => token_command(command).await,
         Command::EdgeCredential(args) => crate::credential_cli::run(args).await,
+        Command::TlsSelfsigned { out, hosts } => match crate::central::tls::write_self_signed(&out, &hosts) {
+            Ok(t) => {
+                println!("[tls]\ncert = \"{}\"\nkey = \"{}\"", t.cert.display(), t.key.display());
+                eprintln!("edges trust it with [mqtt] tls_ca = \"{}\"", t.cert.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("crowdgrid tls-selfsigned: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { paths } => {
             let mut bad = 0;
             for p in &paths {

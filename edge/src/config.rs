@@ -81,6 +81,13 @@ pub struct MqttConfig {
     /// or `puback` (the broker took it: for a broker without a crowdgrid centre behind it).
     #[serde(default)]
     pub delete_on: DeleteOn,
+    /// PEM file of the certificate authority (or, self-signed, the centre's certificate) to trust: the broker
+    /// connection uses TLS and trusts exactly this. Unset: plain TCP (only to a broker on this machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<PathBuf>,
+    /// The TLS configuration built from `tls_ca` at load.
+    #[serde(skip)]
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Readings the broker took but the centre has not acknowledged after this many seconds are sent again.
     #[serde(default = "default_commit_timeout")]
     pub commit_timeout_s: u64,
@@ -134,6 +141,8 @@ impl Default for MqttConfig {
             max_backoff_s: default_max_backoff(),
             credential_file: None,
             credential: None,
+            tls_ca: None,
+            tls: None,
             delete_on: DeleteOn::Commit,
             commit_timeout_s: default_commit_timeout(),
         }
@@ -490,6 +499,12 @@ impl EdgeConfig {
                 Err(e) => p.push("mqtt.credential_file", format!("{}: {e}", file.display())),
             }
         }
+        if let Some(ca) = &config.mqtt.tls_ca {
+            match crate::tls::client_config(ca) {
+                Ok(c) => config.mqtt.tls = Some(c),
+                Err(e) => p.push("mqtt.tls_ca", e),
+            }
+        }
         config.validate(&site, &mut p);
         p.into_result(path)?;
         Ok(LoadedEdge { config, site })
@@ -501,6 +516,9 @@ impl EdgeConfig {
         self.queue.path = resolve(base, &self.queue.path);
         if let Some(f) = &self.mqtt.credential_file {
             self.mqtt.credential_file = Some(resolve(base, f));
+        }
+        if let Some(f) = &self.mqtt.tls_ca {
+            self.mqtt.tls_ca = Some(resolve(base, f));
         }
         for s in &mut self.sources {
             let input = match s {
@@ -533,6 +551,13 @@ impl EdgeConfig {
         }
         if self.mqtt.status_interval_s == 0 {
             p.push("mqtt.status_interval_s", "must be positive");
+        }
+        let local = matches!(self.mqtt.host.as_str(), "localhost" | "127.0.0.1" | "::1")
+            || self.mqtt.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !local && self.mqtt.tls_ca.is_none() {
+            // The credential is the broker password and the signing key: in clear text it could be read off the
+            // wire and used to forge readings.
+            p.push("mqtt.tls_ca", format!("{} is not this machine: set tls_ca to reach it over TLS", self.mqtt.host));
         }
         if self.mqtt.commit_timeout_s == 0 {
             p.push("mqtt.commit_timeout_s", "must be positive");

@@ -36,8 +36,12 @@ impl Identity {
         }
     }
 
-    /// Sets the broker login: `{site}/{edge}` with the credential, else the configured username/password.
+    /// Sets how to reach the broker: TLS when `[mqtt] tls_ca` is set, and the login — `{site}/{edge}` with the
+    /// credential, else the configured username/password.
     pub fn login(&self, opts: &mut MqttOptions, mqtt: &MqttConfig) {
+        if let Some(tls) = &mqtt.tls {
+            crate::tls::use_tls(opts, tls.clone());
+        }
         match &self.credential {
             Some(c) => {
                 opts.set_credentials(format!("{}/{}", self.site, self.edge), c.secret.clone());

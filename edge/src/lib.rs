@@ -11,6 +11,7 @@
 //! - [`identity`]: the edge's credential: signs what it publishes, checks the centre's acknowledgements.
 //! - [`health`]: per-source counters reported in the edge status message.
 //! - [`vision`]: camera and drone detection (OpenCV + ONNX Runtime), zones, homography, drone footprint.
+//! - [`tls`]: TLS towards the broker (trusting one PEM file).
 //! - [`agent`]: wires it all together and shuts down gracefully.
 
 pub mod agent;
@@ -24,4 +25,5 @@ pub mod memory;
 pub mod publisher;
 pub mod queue;
 pub mod source;
+pub mod tls;
 pub mod vision;

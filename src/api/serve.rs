@@ -81,68 +81,112 @@ impl PerIp {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown`, then lets open requests finish for up to `grace`.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    limits: ServeLimits,
-    metrics: Metrics,
-    shutdown: CancellationToken,
-    grace: Duration,
-) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let per_ip = PerIp::default();
-    let graceful = GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(limits.header_read_timeout_s.max(1)));
-    let mut refused_logged = false;
-    loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer): (_, SocketAddr) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => {
-                    // EMFILE and friends: wait a little instead of spinning.
-                    tracing::warn!(error = %e, "api accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+/// How the API serves connections.
+pub struct Server {
+    /// Connection limits.
+    pub limits: ServeLimits,
+    /// HTTPS when set (`[tls]`): the TLS handshake must also finish within the header timeout.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Counters.
+    pub metrics: Metrics,
+}
+
+impl Server {
+    /// Serves `app` on `listener` until `shutdown`, then lets open requests finish for up to `grace`.
+    pub async fn serve(self, listener: TcpListener, app: Router, shutdown: CancellationToken, grace: Duration) {
+        let Server { limits, tls, metrics } = self;
+        let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+        let per_ip = PerIp::default();
+        let graceful = GracefulShutdown::new();
+        let head_timeout = Duration::from_secs(limits.header_read_timeout_s.max(1));
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new()).header_read_timeout(head_timeout);
+        let mut refused_logged = false;
+        loop {
+            let permit = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                p = slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let (stream, peer): (_, SocketAddr) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = listener.accept() => match r {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // EMFILE and friends: wait a little instead of spinning.
+                        tracing::warn!(error = %e, "api accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            if !per_ip.enter(peer.ip(), limits.max_per_ip) {
+                metrics.http_refused.inc();
+                if !refused_logged {
+                    refused_logged = true;
+                    tracing::warn!(peer = %peer.ip(), max_per_ip = limits.max_per_ip, "api connection refused: too many from one address (logged once; counted)");
                 }
-            },
-        };
-        if !per_ip.enter(peer.ip(), limits.max_per_ip) {
-            metrics.http_refused.inc();
-            if !refused_logged {
-                refused_logged = true;
-                tracing::warn!(peer = %peer.ip(), max_per_ip = limits.max_per_ip, "api connection refused: too many from one address (logged once; counted)");
+                drop(stream);
+                continue;
             }
-            drop(stream);
-            continue;
+            let _ = stream.set_nodelay(true);
+            metrics.http_connections.inc();
+            let done = Done {
+                per_ip: per_ip.clone(),
+                ip: peer.ip(),
+                gauge: metrics.http_connections.clone(),
+                _permit: permit,
+            };
+            let svc = TowerToHyperService::new(app.clone());
+            match &tls {
+                None => {
+                    let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), svc));
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, peer = %peer, "api connection ended with an error");
+                        }
+                        drop(done);
+                    });
+                }
+                Some(acceptor) => {
+                    let (acceptor, http, watcher) = (acceptor.clone(), http.clone(), graceful.watcher());
+                    tokio::spawn(async move {
+                        match tokio::time::timeout(head_timeout, acceptor.accept(stream)).await {
+                            Ok(Ok(tls_stream)) => {
+                                let conn = watcher.watch(http.serve_connection(TokioIo::new(tls_stream), svc));
+                                if let Err(e) = conn.await {
+                                    tracing::debug!(error = %e, peer = %peer, "api connection ended with an error");
+                                }
+                            }
+                            Ok(Err(e)) => tracing::debug!(error = %e, peer = %peer, "tls handshake failed"),
+                            Err(_) => tracing::debug!(peer = %peer, "tls handshake timed out"),
+                        }
+                        drop(done);
+                    });
+                }
+            }
         }
-        let _ = stream.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-        let conn = graceful.watch(conn);
-        let per_ip = per_ip.clone();
-        metrics.http_connections.inc();
-        let gauge = metrics.http_connections.clone();
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, peer = %peer, "api connection ended with an error");
-            }
-            per_ip.leave(peer.ip());
-            gauge.dec();
-            drop(permit);
-        });
+        drop(listener);
+        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!(?grace, "api connections still open after the grace period; closing them");
+        }
     }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?grace, "api connections still open after the grace period; closing them");
+}
+
+/// Releases a connection's slot, its per-address count and the gauge when dropped.
+struct Done {
+    per_ip: PerIp,
+    ip: IpAddr,
+    gauge: prometheus::IntGauge,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.per_ip.leave(self.ip);
+        self.gauge.dec();
     }
 }
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
+use super::tls::TlsConfig;
 use crate::auth::edge_credentials::{Registry, CENTRE_ID};
 
 /// Segments kept per subscription filter.
@@ -62,10 +63,18 @@ pub enum BrokerError {
     /// The broker thread could not be spawned.
     #[error("cannot spawn the broker thread: {0}")]
     Thread(std::io::Error),
+    /// The TLS files could not be used.
+    #[error("embedded broker TLS: {0}")]
+    Tls(String),
 }
 
 /// Builds the rumqttd configuration (its settings structs have no `Default`).
-fn broker_config(listen: SocketAddr, max_payload_bytes: usize, auth: Option<BrokerAuth>) -> Config {
+fn broker_config(
+    listen: SocketAddr,
+    max_payload_bytes: usize,
+    auth: Option<BrokerAuth>,
+    tls: Option<&TlsConfig>,
+) -> Config {
     let mut connections = ConnectionSettings {
         connection_timeout_ms: 10_000,
         max_payload_size: max_payload_bytes,
@@ -86,7 +95,11 @@ fn broker_config(listen: SocketAddr, max_payload_bytes: usize, auth: Option<Brok
     let server = ServerSettings {
         name: "v4-crowdgrid".to_string(),
         listen,
-        tls: None,
+        tls: tls.map(|t| rumqttd::TlsConfig::Rustls {
+            capath: None,
+            certpath: t.cert.display().to_string(),
+            keypath: t.key.display().to_string(),
+        }),
         next_connection_delay_ms: 1,
         connections,
     };
@@ -109,11 +122,16 @@ pub fn start_embedded(
     listen: SocketAddr,
     max_payload_bytes: usize,
     auth: Option<BrokerAuth>,
+    tls: Option<&TlsConfig>,
 ) -> Result<SocketAddr, BrokerError> {
     // Probe the address so a taken port is a clear error instead of a log line from a dead thread.
     drop(TcpListener::bind(listen).map_err(|source| BrokerError::Bind { addr: listen, source })?);
     let probe_login = auth.as_ref().map(|a| a.centre_password.clone());
-    let config = broker_config(listen, max_payload_bytes, auth);
+    let probe_tls = match tls {
+        Some(t) => Some(t.client_config().map_err(|e| BrokerError::Tls(e.to_string()))?),
+        None => None,
+    };
+    let config = broker_config(listen, max_payload_bytes, auth, tls);
     std::thread::Builder::new()
         .name("rumqttd".to_string())
         .spawn(move || {
@@ -124,7 +142,7 @@ pub fn start_embedded(
         })
         .map_err(BrokerError::Thread)?;
     for _ in 0..100 {
-        if mqtt_ping(listen, probe_login.as_deref()).is_ok() {
+        if mqtt_ping(listen, probe_login.as_deref(), probe_tls.clone()).is_ok() {
             tracing::info!(%listen, "embedded MQTT broker listening");
             return Ok(listen);
         }
@@ -134,11 +152,25 @@ pub fn start_embedded(
 }
 
 /// A real MQTT 3.1.1 CONNECT → CONNACK → DISCONNECT exchange (a bare TCP probe makes rumqttd log an error),
-/// logged in as the centre when the broker requires it.
-fn mqtt_ping(addr: SocketAddr, centre_password: Option<&str>) -> std::io::Result<()> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100))?;
-    s.set_read_timeout(Some(Duration::from_millis(500)))?;
+/// logged in as the centre when the broker requires it, over TLS when it speaks TLS.
+fn mqtt_ping(
+    addr: SocketAddr,
+    centre_password: Option<&str>,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> std::io::Result<()> {
+    let tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100))?;
+    tcp.set_read_timeout(Some(Duration::from_millis(500)))?;
+    match tls {
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::from(addr.ip());
+            let conn = rustls::ClientConnection::new(config, name).map_err(std::io::Error::other)?;
+            mqtt_exchange(&mut rustls::StreamOwned::new(conn, tcp), centre_password)
+        }
+        None => mqtt_exchange(&mut { tcp }, centre_password),
+    }
+}
+
+fn mqtt_exchange(s: &mut (impl std::io::Read + std::io::Write), centre_password: Option<&str>) -> std::io::Result<()> {
     let id = format!("{CENTRE_ID}-probe");
     let field = |out: &mut Vec<u8>, b: &[u8]| {
         out.extend_from_slice(&(b.len() as u16).to_be_bytes());

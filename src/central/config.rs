@@ -30,6 +30,9 @@ pub struct CentralConfig {
     /// How edges prove who they are (credentials, signed messages).
     #[serde(default)]
     pub edges: crate::auth::edge_credentials::EdgeAuthConfig,
+    /// The centre's certificate: with it, the embedded broker speaks MQTT over TLS and the API HTTPS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::tls::TlsConfig>,
     /// Embedded time-series and ticket store.
     pub store: StoreConfig,
     /// Optional InfluxDB v2 sink (or any server speaking its write API).
@@ -181,6 +184,9 @@ pub enum BrokerConfig {
         /// Password.
         #[serde(default)]
         password: Option<String>,
+        /// PEM CA to trust: connect with TLS (the broker's certificate must name `host`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tls_ca: Option<PathBuf>,
         /// Topic prefix.
         #[serde(default = "default_prefix")]
         topic_prefix: String,
@@ -441,6 +447,14 @@ impl CentralConfig {
         if let Some(k) = &config.edges.key_file {
             config.edges.key_file = Some(resolve(path, k));
         }
+        if let Some(t) = &mut config.tls {
+            t.cert = resolve(path, &t.cert);
+            t.key = resolve(path, &t.key);
+            t.ca = t.ca.as_ref().map(|c| resolve(path, c));
+        }
+        if let BrokerConfig::External { tls_ca: Some(ca), .. } = &mut config.broker {
+            *ca = resolve(path, ca);
+        }
         for s in &mut config.sites {
             *s = resolve(path, s);
         }
@@ -501,17 +515,35 @@ impl CentralConfig {
             if *max_payload_bytes < i.max_payload_bytes {
                 p.push("broker.max_payload_bytes", "must be at least ingest.max_payload_bytes");
             }
-            // Anyone who can reach an open broker can raise tickets or blind a zone.
-            if !listen.ip().is_loopback() && self.edges.authentication == Authentication::Off {
+            // Anyone who can reach an open broker can raise tickets or blind a zone; without TLS anyone on the
+            // path reads every reading and credential.
+            if !listen.ip().is_loopback() && (self.edges.authentication == Authentication::Off || self.tls.is_none()) {
                 p.push(
                     "broker.listen",
                     format!(
-                        "{listen} is not a loopback address: set [edges] authentication = \"required\" to listen there"
+                        "{listen} is not a loopback address: it needs [edges] authentication = \"required\" and [tls]"
                     ),
                 );
             }
         }
         let a = &self.api;
+        if !a.listen.ip().is_loopback() && self.tls.is_none() {
+            p.push(
+                "api.listen",
+                format!(
+                    "{} is not a loopback address: it needs [tls] (tokens would cross the network in clear)",
+                    a.listen
+                ),
+            );
+        }
+        if let Some(t) = &self.tls {
+            if let Err(e) = t.server_config() {
+                p.push("tls", e);
+            }
+            if let Err(e) = t.client_config() {
+                p.push("tls.ca", e);
+            }
+        }
         if a.limits.max_connections == 0 || a.limits.max_per_ip == 0 || a.limits.header_read_timeout_s == 0 {
             p.push("api.limits", "max_connections, max_per_ip and header_read_timeout_s must be positive");
         }

@@ -50,6 +50,8 @@ pub struct MqttSettings {
     pub prefix: String,
     /// Largest incoming packet the client accepts (bigger ones are refused by the broker first).
     pub max_packet: usize,
+    /// TLS towards the broker.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// Creates the subscriber client and its event loop.
@@ -68,6 +70,9 @@ pub fn connect_as(s: &MqttSettings, client_id: &str, clean: bool) -> (AsyncClien
     opts.set_inflight(200);
     if let Some((u, p)) = &s.credentials {
         opts.set_credentials(u, p);
+    }
+    if let Some(tls) = &s.tls {
+        crowdgrid_edge::tls::use_tls(&mut opts, tls.clone());
     }
     AsyncClient::new(opts, 1000)
 }

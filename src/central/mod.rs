@@ -17,6 +17,7 @@ pub mod notify;
 pub mod process;
 pub mod run;
 pub mod tick;
+pub mod tls;
 pub mod validate;
 
 pub use run::{start, Central, CentralError};

@@ -53,6 +53,9 @@ pub enum CentralError {
     /// Edge credentials problem (master key, table).
     #[error(transparent)]
     Credentials(#[from] crate::auth::edge_credentials::CredentialError),
+    /// TLS files problem.
+    #[error(transparent)]
+    Tls(#[from] super::tls::TlsError),
     /// The API address is not free.
     #[error("cannot listen on {addr} for the API: {source}")]
     Api {
@@ -182,7 +185,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
             let auth = (auth_mode == Authentication::Required)
                 .then(|| BrokerAuth { registry: registry.clone(), centre_password: centre_password.clone() });
             let login = auth.is_some().then(|| (CENTRE_ID.to_string(), centre_password));
-            let addr = broker::start_embedded(*listen, *max_payload_bytes, auth)?;
+            let addr = broker::start_embedded(*listen, *max_payload_bytes, auth, config.tls.as_ref())?;
             MqttSettings {
                 host: addr.ip().to_string(),
                 port: addr.port(),
@@ -190,15 +193,23 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
                 credentials: login,
                 prefix: prefix.clone(),
                 max_packet: max_payload_bytes + 4096,
+                tls: match &config.tls {
+                    Some(t) => Some(t.client_config()?),
+                    None => None,
+                },
             }
         }
-        BrokerConfig::External { host, port, client_id, username, password, .. } => MqttSettings {
+        BrokerConfig::External { host, port, client_id, username, password, tls_ca, .. } => MqttSettings {
             host: host.clone(),
             port: *port,
             client_id: client_id.clone(),
             credentials: username.clone().map(|u| (u, password.clone().unwrap_or_default())),
             prefix: prefix.clone(),
             max_packet: 16 * 1024 * 1024,
+            tls: match tls_ca {
+                Some(ca) => Some(crowdgrid_edge::tls::client_config(ca)?),
+                None => None,
+            },
         },
     };
 
@@ -328,9 +339,14 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     }));
     tasks.push(tokio::spawn(ingest::run_notifier(notifier_client, notifier_loop, notifier_stop)));
     let (api_shutdown, api_limits, api_metrics) = (shutdown.clone(), config.api.limits, metrics.clone());
+    let api_tls = match &config.tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(t.server_config()?)),
+        None => None,
+    };
     tasks.push(tokio::spawn(async move {
         let app = api::router(state);
-        api::serve::serve(listener, app, api_limits, api_metrics, api_shutdown, Duration::from_secs(5)).await;
+        let server = api::serve::Server { limits: api_limits, tls: api_tls, metrics: api_metrics };
+        server.serve(listener, app, api_shutdown, Duration::from_secs(5)).await;
     }));
     // Return once readings can be received: a publish before our subscription would be lost on a
     // broker that has no session for us yet. An unreachable external broker must not block startup.

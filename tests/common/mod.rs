@@ -46,6 +46,7 @@ pub fn central_external(dir: &Path, host: &str, port: u16, prefix: &str, client_
         client_id: client_id.into(),
         username: None,
         password: None,
+        tls_ca: None,
         topic_prefix: prefix.into(),
     };
     c
