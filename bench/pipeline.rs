@@ -5,10 +5,14 @@
 //!
 //! ```sh
 //! cargo bench --bench pipeline -- --readings 200000 --publishers 4
+//! cargo bench --bench pipeline -- --readings 200000 --compare   # plain, then secure, each in its own process
 //! ```
 //!
 //! Options: `--readings N` (default 200000, or env `CROWDGRID_BENCH_READINGS`), `--publishers P` (default 4),
-//! `--inflight K` (QoS 1 window per publisher, default 200), `--timeout S` (default 300).
+//! `--inflight K` (QoS 1 window per publisher, default 200), `--timeout S` (default 300), `--secure` (the centre as
+//! deployed beyond one machine: edge authentication required, every reading signed with its edge's credential and
+//! checked, MQTT over TLS, commit acknowledgements published back to each edge), `--compare` (runs the plain and
+//! the secure configuration one after the other in child processes and prints the ratio and each peak RSS).
 //!
 //! Logs go to stderr at `warn` (`RUST_LOG` overrides); rumqttd is silenced by default because it logs every
 //! client disconnect as an error.
@@ -61,6 +65,20 @@ struct Args {
     /// Give up after this many seconds.
     #[arg(long = "timeout", default_value_t = 300)]
     timeout_s: u64,
+    /// Authentication, signed readings, TLS and commit acknowledgements on.
+    #[arg(long)]
+    secure: bool,
+    /// Run plain and secure in child processes and compare.
+    #[arg(long)]
+    compare: bool,
+}
+
+/// What a secure run needs at the publishers: TLS trust and, per publisher, its credential for each site.
+#[derive(Clone)]
+struct Secure {
+    tls: Arc<rustls::ClientConfig>,
+    creds: HashMap<(usize, String), crowdgrid_proto::signed::Credential>,
+    first_site: String,
 }
 
 impl Args {
@@ -96,6 +114,7 @@ fn build_payloads(
     zones: &[ZoneInfo],
     prefix: &str,
     start: chrono::DateTime<Utc>,
+    secure: Option<&Secure>,
 ) -> Vec<(String, Vec<u8>)> {
     let source_id = format!("bench-edge-{publisher}/sim");
     // Timestamps increase with seq like a real edge's, 1 ms apart (closer above 100,000 readings per
@@ -120,17 +139,50 @@ fn build_payloads(
             r.seq = seq;
             r.epoch = 1;
             let payload = serde_json::to_vec(&r).expect("serialise a reading");
-            (topic::reading(prefix, &z.site, &z.zone), payload)
+            let t = topic::reading(prefix, &z.site, &z.zone);
+            let payload = match secure {
+                // Signed as the edge signs it (the edge pays for this, not the centre: done before the clock).
+                Some(s) => {
+                    let cred = &s.creds[&(publisher, z.site.clone())];
+                    crowdgrid_proto::signed::seal(cred, &format!("bench-edge-{publisher}"), &t, &payload)
+                }
+                None => payload,
+            };
+            (t, payload)
         })
         .collect()
 }
 
-fn client(id: &str, host: &str, port: u16, inflight: u16) -> (AsyncClient, EventLoop) {
+/// A client `id`; with `secure`, over TLS and logged in as edge `id` of the first site with its credential.
+fn client(
+    id: &str,
+    host: &str,
+    port: u16,
+    inflight: u16,
+    secure: Option<(&Secure, usize)>,
+) -> (AsyncClient, EventLoop) {
     let mut opts = MqttOptions::new(id, host, port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_inflight(inflight);
     opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
+    if let Some((s, publisher)) = secure {
+        opts.set_credentials(
+            format!("{}/{id}", s.first_site),
+            s.creds[&(publisher, s.first_site.clone())].secret.clone(),
+        );
+        crowdgrid_edge::tls::use_tls(&mut opts, s.tls.clone());
+    }
     AsyncClient::new(opts, 1000)
+}
+
+/// This process's peak resident set, KiB (Linux).
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Polls a publisher's event loop: reports the ConnAck, then the instant the `n`-th PubAck arrived.
@@ -234,8 +286,16 @@ fn rate(n: u64, d: Duration) -> String {
 }
 
 /// Publishes one reading at a time until the centre has received one: its subscription is then in place.
-async fn warm_up(host: &str, port: u16, prefix: &str, zone: &ZoneInfo, metrics: &Metrics) -> u64 {
-    let (c, mut el) = client("bench-warmup", host, port, 10);
+async fn warm_up(
+    host: &str,
+    port: u16,
+    prefix: &str,
+    zone: &ZoneInfo,
+    metrics: &Metrics,
+    secure: Option<&Secure>,
+) -> u64 {
+    // The warm-up client is publisher "usize::MAX" (edge `bench-warmup`) in a secure run.
+    let (c, mut el) = client("bench-warmup", host, port, 10, secure.map(|s| (s, usize::MAX)));
     let poller = tokio::spawn(async move { while el.poll().await.is_ok() {} });
     let mut seq = 0u64;
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -260,9 +320,14 @@ async fn warm_up(host: &str, port: u16, prefix: &str, zone: &ZoneInfo, metrics: 
         );
         r.seq = seq;
         let payload = serde_json::to_vec(&r).expect("serialise a reading");
-        c.publish(topic::reading(prefix, &zone.site, &zone.zone), QoS::AtLeastOnce, false, payload)
-            .await
-            .expect("warm-up publish");
+        let t = topic::reading(prefix, &zone.site, &zone.zone);
+        let payload = match secure {
+            Some(s) => {
+                crowdgrid_proto::signed::seal(&s.creds[&(usize::MAX, zone.site.clone())], "bench-warmup", &t, &payload)
+            }
+            None => payload,
+        };
+        c.publish(t, QoS::AtLeastOnce, false, payload).await.expect("warm-up publish");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = c.try_disconnect();
@@ -277,8 +342,28 @@ async fn run(args: Args) -> i32 {
     let config_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/central.toml");
     let mut loaded = CentralConfig::load(&config_path).expect("load config/central.toml");
     loaded.config.store.path = dir.path().join("central.db");
-    // The load generator publishes unsigned v1 readings (the signed path is measured separately).
-    loaded.config.edges.authentication = crowdgrid::auth::edge_credentials::Authentication::Off;
+    let db = loaded.config.store.path.clone();
+    let secure = if args.secure {
+        let tls = crowdgrid::central::tls::write_self_signed(&dir.path().join("tls"), &[]).expect("a certificate");
+        let client_tls = tls.client_config().expect("a TLS client configuration");
+        loaded.config.tls = Some(tls);
+        loaded.config.edges.authentication = crowdgrid::auth::edge_credentials::Authentication::Required;
+        let store = crowdgrid::auth::edge_credentials::EdgeCredentials::open(&db, &loaded.config.edges.key_path(&db))
+            .expect("the credential table");
+        let mut creds = HashMap::new();
+        for site in &loaded.sites {
+            let id = &site.config.id;
+            for p in (0..args.publishers).chain([usize::MAX]) {
+                let edge = if p == usize::MAX { "bench-warmup".to_string() } else { format!("bench-edge-{p}") };
+                creds.insert((p, id.clone()), store.create(id, &edge).await.expect("a credential"));
+            }
+        }
+        Some(Secure { tls: client_tls, creds, first_site: loaded.sites[0].config.id.clone() })
+    } else {
+        // The load generator publishes unsigned v1 readings.
+        loaded.config.edges.authentication = crowdgrid::auth::edge_credentials::Authentication::Off;
+        None
+    };
     loaded.config.api.listen = "127.0.0.1:0".parse().expect("loopback address");
     if let BrokerConfig::Embedded { listen, .. } = &mut loaded.config.broker {
         *listen = free_loopback_addr().expect("a free loopback port");
@@ -307,7 +392,7 @@ async fn run(args: Args) -> i32 {
     let metrics = central.metrics.clone();
     let (host, port) = central.mqtt.clone();
 
-    let warmups = warm_up(&host, port, &prefix, &zones[0], &metrics).await;
+    let warmups = warm_up(&host, port, &prefix, &zones[0], &metrics, secure.as_ref()).await;
     let stored0 = metrics.readings_stored.get();
     let received0 = metrics.readings_received.get();
     let tickets0 = tickets(&metrics);
@@ -320,13 +405,19 @@ async fn run(args: Args) -> i32 {
         let n = args.readings / p as u64 + u64::from((i as u64) < args.readings % p as u64);
         shares.push(n);
     }
-    let payloads: Vec<Vec<(String, Vec<u8>)>> =
-        shares.iter().enumerate().map(|(i, &n)| build_payloads(i, n, &zones, &prefix, start_ts)).collect();
+    let payloads: Vec<Vec<(String, Vec<u8>)>> = shares
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| build_payloads(i, n, &zones, &prefix, start_ts, secure.as_ref()))
+        .collect();
     let avg_payload = payloads.iter().flatten().map(|(_, b)| b.len()).sum::<usize>() as f64 / args.readings as f64;
 
     println!(
-        "crowdgrid pipeline bench: {} readings, {} publishers, QoS 1 (inflight {}), embedded rumqttd, SQLite store + rules",
-        args.readings, p, args.inflight
+        "crowdgrid pipeline bench: {} readings, {} publishers, QoS 1 (inflight {}), embedded rumqttd, SQLite store + rules{}",
+        args.readings,
+        p,
+        args.inflight,
+        if secure.is_some() { ", SECURE: signed readings + edge login + TLS + commit acknowledgements" } else { "" }
     );
     println!(
         "  {} zones in {} sites, ~{:.0} B payloads, ingest channel {}, store batch_max {}, {} warm-up readings",
@@ -344,7 +435,7 @@ async fn run(args: Args) -> i32 {
     let mut senders = Vec::new();
     let mut clients = Vec::new();
     for (i, (items, &n)) in payloads.into_iter().zip(&shares).enumerate() {
-        let (c, el) = client(&format!("bench-edge-{i}"), &host, port, args.inflight);
+        let (c, el) = client(&format!("bench-edge-{i}"), &host, port, args.inflight, secure.as_ref().map(|s| (s, i)));
         let (conn_tx, conn_rx) = oneshot::channel();
         let (done_tx, done_rx) = oneshot::channel();
         pollers.push(tokio::spawn(poll_acks(el, n, conn_tx, done_tx)));
@@ -468,6 +559,11 @@ async fn run(args: Args) -> i32 {
         );
     }
     println!("  peak ingest queue {peak_queue}, peak store pending {peak_pending}");
+    println!("  commit acknowledgements sent {}", metrics.acks_sent.get());
+    println!("  peak RSS of the process (centre + broker + load generator): {} KiB", peak_rss_kib());
+    if let Some(t) = stored_at {
+        println!("RESULT stored_per_s={:.0} peak_rss_kib={}", total as f64 / (t - t0).as_secs_f64(), peak_rss_kib());
+    }
     println!(
         "  rejected {rej}, duplicates {dup}, store errors {}, tickets opened {opened}",
         metrics.store_errors.get()
@@ -515,9 +611,66 @@ fn main() {
         .with_writer(std::io::stderr)
         .try_init();
     let args = parse_args();
+    if args.compare {
+        std::process::exit(compare());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("build the tokio runtime");
     let code = rt.block_on(run(args));
     // rumqttd has no stop: its thread lives until the process exits.
     rt.shutdown_timeout(Duration::from_secs(1));
     std::process::exit(code);
+}
+
+/// Runs this bench twice in child processes, plain then secure, with the same other options; prints the ratio.
+fn compare() -> i32 {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("pipeline bench: {e}");
+            return 1;
+        }
+    };
+    let rest: Vec<String> = std::env::args().skip(1).filter(|a| a != "--compare" && a != "--bench").collect();
+    let mut results = Vec::new();
+    for secure in [false, true] {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(&rest);
+        if secure {
+            cmd.arg("--secure");
+        }
+        let out = match cmd.output() {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("pipeline bench: {e}");
+                return 1;
+            }
+        };
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        print!("{text}");
+        let result = text.lines().find_map(|l| l.strip_prefix("RESULT ")).map(|r| {
+            let field = |k: &str| {
+                r.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(k))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            (field("stored_per_s="), field("peak_rss_kib="))
+        });
+        match result {
+            Some(r) if out.status.success() => results.push(r),
+            _ => {
+                eprintln!("pipeline bench: the {} run failed", if secure { "secure" } else { "plain" });
+                return 1;
+            }
+        }
+    }
+    let ((plain, plain_rss), (secure, secure_rss)) = (results[0], results[1]);
+    println!(
+        "COMPARE plain {plain:.0} readings/s (peak RSS {:.0} MiB), secure {secure:.0} readings/s (peak RSS {:.0} MiB): \
+         secure = {:.0} % of plain",
+        plain_rss / 1024.0,
+        secure_rss / 1024.0,
+        100.0 * secure / plain.max(1.0)
+    );
+    0
 }

@@ -160,8 +160,9 @@ async fn token_command(cmd: TokenCommand) -> ExitCode {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Edge agents (and the demo, which runs them) run detectors: keep glibc from growing an arena per thread.
-    if matches!(cli.command, Command::Edge { .. } | Command::Demo(_)) {
+    // Edge agents (and the demo, which runs them) run detectors, the centre's broker and ingest pass payloads up
+    // to 1 MiB between threads: keep glibc from growing an arena per thread and hoarding freed large blocks.
+    if matches!(cli.command, Command::Edge { .. } | Command::Demo(_) | Command::Central { .. }) {
         crowdgrid_edge::memory::tune_allocator();
     }
     init_tracing();

@@ -4,6 +4,8 @@
 //! may see the ticket. A camera without `evidence` never sends a frame.
 
 mod common;
+#[path = "../edge/tests/privacy/mod.rs"]
+mod privacy;
 
 use std::time::Duration;
 
@@ -73,6 +75,9 @@ async fn a_conflict_ticket_gets_a_blurred_snapshot_from_the_camera_that_saw_it()
     .await;
     assert!(jpeg.starts_with(&[0xFF, 0xD8, 0xFF]), "a JPEG");
     assert!(jpeg.len() <= 32768 && jpeg.len() > 2000, "{} bytes: under the camera's limit", jpeg.len());
+    // Every person marked by hand on the frame (edge/tests/data/privacy_boxes.json), found by the model or
+    // not, has lost nearly all of their detail in the JPEG the API serves.
+    privacy::assert_people_blurred(&privacy::marked_frame(&root(), "vtest_300.jpg"), &jpeg);
 
     // The lane belongs to the Boai Road grid: its worker sees the snapshot, the school's worker does not.
     let road = token(&db, Role::GridWorker, Some("huang-wei")).await;

@@ -6,7 +6,7 @@
 //! at CONNECT. rumqttd has no per-topic ACL, so what a logged-in edge may *say* is enforced per message at the
 //! centre (signed frames, `central::authn`), whichever broker carries it.
 //!
-//! Memory is bounded: each subscription filter keeps at most `SEGMENTS` segments of about four payloads each
+//! Memory is bounded: each subscription filter keeps at most `SEGMENTS` segments of one largest payload each
 //! (rumqttd's example config keeps 10 × 100 MiB per filter, which a flood of rejected 1 MiB messages fills).
 //!
 //! rumqttd's `Broker::start` blocks forever and reports a failed bind only in its log, so we check the
@@ -106,7 +106,7 @@ fn broker_config(
     let router = RouterConfig {
         max_connections: 10_010,
         max_outgoing_packet_count: 500,
-        max_segment_size: (4 * max_payload_bytes).max(1024 * 1024),
+        max_segment_size: max_payload_bytes.max(1024 * 1024),
         max_segment_count: SEGMENTS,
         custom_segment: None,
         initialized_filters: None,

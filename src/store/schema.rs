@@ -201,6 +201,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_empty_or_corrupt_store_file_is_refused_not_started_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        let e = open(&empty).unwrap_err().to_string();
+        assert!(e.contains("is empty (0 bytes)"), "{e}");
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "left as it was");
+        let corrupt = dir.path().join("corrupt.db");
+        std::fs::write(&corrupt, vec![0x42u8; 8192]).unwrap();
+        let e = open(&corrupt).unwrap_err().to_string();
+        assert!(e.contains("not a database"), "{e}");
+        assert!(open(&dir.path().join("new.db")).is_ok(), "a missing file is a new store");
+    }
+
+    #[test]
     fn a_version_2_file_is_migrated_once_and_an_unknown_one_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
