@@ -150,7 +150,7 @@ mod tests {
         scores[3 * 3] = 0.9; // cell 3 (row 1, col 1): person
         scores[3 * 3 + 1] = 0.99; // class 1 is not counted
         scores[3 + 2] = 0.2; // cell 1 (index 1 × 3 + class 2): car below its threshold
-                                 // Bins peaked hard at index 1 on every side → distance 1 × 32 = 32 px.
+                             // Bins peaked hard at index 1 on every side → distance 1 × 32 = 32 px.
         let mut boxes = vec![0.0f32; 4 * 44];
         for cell in 0..4 {
             for side in 0..4 {
