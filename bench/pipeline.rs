@@ -31,8 +31,15 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::{oneshot, Barrier};
 
 /// Every reason the centre can reject a reading with (`docs/PROTOCOL.md`).
-const REASONS: [&str; 13] = [
+const REASONS: [&str; 20] = [
     "oversized",
+    "area_mismatch",
+    "bad_sequence",
+    "unauthenticated",
+    "bad_frame",
+    "unknown_credential",
+    "bad_signature",
+    "foreign_source",
     "malformed",
     "topic_mismatch",
     "unknown_zone",

@@ -53,6 +53,8 @@ enum Command {
     },
     /// Manage edge credentials (each edge signs what it sends; revocation needs no restart).
     EdgeCredential(crate::credential_cli::CredentialArgs),
+    /// Write Mosquitto's password_file and acl_file from the centre's identities (edges, workers, the centre).
+    BrokerAcl(crate::credential_cli::BrokerAclArgs),
     /// Write a self-signed certificate for the centre (`centre.crt`, `centre.key`) for `[tls]` and edges'
     /// `[mqtt] tls_ca`: for a demo or a trial; production uses the city's CA.
     TlsSelfsigned {
@@ -240,6 +242,7 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Kpis(args) => crate::kpi_cli::run(args).await,
         Command::Token { command } => token_command(command).await,
         Command::EdgeCredential(args) => crate::credential_cli::run(args).await,
+        Command::BrokerAcl(args) => crate::credential_cli::broker_acl(args).await,
         Command::TlsSelfsigned { out, hosts } => match crate::central::tls::write_self_signed(&out, &hosts) {
             Ok(t) => {
                 println!("[tls]\ncert = \"{}\"\nkey = \"{}\"", t.cert.display(), t.key.display());

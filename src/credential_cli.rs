@@ -60,6 +60,83 @@ fn fail(e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// `crowdgrid broker-acl`: Mosquitto's `password_file` and `acl_file` from the centre's identities.
+#[derive(Args, Debug)]
+pub struct BrokerAclArgs {
+    /// Path of central.toml (database, master key, sites and rosters, topic prefix).
+    #[arg(long, default_value = "config/central.toml")]
+    config: PathBuf,
+    /// Directory to write `password_file`, `acl_file` and `workers/{site}.{worker}.password` into.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Writes the Mosquitto files (see `auth::mosquitto`).
+pub async fn broker_acl(args: BrokerAclArgs) -> ExitCode {
+    use crate::auth::mosquitto::{acl_file, password_line, Account};
+    let loaded = match CentralConfig::load(&args.config) {
+        Ok(l) => l,
+        Err(e) => return crate::cli::config_error(&e),
+    };
+    let c = &loaded.config;
+    let store = match crate::store::dispatch_db::DispatchDb::open(&c.store.path, c.store.dispatch_url.as_deref()).await
+    {
+        Ok(db) => match db.edge_credentials(&c.edges.key_path(&c.store.path)) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        },
+        Err(e) => return fail(e),
+    };
+    let records = match store.list().await {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    // Each edge logs in with its newest credential in force (Mosquitto keeps one password per user).
+    let mut newest: std::collections::BTreeMap<(String, String), u32> = std::collections::BTreeMap::new();
+    for r in records.iter().filter(|r| r.revoked_at.is_none()) {
+        let k = newest.entry((r.site.clone(), r.edge.clone())).or_insert(r.kid);
+        *k = (*k).max(r.kid);
+    }
+    let mut accounts = vec![(Account::Centre, store.centre_password())];
+    for ((site, edge), kid) in &newest {
+        let secret = store.derive(site, edge, *kid).secret;
+        accounts.push((Account::Edge { site: site.clone(), edge: edge.clone() }, secret));
+    }
+    let workers_dir = args.out.join("workers");
+    if let Err(e) = std::fs::create_dir_all(&workers_dir) {
+        return fail(format!("{}: {e}", workers_dir.display()));
+    }
+    for site in &loaded.sites {
+        for w in &site.config.workers {
+            let secret = store.worker_password(&site.config.id, &w.id);
+            let file = workers_dir.join(format!("{}.{}.password", site.config.id, w.id));
+            if let Err(e) = write_secret(&file, &secret) {
+                return fail(format!("{}: {e}", file.display()));
+            }
+            accounts.push((Account::Worker { site: site.config.id.clone(), worker: w.id.clone() }, secret));
+        }
+    }
+    let passwords: String = accounts.iter().map(|(a, p)| password_line(&a.user(), p) + "\n").collect();
+    let acl = acl_file(c.broker.topic_prefix(), &accounts.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>());
+    let (pw_path, acl_path) = (args.out.join("password_file"), args.out.join("acl_file"));
+    if let Err(e) = write_secret(&pw_path, passwords.trim_end()) {
+        return fail(format!("{}: {e}", pw_path.display()));
+    }
+    if let Err(e) = std::fs::write(&acl_path, acl) {
+        return fail(format!("{}: {e}", acl_path.display()));
+    }
+    println!("# mosquitto.conf (then `kill -HUP` Mosquitto after every regeneration)");
+    println!("allow_anonymous false\npassword_file {}\nacl_file {}", pw_path.display(), acl_path.display());
+    eprintln!(
+        "{} accounts: the centre, {} edges, {} workers (their passwords in {})",
+        accounts.len(),
+        newest.len(),
+        accounts.len() - 1 - newest.len(),
+        workers_dir.display()
+    );
+    ExitCode::SUCCESS
+}
+
 /// Writes `secret` to `path`, readable by its owner only.
 pub fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write;

@@ -102,7 +102,9 @@ impl Agent {
                 async move {
                     let n = batch.len();
                     match q.push(batch).await {
-                        Ok(o) if o.dropped > 0 => tracing::warn!(dropped = o.dropped, "queue over budget"),
+                        // The queue logs the start and end of an overflow episode and counts every drop; a line
+                        // per batch would flood the log of a box that is offline for hours.
+                        Ok(o) if o.dropped > 0 => tracing::debug!(dropped = o.dropped, "queue over budget"),
                         Ok(_) => {}
                         Err(e) => tracing::error!(error = %e, readings = n, "cannot queue readings"),
                     }

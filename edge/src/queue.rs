@@ -23,8 +23,14 @@ use crate::config::{Overflow, QueueConfig};
 /// Approximate per-row cost in bytes on top of topic and payload (rowid, record header, b-tree cell).
 pub const ROW_OVERHEAD: u64 = 40;
 
-/// The WAL is truncated back to this size after a checkpoint, so it does not eat the disk budget.
-const WAL_LIMIT_BYTES: i64 = 8 * 1024 * 1024;
+/// The write-ahead log counts against the disk budget: rows may use the budget less this reserve (at most a
+/// quarter of it), and the WAL is checkpointed and truncated to stay within the reserve.
+const WAL_LIMIT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The part of `max_bytes` kept for the WAL.
+fn wal_reserve(max_bytes: u64) -> u64 {
+    WAL_LIMIT_BYTES.min(max_bytes / 4)
+}
 
 /// Rows examined at a time when making room under [`Overflow::DropOldest`].
 const DROP_BATCH: i64 = 256;
@@ -124,7 +130,7 @@ impl Queue {
         }
         let open_err = |source| QueueError::Open { path: path.clone(), source };
         let conn = Connection::open(&path).map_err(open_err)?;
-        Self::init(&conn).map_err(open_err)?;
+        Self::init(&conn, wal_reserve(cfg.max_bytes)).map_err(open_err)?;
         let fresh_epoch = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_millis() as u64)
@@ -154,7 +160,7 @@ impl Queue {
         Ok(Queue {
             conn,
             prefix: topic_prefix.to_string(),
-            max_bytes: cfg.max_bytes,
+            max_bytes: cfg.max_bytes - wal_reserve(cfg.max_bytes),
             overflow: cfg.overflow,
             epoch: epoch as u64,
             bytes,
@@ -165,11 +171,16 @@ impl Queue {
         })
     }
 
-    fn init(conn: &Connection) -> rusqlite::Result<()> {
+    fn init(conn: &Connection, wal_reserve: u64) -> rusqlite::Result<()> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let _mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let _limit: i64 = conn.pragma_update_and_check(None, "journal_size_limit", WAL_LIMIT_BYTES, |r| r.get(0))?;
+        let _limit: i64 = conn.pragma_update_and_check(None, "journal_size_limit", wal_reserve as i64, |r| r.get(0))?;
+        // Checkpoint when the WAL holds half the reserve (4 KiB pages), so it stays inside it between checkpoints.
+        let _pages: i64 =
+            conn.pragma_update_and_check(None, "wal_autocheckpoint", (wal_reserve / 2 / 4096).max(16) as i64, |r| {
+                r.get(0)
+            })?;
         conn.execute_batch(SCHEMA)
     }
 

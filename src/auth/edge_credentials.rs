@@ -200,6 +200,11 @@ impl EdgeCredentials {
         Credential { kid, secret }
     }
 
+    /// The MQTT password of a grid worker's phone on an external broker (`crowdgrid broker-acl`).
+    pub fn worker_password(&self, site: &str, worker: &str) -> String {
+        self.derive(site, &format!("worker/{worker}"), 0).secret
+    }
+
     /// The password the centre's own MQTT clients present to the embedded broker.
     pub fn centre_password(&self) -> String {
         self.derive("", CENTRE_ID, 0).secret

@@ -3,6 +3,7 @@
 //! create` or `POST /api/v1/tokens` (admin) makes them.
 
 pub mod edge_credentials;
+pub mod mosquitto;
 mod principal;
 
 use std::collections::HashMap;

@@ -203,7 +203,15 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
             host: host.clone(),
             port: *port,
             client_id: client_id.clone(),
-            credentials: username.clone().map(|u| (u, password.clone().unwrap_or_default())),
+            // As `crowdgrid-central` without a password: the one `crowdgrid broker-acl` wrote for the centre.
+            credentials: username.clone().map(|u| {
+                let p = match password {
+                    Some(p) => p.clone(),
+                    None if u == CENTRE_ID => credentials.centre_password(),
+                    None => String::new(),
+                };
+                (u, p)
+            }),
             prefix: prefix.clone(),
             max_packet: 16 * 1024 * 1024,
             tls: match tls_ca {

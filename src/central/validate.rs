@@ -8,6 +8,9 @@ use crowdgrid_proto::reading::Limits;
 use crowdgrid_proto::site::Site;
 use crowdgrid_proto::{topic, Reading};
 
+/// A reading may observe at most this multiple of its zone's area.
+pub const MAX_AREA_RATIO: f64 = 3.0;
+
 /// Why a payload was not accepted; `reason` is the metric label.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
@@ -65,8 +68,19 @@ impl Validator {
             .sites
             .get(&site_id)
             .ok_or_else(|| Rejection::new("unknown_zone", format!("unknown site {site_id:?}")))?;
-        if site.zone(&zone_id).is_none() {
+        let Some(zone) = site.zone(&zone_id) else {
             return Err(Rejection::new("unknown_zone", format!("unknown zone {zone_id:?} in site {site_id:?}")));
+        };
+        // A source observes the zone or a part of it; an area far beyond the zone's is a wrong calibration or a
+        // forged reading, and would be taken as a density over ground the zone does not have.
+        if reading.area_m2.is_finite() && reading.area_m2 > MAX_AREA_RATIO * zone.area_m2 {
+            return Err(Rejection::new(
+                "area_mismatch",
+                format!(
+                    "{topic_name}: area_m2 {:.0} is over {MAX_AREA_RATIO} × the zone's {:.0} m²",
+                    reading.area_m2, zone.area_m2
+                ),
+            ));
         }
         reading.check(now, &self.limits).map_err(|e| Rejection::new(e.reason(), format!("{topic_name}: {e}")))?;
         Ok(reading)
@@ -134,5 +148,22 @@ geometry = {square}
         assert_eq!(reason("crowdgrid/v1/t/z/reading", bad.as_bytes()), "negative");
         let nan = String::from_utf8(payload(now, "z")).unwrap().replace("\"count\":10.0", "\"count\":NaN");
         assert_eq!(reason("crowdgrid/v1/t/z/reading", nan.as_bytes()), "malformed");
+    }
+
+    #[test]
+    fn an_area_far_beyond_the_zone_is_refused_and_a_part_of_it_accepted() {
+        let now = Utc::now();
+        let v = validator();
+        let area = test_site().zone("z").unwrap().area_m2;
+        let with_area = |a: f64| {
+            let r = Reading::new("t", "z", SourceKind::Camera, "cam", now, a * 0.1, a, 0.9);
+            serde_json::to_vec(&r).unwrap()
+        };
+        assert_eq!(
+            v.reading("crowdgrid/v1/t/z/reading", &with_area(area * 3.5), now).unwrap_err().reason,
+            "area_mismatch"
+        );
+        v.reading("crowdgrid/v1/t/z/reading", &with_area(area * 2.9), now).unwrap();
+        v.reading("crowdgrid/v1/t/z/reading", &with_area(area * 0.02), now).unwrap();
     }
 }
