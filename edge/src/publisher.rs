@@ -509,17 +509,46 @@ impl<'a> Session<'a> {
         self.settings.mqtt.delete_on == DeleteOn::Commit
     }
 
-    /// Deletes the readings the centre says it stored.
+    /// Deletes the readings the centre says it stored. The work is bounded by what this edge awaits, whatever the
+    /// acknowledgement claims (a range of a million seqs costs a lookup per awaited reading, not a million).
     fn on_commit(&mut self, ack: &CommitAck) {
         let epoch = self.queue.epoch();
-        for (source, e, seq) in ack.triples() {
-            if e != epoch {
-                continue;
+        let mut ranges: HashMap<&str, Vec<(u64, u64)>> = HashMap::new();
+        for c in ack.committed.iter().filter(|c| c.epoch == epoch) {
+            ranges.entry(c.source_id.as_str()).or_default().extend(c.ranges.iter().copied().filter(|(a, b)| a <= b));
+        }
+        if ranges.is_empty() {
+            return;
+        }
+        for r in ranges.values_mut() {
+            // Sorted and merged, so the last range starting at or before a seq alone decides.
+            r.sort_unstable();
+            let mut merged: Vec<(u64, u64)> = Vec::with_capacity(r.len());
+            for &(a, b) in r.iter() {
+                match merged.last_mut() {
+                    Some((_, end)) if a <= end.saturating_add(1) => *end = (*end).max(b),
+                    _ => merged.push((a, b)),
+                }
             }
-            if let Some(a) = self.awaiting.remove(&(source.to_string(), seq)) {
-                self.acked_total += 1;
-                self.push_ack(a.id);
+            *r = merged;
+        }
+        let covered = |source: &str, seq: u64| {
+            ranges.get(source).is_some_and(|rs| {
+                let i = rs.partition_point(|(a, _)| *a <= seq);
+                i > 0 && rs[i - 1].1 >= seq
+            })
+        };
+        let mut done = Vec::new();
+        self.awaiting.retain(|(source, seq), a| {
+            let hit = covered(source, *seq);
+            if hit {
+                done.push(a.id);
             }
+            !hit
+        });
+        for id in done {
+            self.acked_total += 1;
+            self.push_ack(id);
         }
     }
 

@@ -86,6 +86,18 @@ pub fn resolve(base: &Path, rel: &Path) -> PathBuf {
     }
 }
 
+/// Longest duration any setting may ask for, seconds (ten years): longer ones are typos, and would overflow the
+/// date arithmetic they feed.
+pub const MAX_SECONDS: i64 = 10 * 366 * 86_400;
+
+/// Checks a duration setting in seconds: `0..=MAX_SECONDS` (`positive`: from 1).
+pub fn check_seconds(problems: &mut Problems, path: impl fmt::Display, value: i64, positive: bool) {
+    let min = i64::from(positive);
+    if value < min || value > MAX_SECONDS {
+        problems.push(path, format!("{value} s is out of range ({min} to {MAX_SECONDS} s)"));
+    }
+}
+
 /// Checks that an identifier is usable as one MQTT topic level and a URL path segment.
 pub fn check_id(problems: &mut Problems, path: impl fmt::Display, id: &str) {
     let ok = !id.is_empty()

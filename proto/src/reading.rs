@@ -240,14 +240,15 @@ impl Reading {
         // Sequence spaces: an epoch is a queue file's creation time in ms (0 for hand publishers), so one from
         // the future is forged or broken and would make every later honest reading look stale; a seq must stay
         // exact in a JSON number (2^53).
-        let max_epoch = (now + limits.max_future).timestamp_millis().max(0) as u64;
+        let max_epoch =
+            now.checked_add_signed(limits.max_future).map_or(i64::MAX, |t| t.timestamp_millis()).max(0) as u64;
         if self.epoch > max_epoch {
             return Err(ReadingError::BadSequence { field: "epoch", value: self.epoch, max: max_epoch });
         }
         if self.seq > MAX_SEQ {
             return Err(ReadingError::BadSequence { field: "seq", value: self.seq, max: MAX_SEQ });
         }
-        let ahead = self.ts - now;
+        let ahead = self.ts.signed_duration_since(now);
         if ahead > limits.max_future {
             return Err(ReadingError::Future { ts: self.ts, ahead_s: ahead.num_seconds() });
         }

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use geo::{Area, GeodesicArea, Polygon};
+use geo::{Area, Coord, GeodesicArea, Intersects, Line, LineString, Point, Polygon};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{check_id, load_toml, ConfigError, Problems};
@@ -307,8 +307,11 @@ impl SiteConfig {
             }
             if let Some(polygon) = zone_polygon(p, &path, &z.geometry) {
                 let area_m2 = polygon.geodesic_area_unsigned();
-                if area_m2 < 1.0 {
-                    p.push(format!("{path}.geometry"), format!("area {area_m2:.3} m² is too small"));
+                if !(area_m2.is_finite() && (1.0..=MAX_ZONE_AREA_M2).contains(&area_m2)) {
+                    p.push(
+                        format!("{path}.geometry"),
+                        format!("area {area_m2:.3} m² is not a zone's (1 m² to {MAX_ZONE_AREA_M2} m²)"),
+                    );
                 }
                 zones.push(Zone { config: z.clone(), polygon, area_m2, thresholds });
             }
@@ -328,30 +331,86 @@ fn unique_ids<'a>(p: &mut Problems, what: &str, ids: impl Iterator<Item = &'a st
     seen
 }
 
+/// Largest zone area accepted, m² (a monitored zone is a square, a campground, a school gate; 50 km² is a district).
+pub const MAX_ZONE_AREA_M2: f64 = 50_000_000.0;
+
+/// The zone's polygon, checked: a GeoJSON Polygon whose rings are closed, in WGS84 range, with at least three
+/// distinct points and no self-intersection (a bow-tie's area is not the ground it covers), holes inside the
+/// exterior. Every problem is recorded; `None` if any.
 fn zone_polygon(p: &mut Problems, path: &str, geometry: &geojson::Geometry) -> Option<Polygon<f64>> {
+    let at = format!("{path}.geometry");
+    let before = p.items().len();
+    if let geojson::Value::Polygon(rings) = &geometry.value {
+        for (r, ring) in rings.iter().enumerate() {
+            let name = if r == 0 { "the exterior ring".to_string() } else { format!("hole {r}") };
+            if ring.len() >= 2 && ring.first() != ring.last() {
+                p.push(&at, format!("{name} is not closed (its last point must repeat its first)"));
+            }
+            for c in ring {
+                let ok = c.len() >= 2
+                    && c[0].is_finite()
+                    && c[1].is_finite()
+                    && (-180.0..=180.0).contains(&c[0])
+                    && (-90.0..=90.0).contains(&c[1]);
+                if !ok {
+                    p.push(&at, format!("{name}: {c:?} is not a WGS84 longitude, latitude"));
+                }
+            }
+        }
+    }
     let polygon: Polygon<f64> = match Polygon::try_from(geometry.value.clone()) {
         Ok(poly) => poly,
         Err(e) => {
-            p.push(format!("{path}.geometry"), format!("must be a GeoJSON Polygon: {e}"));
+            p.push(&at, format!("must be a GeoJSON Polygon: {e}"));
             return None;
         }
     };
-    let ring = polygon.exterior();
-    if ring.0.len() < 4 {
-        p.push(format!("{path}.geometry"), "the exterior ring needs at least 3 distinct points");
+    if p.items().len() > before {
         return None;
     }
-    for c in ring.coords() {
-        if !(c.x.is_finite() && c.y.is_finite() && (-180.0..=180.0).contains(&c.x) && (-90.0..=90.0).contains(&c.y)) {
-            p.push(format!("{path}.geometry"), format!("({}, {}) is not a WGS84 longitude, latitude", c.x, c.y));
-            return None;
+    let rings: Vec<&LineString<f64>> = std::iter::once(polygon.exterior()).chain(polygon.interiors()).collect();
+    for (r, ring) in rings.iter().enumerate() {
+        let name = if r == 0 { "the exterior ring".to_string() } else { format!("hole {r}") };
+        let mut distinct: Vec<Coord<f64>> = ring.coords().copied().collect();
+        distinct.dedup();
+        if distinct.len() < 4 {
+            p.push(&at, format!("{name} needs at least 3 distinct points"));
+        } else if let Some((i, j)) = self_intersection(ring) {
+            p.push(&at, format!("{name} crosses itself (edges {i} and {j}): a polygon must be simple"));
+        }
+        if r > 0 {
+            let exterior = Polygon::new(polygon.exterior().clone(), vec![]);
+            if !ring.coords().all(|c| exterior.intersects(&Point::from(*c))) {
+                p.push(&at, format!("{name} is not inside the exterior ring"));
+            }
         }
     }
+    if p.items().len() > before {
+        return None;
+    }
     if polygon.unsigned_area() == 0.0 {
-        p.push(format!("{path}.geometry"), "polygon has no area");
+        p.push(&at, "polygon has no area");
         return None;
     }
     Some(polygon)
+}
+
+/// The first pair of non-adjacent edges of a closed ring that touch or cross, by edge index.
+fn self_intersection(ring: &LineString<f64>) -> Option<(usize, usize)> {
+    let edges: Vec<Line<f64>> = ring.lines().filter(|l| l.start != l.end).collect();
+    let n = edges.len();
+    for i in 0..n {
+        for j in i + 1..n {
+            // Neighbours share a point by construction (and the last closes on the first).
+            if j == i + 1 || (i == 0 && j == n - 1) {
+                continue;
+            }
+            if edges[i].intersects(&edges[j]) {
+                return Some((i, j));
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -401,6 +460,35 @@ geometry = {square}
         assert!(problems[0].contains("unknown sub-district"));
         assert!(problems[1].contains("unknown grid"));
         assert!(problems[2].contains("WGS84"));
+    }
+
+    #[test]
+    fn bow_ties_open_rings_and_stray_holes_are_each_reported() {
+        // A bow-tie: the square with two corners swapped. Its signed-area formula gives ~0 where it covers half the
+        // square twice; on main it passed with the wrong area.
+        let bow = "{ type = \"Polygon\", coordinates = [[[0.0, 0.0], [0.000898315, 0.000904369], [0.000898315, 0.0], \
+                   [0.0, 0.000904369], [0.0, 0.0]]] }";
+        let open = "{ type = \"Polygon\", coordinates = [[[0.0, 0.0], [0.000898315, 0.0], [0.000898315, 0.000904369], \
+                    [0.0, 0.000904369]]] }";
+        let stray = "{ type = \"Polygon\", coordinates = [[[0.0, 0.0], [0.000898315, 0.0], [0.000898315, 0.000904369], \
+                     [0.0, 0.000904369], [0.0, 0.0]], [[0.002, 0.002], [0.003, 0.002], [0.003, 0.003], [0.002, 0.002]]] }";
+        let tiny = "{ type = \"Polygon\", coordinates = [[[0.0, 0.0], [0.000001, 0.0], [0.000001, 0.000001], \
+                    [0.0, 0.0]]] }";
+        let mut text = site_text().replace(crate::testing::SQUARE, bow);
+        for (id, g) in [("open", open), ("stray", stray), ("tiny", tiny)] {
+            text.push_str(&format!(
+                "[[zones]]\nid = \"{id}\"\nname = \"X\"\ngrid = \"g\"\nkind = \"square\"\ngeometry = {g}\n"
+            ));
+        }
+        let cfg: SiteConfig = toml::from_str(&text).unwrap();
+        let ConfigError::Invalid { problems, .. } = Site::from_config(cfg, Path::new("t.toml")).unwrap_err() else {
+            panic!()
+        };
+        assert_eq!(problems.len(), 4, "every zone's problem at once: {problems:#?}");
+        assert!(problems[0].contains("zones[0]") && problems[0].contains("crosses itself"), "{}", problems[0]);
+        assert!(problems[1].contains("zones[1]") && problems[1].contains("not closed"), "{}", problems[1]);
+        assert!(problems[2].contains("zones[2]") && problems[2].contains("hole 1 is not inside"), "{}", problems[2]);
+        assert!(problems[3].contains("zones[3]") && problems[3].contains("not a zone's"), "{}", problems[3]);
     }
 
     #[test]

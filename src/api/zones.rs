@@ -84,6 +84,8 @@ pub struct ZoneView {
     count: Option<f64>,
     ts: Option<DateTime<Utc>>,
     from: Option<String>,
+    coverage: Option<f64>,
+    confidence: Option<f64>,
     trend_per_min: Option<f64>,
     open_tickets: Vec<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,6 +117,8 @@ async fn zone_views(
                 count: l.and_then(|l| l.count),
                 ts: l.and_then(|l| l.ts),
                 from: l.and_then(|l| l.from.clone()),
+                coverage: l.and_then(|l| l.coverage),
+                confidence: l.and_then(|l| l.confidence),
                 trend_per_min: l.and_then(|l| l.trend_per_min()),
                 open_tickets: open
                     .iter()

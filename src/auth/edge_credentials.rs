@@ -348,8 +348,8 @@ impl EdgeCredentials {
     }
 }
 
-/// `(site, edge)` → its credentials in force.
-type InForce = HashMap<(String, String), Vec<Credential>>;
+/// site → edge → its credentials in force (nested so a lookup by `&str` allocates nothing).
+type InForce = HashMap<String, HashMap<String, Vec<Credential>>>;
 
 /// The credentials in force, in memory, for the hot path (one hash lookup per message).
 #[derive(Clone, Default)]
@@ -360,9 +360,13 @@ pub struct Registry {
 impl Registry {
     /// The credential `kid` of `edge` in `site`, if it is issued and not revoked.
     pub fn key(&self, site: &str, edge: &str, kid: u32) -> Option<Credential> {
+        self.with_key(site, edge, kid, |c| c.clone())
+    }
+
+    /// Runs `f` on the credential `kid` of `edge` in `site` under the read lock (the hot path: no clone).
+    pub fn with_key<R>(&self, site: &str, edge: &str, kid: u32, f: impl FnOnce(&Credential) -> R) -> Option<R> {
         let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        // A tuple of Strings cannot be looked up by (&str, &str) without allocating; edges have few credentials.
-        map.get(&(site.to_string(), edge.to_string()))?.iter().find(|c| c.kid == kid).cloned()
+        map.get(site)?.get(edge)?.iter().find(|c| c.kid == kid).map(f)
     }
 
     /// True if the broker password `password` is a valid credential of `edge` in `site`.
@@ -383,7 +387,8 @@ impl Registry {
         let mut n = 0;
         for r in store.list().await? {
             if r.revoked_at.is_none() {
-                map.entry((r.site.clone(), r.edge.clone())).or_default().push(store.derive(&r.site, &r.edge, r.kid));
+                let derived = store.derive(&r.site, &r.edge, r.kid);
+                map.entry(r.site.clone()).or_default().entry(r.edge.clone()).or_default().push(derived);
                 n += 1;
             }
         }

@@ -6,8 +6,11 @@
 //! at CONNECT. rumqttd has no per-topic ACL, so what a logged-in edge may *say* is enforced per message at the
 //! centre (signed frames, `central::authn`), whichever broker carries it.
 //!
-//! Memory is bounded: each subscription filter keeps at most `SEGMENTS` segments of one largest payload each
-//! (rumqttd's example config keeps 10 × 100 MiB per filter, which a flood of rejected 1 MiB messages fills).
+//! Memory is bounded: each subscription filter keeps at most `SEGMENTS` segments of one largest payload each, and
+//! the readings filter `READING_SEGMENTS` of `READING_SEGMENT_BYTES` (a burst of ~380,000 readings the centre has
+//! not taken yet; rumqttd's example config keeps 10 × 100 MiB per filter, which a flood of rejected 1 MiB messages
+//! fills). A subscriber further behind than its filter's log skips ahead: that costs the edges a resend (their
+//! readings are deleted only on the centre's commit acknowledgement), never a reading.
 //!
 //! rumqttd's `Broker::start` blocks forever and reports a failed bind only in its log, so we check the
 //! port ourselves first and then wait until it accepts TCP connections.
@@ -23,6 +26,10 @@ use crate::auth::edge_credentials::{Registry, CENTRE_ID};
 
 /// Segments kept per subscription filter.
 const SEGMENTS: usize = 4;
+/// Segments of the readings filter (128 MiB in all: ~380,000 signed readings of ~350 B).
+const READING_SEGMENTS: usize = 8;
+/// Size of one segment of the readings filter.
+const READING_SEGMENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// Who may connect to the embedded broker.
 #[derive(Clone)]
@@ -74,6 +81,7 @@ fn broker_config(
     max_payload_bytes: usize,
     auth: Option<BrokerAuth>,
     tls: Option<&TlsConfig>,
+    prefix: &str,
 ) -> Config {
     let mut connections = ConnectionSettings {
         connection_timeout_ms: 10_000,
@@ -108,7 +116,13 @@ fn broker_config(
         max_outgoing_packet_count: 500,
         max_segment_size: max_payload_bytes.max(1024 * 1024),
         max_segment_count: SEGMENTS,
-        custom_segment: None,
+        custom_segment: Some(HashMap::from([(
+            crowdgrid_proto::topic::readings_filter(prefix),
+            rumqttd::SegmentConfig {
+                max_segment_size: READING_SEGMENT_BYTES.max(max_payload_bytes),
+                max_segment_count: READING_SEGMENTS,
+            },
+        )])),
         initialized_filters: None,
         shared_subscriptions_strategy: Default::default(),
     };
@@ -123,6 +137,7 @@ pub fn start_embedded(
     max_payload_bytes: usize,
     auth: Option<BrokerAuth>,
     tls: Option<&TlsConfig>,
+    prefix: &str,
 ) -> Result<SocketAddr, BrokerError> {
     // Probe the address so a taken port is a clear error instead of a log line from a dead thread.
     drop(TcpListener::bind(listen).map_err(|source| BrokerError::Bind { addr: listen, source })?);
@@ -131,7 +146,7 @@ pub fn start_embedded(
         Some(t) => Some(t.client_config().map_err(|e| BrokerError::Tls(e.to_string()))?),
         None => None,
     };
-    let config = broker_config(listen, max_payload_bytes, auth, tls);
+    let config = broker_config(listen, max_payload_bytes, auth, tls, prefix);
     std::thread::Builder::new()
         .name("rumqttd".to_string())
         .spawn(move || {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crowdgrid_proto::config::{check_id, load_toml, resolve, ConfigError, Problems};
+use crowdgrid_proto::config::{check_id, check_seconds, load_toml, resolve, ConfigError, Problems};
 use crowdgrid_proto::reading::Limits;
 use crowdgrid_proto::site::Site;
 use serde::{Deserialize, Serialize};
@@ -550,12 +550,11 @@ impl CentralConfig {
         if a.max_event_streams == 0 || !(a.rate_per_token.is_finite() && a.rate_per_token > 0.0) {
             p.push("api", "max_event_streams and rate_per_token must be positive");
         }
-        if self.edges.refresh_s == 0 {
-            p.push("edges.refresh_s", "must be positive");
+        if self.edges.refresh_s == 0 || self.edges.refresh_s > 3600 {
+            p.push("edges.refresh_s", "must be from 1 to 3600");
         }
-        if i.max_future_s < 0 || i.max_age_s <= 0 {
-            p.push("ingest", "max_future_s must be >= 0 and max_age_s > 0");
-        }
+        check_seconds(p, "ingest.max_future_s", i.max_future_s, false);
+        check_seconds(p, "ingest.max_age_s", i.max_age_s, true);
         if !(i.max_density.is_finite() && i.max_density > 0.0) {
             p.push("ingest.max_density", "must be positive");
         }
@@ -585,12 +584,16 @@ impl CentralConfig {
             ("warning", self.escalation.warning),
             ("critical", self.escalation.critical),
         ] {
-            if sla.ack_s <= 0 || sla.resolve_s <= 0 || sla.subdistrict_s <= 0 || sla.ack_s > sla.resolve_s {
-                p.push(format!("escalation.{name}"), "deadlines must be positive and ack_s <= resolve_s");
+            for (key, v) in [("ack_s", sla.ack_s), ("resolve_s", sla.resolve_s), ("subdistrict_s", sla.subdistrict_s)] {
+                check_seconds(p, format!("escalation.{name}.{key}"), v, true);
+            }
+            if sla.ack_s > sla.resolve_s {
+                p.push(format!("escalation.{name}"), "ack_s must be <= resolve_s");
             }
         }
-        if self.escalation.reopen_window_s < 0 || self.escalation.check_interval_ms == 0 {
-            p.push("escalation", "reopen_window_s must be >= 0 and check_interval_ms > 0");
+        check_seconds(p, "escalation.reopen_window_s", self.escalation.reopen_window_s, false);
+        if self.escalation.check_interval_ms == 0 {
+            p.push("escalation.check_interval_ms", "must be positive");
         }
         for (i, w) in self.notify.webhooks.iter().enumerate() {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
@@ -603,8 +606,7 @@ impl CentralConfig {
                 p.push(format!("notify.webhooks[{i}].max_attempts"), "must be positive");
             }
         }
-        if self.rules.clear_for_s < 0 || self.rules.fused_fresh_s <= 0 {
-            p.push("rules", "clear_for_s must be >= 0 and fused_fresh_s > 0");
-        }
+        check_seconds(p, "rules.clear_for_s", self.rules.clear_for_s, false);
+        check_seconds(p, "rules.fused_fresh_s", self.rules.fused_fresh_s, true);
     }
 }

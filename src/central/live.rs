@@ -1,6 +1,8 @@
-//! The live picture: per zone, the latest density (fused when fresh, otherwise the latest source),
-//! each source's latest value, a display level with hysteresis and the recent trend. Pure; the
-//! processor owns it behind a lock. Tickets are the rule engine's business (`crate::rules`).
+//! The live picture: per zone, the density fused at the centre from every source's latest estimate (weighted by
+//! confidence and by how much of the zone each observed, `central::fusion`), each source's latest value, a display
+//! level with hysteresis and the recent trend. Edges' own `fused` readings are kept as sources to show, never used
+//! to drive a zone (two edges seeing one zone would overwrite each other). Pure; the processor owns it behind a
+//! lock. Tickets are the rule engine's business (`crate::rules`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -11,6 +13,10 @@ use crowdgrid_proto::{Level, Reading, SourceKind, Thresholds};
 use serde::Serialize;
 
 use super::events::ZoneEvent;
+use super::fusion::{self, Estimate};
+
+/// What a zone's density is, in the live state and its events.
+pub const FUSED: &str = "fused";
 use crate::rules::SourceValue;
 
 /// The latest value from one source.
@@ -24,6 +30,8 @@ pub struct SourceLatest {
     pub density: f64,
     /// Confidence.
     pub confidence: f64,
+    /// Area it observed, m².
+    pub area_m2: f64,
     /// Timestamp.
     pub ts: DateTime<Utc>,
     /// Gate inflow, people/min.
@@ -43,12 +51,15 @@ pub struct ZoneLive {
     pub count: Option<f64>,
     /// When `density` was measured.
     pub ts: Option<DateTime<Utc>>,
-    /// Which source `density` came from.
+    /// What `density` is: `fused` (the centre's fusion of the sources below).
     pub from: Option<String>,
+    /// Part of the zone observed by the fused estimate (0..1).
+    pub coverage: Option<f64>,
+    /// Confidence of the fused estimate.
+    pub confidence: Option<f64>,
     /// Latest per source id.
     pub sources: BTreeMap<String, SourceLatest>,
     level: Level,
-    last_fused: Option<DateTime<Utc>>,
     #[serde(skip)]
     history: VecDeque<(DateTime<Utc>, f64)>,
 }
@@ -63,9 +74,10 @@ impl ZoneLive {
             count: None,
             ts: None,
             from: None,
+            coverage: None,
+            confidence: None,
             sources: BTreeMap::new(),
             level: Level::Normal,
-            last_fused: None,
             history: VecDeque::new(),
         }
     }
@@ -173,10 +185,12 @@ impl Live {
         Self { sites: sites.iter().map(|s| (s.config.id.clone(), s.clone())).collect(), zones, fused_fresh }
     }
 
-    /// Applies a validated reading; returns the zone's new state if this reading set its density.
+    /// Applies a validated reading: remembers it as its source's latest, then re-fuses the zone over the sources
+    /// fresh at the reading's time. Returns the zone's new state, unless the reading is an edge's own `fused` one
+    /// or older than the zone's current value (stored and shown, but the zone's data time never runs backwards).
     pub fn apply(&mut self, r: &Reading) -> Option<ZoneEvent> {
         let zone_cfg = self.sites.get(&r.site)?.zone(&r.zone)?;
-        let (thresholds, grid) = (zone_cfg.thresholds, zone_cfg.config.grid.clone());
+        let (thresholds, grid, area) = (zone_cfg.thresholds, zone_cfg.config.grid.clone(), zone_cfg.area_m2);
         let z = self.zones.get_mut(&(r.site.clone(), r.zone.clone()))?;
         if z.sources.get(&r.source_id).is_none_or(|s| r.ts >= s.ts) {
             z.sources.insert(
@@ -186,36 +200,40 @@ impl Live {
                     count: r.count,
                     density: r.density,
                     confidence: r.confidence,
+                    area_m2: r.area_m2,
                     ts: r.ts,
                     inflow_per_min: r.inflow_per_min,
                     conflict: r.conflict,
                 },
             );
         }
-        let drives = if r.source == SourceKind::Fused {
-            z.last_fused = Some(z.last_fused.map_or(r.ts, |t| t.max(r.ts)));
-            true
-        } else {
-            z.last_fused.is_none_or(|f| r.ts - f > self.fused_fresh)
-        };
-        if !drives || z.ts.is_some_and(|t| r.ts < t) {
+        if r.source == SourceKind::Fused || z.ts.is_some_and(|t| r.ts < t) {
             return None;
         }
-        z.density = Some(r.density);
-        z.count = Some(r.count);
+        let estimates: Vec<Estimate> = z
+            .sources
+            .values()
+            .filter(|s| s.kind != SourceKind::Fused)
+            .map(|s| Estimate { density: s.density, area_m2: s.area_m2, confidence: s.confidence, ts: s.ts })
+            .collect();
+        let fused = fusion::fuse(area, &estimates, r.ts, self.fused_fresh)?;
+        z.density = Some(fused.density);
+        z.count = Some(fused.count);
+        z.coverage = Some(fused.coverage);
+        z.confidence = Some(fused.confidence);
         z.ts = Some(r.ts);
-        z.from = Some(r.source_id.clone());
-        z.level = next_level(&thresholds, z.level, r.density);
-        z.remember(r.ts, r.density);
+        z.from = Some(FUSED.to_string());
+        z.level = next_level(&thresholds, z.level, fused.density);
+        z.remember(r.ts, fused.density);
         Some(ZoneEvent {
             site: r.site.clone(),
             zone: r.zone.clone(),
             grid,
             level: z.level,
-            density: r.density,
-            count: r.count,
+            density: fused.density,
+            count: fused.count,
             ts: r.ts,
-            from: r.source_id.clone(),
+            from: FUSED.to_string(),
         })
     }
 
@@ -235,23 +253,40 @@ mod tests {
     use super::*;
     use crate::central::validate::tests::test_site;
 
-    fn reading(kind: SourceKind, id: &str, ts: DateTime<Utc>, density: f64) -> Reading {
-        Reading::new("t", "z", kind, id, ts, density * 10_000.0, 10_000.0, 0.8)
-    }
-
     #[test]
-    fn fused_drives_the_level_when_fresh() {
+    fn every_source_of_every_edge_is_fused_and_edge_fused_readings_do_not_drive() {
         let mut live = Live::new(&[test_site()], Duration::seconds(120));
+        let area = test_site().zone("z").unwrap().area_m2;
         let now = Utc::now();
-        assert!(live.apply(&reading(SourceKind::Camera, "cam", now, 4.0)).is_some(), "no fused yet: the source drives");
-        let mut live = Live::new(&[test_site()], Duration::seconds(120));
-        assert!(live.apply(&reading(SourceKind::Fused, "e/fused", now, 1.0)).is_some());
-        assert!(live.apply(&reading(SourceKind::Camera, "cam", now, 4.0)).is_none(), "fused is fresh");
-        assert_eq!(live.zone("t", "z").unwrap().level(), Level::Normal);
-        assert_eq!(live.zone("t", "z").unwrap().sources.len(), 2);
-        let ev = live.apply(&reading(SourceKind::Fused, "e/fused", now + Duration::seconds(1), 3.8)).unwrap();
-        assert_eq!(ev.level, Level::Warning);
-        assert_eq!(live.zone("t", "z").unwrap().source_values().len(), 1, "fused is not a source for the rules");
+        let est = |id: &str, kind, d: f64, a: f64, c: f64, ts| {
+            let mut r = Reading::new("t", "z", kind, id, ts, d * a, a, c);
+            r.density = d;
+            r
+        };
+        // Edge 1: a base station over the whole zone, 3.0/m² at 0.6.
+        let ev = live.apply(&est("e1/cells", SourceKind::BaseStation, 3.0, area, 0.6, now)).unwrap();
+        assert!((ev.density - 3.0).abs() < 1e-12);
+        assert_eq!(ev.from, FUSED);
+        // Edge 2: a drone over 30 % of it, 3.4/m² at 0.7 → w 0.6 and 0.21: 3.10370.
+        let ev = live.apply(&est("e2/drone", SourceKind::Drone, 3.4, 0.3 * area, 0.7, now)).unwrap();
+        assert!((ev.density - 3.103_70).abs() < 1e-4, "{}", ev.density);
+        // Each edge's own fused reading (what the zone used to flip between) is kept but does not drive.
+        assert!(live.apply(&est("e1/fused", SourceKind::Fused, 3.0, area, 0.6, now)).is_none());
+        assert!(live.apply(&est("e2/fused", SourceKind::Fused, 3.4, area, 0.7, now)).is_none());
+        let z = live.zone("t", "z").unwrap();
+        assert!((z.density.unwrap() - 3.103_70).abs() < 1e-4, "unchanged by the edges' fused readings");
+        assert_eq!(z.sources.len(), 4);
+        assert_eq!(z.coverage, Some(1.0));
+        assert_eq!(live.zone("t", "z").unwrap().source_values().len(), 2, "fused is not a source for the rules");
+        // An older reading is stored as its source's latest only if newer than that source's, and moves nothing.
+        assert!(live.apply(&est("e3/cam", SourceKind::Camera, 9.0, area, 0.9, now - Duration::seconds(5))).is_none());
+        // Two minutes on, the base station has gone quiet: the drone alone speaks, with its low confidence.
+        let later = now + Duration::seconds(130);
+        let ev = live.apply(&est("e2/drone", SourceKind::Drone, 3.2, 0.3 * area, 0.7, later)).unwrap();
+        assert!((ev.density - 3.2).abs() < 1e-12);
+        let z = live.zone("t", "z").unwrap();
+        assert!((z.confidence.unwrap() - 0.21).abs() < 1e-9 && (z.coverage.unwrap() - 0.3).abs() < 1e-9);
+        assert_eq!(ev.level, Level::Notice, "3.2 after 3.1: still under warning");
     }
 
     #[test]
@@ -264,6 +299,7 @@ mod tests {
             count: 1.0,
             density: 0.1,
             confidence: 0.8,
+            area_m2: 100.0,
             ts,
             inflow_per_min: None,
             conflict,

@@ -10,6 +10,7 @@ pub mod edges;
 pub mod escalation;
 pub mod events;
 pub mod evidence_in;
+pub mod fusion;
 pub mod ingest;
 pub mod kpi;
 pub mod live;

@@ -185,7 +185,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
             let auth = (auth_mode == Authentication::Required)
                 .then(|| BrokerAuth { registry: registry.clone(), centre_password: centre_password.clone() });
             let login = auth.is_some().then(|| (CENTRE_ID.to_string(), centre_password));
-            let addr = broker::start_embedded(*listen, *max_payload_bytes, auth, config.tls.as_ref())?;
+            let addr = broker::start_embedded(*listen, *max_payload_bytes, auth, config.tls.as_ref(), &prefix)?;
             MqttSettings {
                 host: addr.ip().to_string(),
                 port: addr.port(),

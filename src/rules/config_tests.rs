@@ -68,7 +68,7 @@ factor = 0.5
         "rule[0].zones[1]: unknown zone \"nowhere\"",
         "rule[1].id: duplicate rule id \"a\"",
         "rule[1].zones: zone \"lane\" has no capacity for an occupancy rule",
-        "rule[2].for_s: must not be negative",
+        "rule[2].for_s: -1 s is out of range",
         "rule[2].schedule.from: ",
         "rule[2].mute[0]: ",
         "rule[2].zone_kinds[0]: no zone of kind \"castle\"",

@@ -37,15 +37,17 @@ pub fn compile_rule(path: &str, rc: &RuleConfig, site: &Site, p: &mut Problems) 
     }
     let metric = metric(path, rc, p);
     for (key, v) in [("for_s", Some(rc.for_s)), ("clear_for_s", rc.clear_for_s), ("cooldown_s", Some(rc.cooldown_s))] {
-        if v.is_some_and(|v| v < 0) {
-            p.push(format!("{path}.{key}"), "must not be negative");
+        if let Some(v) = v {
+            crowdgrid_proto::config::check_seconds(p, format!("{path}.{key}"), v, false);
         }
     }
     let clear_default = if m == Silent { 0 } else { 120 };
+    // Clamped so an out-of-range value (already a problem) cannot overflow; the rest is still checked.
+    let secs = |v: i64| Duration::seconds(v.clamp(0, crowdgrid_proto::config::MAX_SECONDS));
     let timing = Timing {
-        for_: Duration::seconds(rc.for_s),
-        clear_for: Duration::seconds(rc.clear_for_s.unwrap_or(clear_default)),
-        cooldown: Duration::seconds(rc.cooldown_s),
+        for_: secs(rc.for_s),
+        clear_for: secs(rc.clear_for_s.unwrap_or(clear_default)),
+        cooldown: secs(rc.cooldown_s),
     };
     let schedule = rc.schedule.as_ref().and_then(|s| Schedule::compile(s, &format!("{path}.schedule"), p));
     let mut mute = Vec::new();
@@ -112,9 +114,12 @@ fn limit(v: f64) -> Levels {
 fn metric(path: &str, rc: &RuleConfig, p: &mut Problems) -> Option<Metric> {
     let mut positive = |key: &str, v: Option<i64>| -> Option<i64> {
         match v {
-            Some(v) if v > 0 => Some(v),
+            Some(v) if v > 0 && v <= crowdgrid_proto::config::MAX_SECONDS => Some(v),
             Some(_) => {
-                p.push(format!("{path}.{key}"), "must be positive");
+                p.push(
+                    format!("{path}.{key}"),
+                    format!("must be from 1 to {} s", crowdgrid_proto::config::MAX_SECONDS),
+                );
                 None
             }
             None => {

@@ -3,6 +3,11 @@
 //! `people(zone) = Σ_cells devices_c × weight_{c,zone} / market_share / devices_per_person` over the
 //! cells whose latest count is fresh (within `stale_after_s`); the reading's timestamp is the newest
 //! contributing count's.
+//!
+//! When some of a zone's cells are stale, the fresh ones see only part of it: the reading's observed area is the
+//! zone's area × `Σ fresh weights / Σ all weights` of the zone, so its density is that of the part observed
+//! rather than the zone's people shrunk to the cells left, and the centre's fusion weighs it by that coverage
+//! (docs/FUSION.md).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -47,6 +52,8 @@ pub struct ZoneEstimate {
     pub people: f64,
     /// Timestamp of the newest cell count used.
     pub ts: DateTime<Utc>,
+    /// Share of the zone's cell weight that is fresh (1 when every cell covering it is).
+    pub coverage: f64,
 }
 
 /// Latest count per cell and the cell → zone model; pure and synchronous.
@@ -111,18 +118,25 @@ impl CellModel {
 
     /// People per zone from the fresh cells, for every zone with at least one.
     pub fn estimates(&self, now: DateTime<Utc>) -> Vec<ZoneEstimate> {
-        let mut acc: BTreeMap<&str, (f64, DateTime<Utc>)> = BTreeMap::new();
+        let mut acc: BTreeMap<&str, (f64, DateTime<Utc>, f64)> = BTreeMap::new();
         for (cell, (ts, devices)) in &self.latest {
             if now - *ts > self.stale_after {
                 continue;
             }
             for (zone, w) in self.cells.get(cell).into_iter().flatten() {
-                let e = acc.entry(zone.as_str()).or_insert((0.0, *ts));
+                let e = acc.entry(zone.as_str()).or_insert((0.0, *ts, 0.0));
                 e.0 += devices * w * self.scale;
                 e.1 = e.1.max(*ts);
+                e.2 += w;
             }
         }
-        acc.into_iter().map(|(zone, (people, ts))| ZoneEstimate { zone: zone.to_string(), people, ts }).collect()
+        acc.into_iter()
+            .map(|(zone, (people, ts, fresh_w))| {
+                let all_w: f64 = self.cells.values().flatten().filter(|(z, _)| z == zone).map(|(_, w)| w).sum();
+                let coverage = if all_w > 0.0 { (fresh_w / all_w).min(1.0) } else { 1.0 };
+                ZoneEstimate { zone: zone.to_string(), people, ts, coverage }
+            })
+            .collect()
     }
 }
 
@@ -137,8 +151,8 @@ impl Estimator for CellModel {
         self.estimates(now)
             .into_iter()
             .filter_map(|e| {
-                let area = *self.areas.get(&e.zone)?;
-                Some(self.ids.reading(&e.zone, e.ts, e.people, area, self.confidence))
+                let area = *self.areas.get(&e.zone)? * e.coverage;
+                (area > 0.0).then(|| self.ids.reading(&e.zone, e.ts, e.people, area, self.confidence))
             })
             .collect()
     }
@@ -184,8 +198,11 @@ cells = [
         // 1000 devices × weight 0.5 / share 0.5 / 1.0 device per person = 1000 people.
         m.update(rec(t1, "A", 1000.0), now).unwrap();
         let est = m.estimates(now);
-        assert_eq!(est[0], ZoneEstimate { zone: "beach".into(), people: 500.0, ts: t1 });
-        assert_eq!(est[1], ZoneEstimate { zone: "plaza".into(), people: 1000.0, ts: t1 });
+        assert_eq!(est[0], ZoneEstimate { zone: "beach".into(), people: 500.0, ts: t1, coverage: 1.0 });
+        // The plaza's cells are A (0.5) and B (0.5): with only A heard from, half of it is observed.
+        assert_eq!(est[1], ZoneEstimate { zone: "plaza".into(), people: 1000.0, ts: t1, coverage: 0.5 });
+        let plaza = m.readings(now).into_iter().find(|r| r.zone == "plaza").unwrap();
+        assert_eq!((plaza.count, plaza.area_m2, plaza.density), (1000.0, 500.0, 2.0), "density of the part observed");
         // Cell B adds 200 × 0.5 / 0.5 = 200 to the plaza; its newer ts becomes the reading's.
         m.update(rec(now, "B", 200.0), now).unwrap();
         // An older count for A does not replace the newer one.
@@ -199,7 +216,11 @@ cells = [
         let later = t1 + chrono::Duration::seconds(601);
         let est = m.estimates(later);
         assert_eq!(est.len(), 1);
-        assert_eq!(est[0].people, 200.0);
+        assert_eq!((est[0].people, est[0].coverage), (200.0, 0.5));
+        // A stale cell no longer shrinks the zone's density (on main: 1.2 → 0.2 at the same confidence): B's 200
+        // people are the density of the half of the plaza it covers, 0.4/m², weighted by 0.5 at the centre.
+        let plaza = m.readings(later).into_iter().find(|r| r.zone == "plaza").unwrap();
+        assert_eq!((plaza.count, plaza.area_m2, plaza.density), (200.0, 500.0, 0.4));
     }
 
     #[test]

@@ -171,6 +171,9 @@ pub struct GateState {
     area_m2: f64,
     confidence: f64,
     stale_after: chrono::Duration,
+    /// Data time per event time: a replay at 60× re-stamps a recorded minute into one second, so the events of
+    /// the last minute are 60 data-minutes' worth; flows are divided by this to stay per data-minute.
+    time_scale: f64,
     /// The occupancy model.
     pub occupancy: Occupancy,
 }
@@ -192,6 +195,10 @@ impl GateState {
             area_m2,
             confidence: cfg.confidence,
             stale_after: chrono::Duration::seconds(cfg.stale_after_s.min(i64::MAX as u64 / 1000) as i64),
+            time_scale: match &cfg.input {
+                crate::config::InputConfig::Replay { speed, .. } if speed.is_finite() && *speed > 0.0 => *speed,
+                _ => 1.0,
+            },
             occupancy: Occupancy::new(cfg.max_occupancy, reset_at, site.config.utc_offset_minutes),
             ids,
         })
@@ -222,8 +229,8 @@ impl Estimator for GateState {
         };
         let (inflow, outflow) = self.occupancy.flows(now);
         let mut r = self.ids.reading(&self.zone, now, people, self.area_m2, self.confidence);
-        r.inflow_per_min = Some(inflow);
-        r.outflow_per_min = Some(outflow);
+        r.inflow_per_min = Some(inflow / self.time_scale);
+        r.outflow_per_min = Some(outflow / self.time_scale);
         vec![r]
     }
 }
@@ -302,6 +309,43 @@ mod tests {
         assert_eq!(o.flows(now), (10.0, 2.0));
         assert_eq!(o.flows(now + chrono::Duration::seconds(30)), (3.0, 2.0));
         assert_eq!(o.flows(now + chrono::Duration::seconds(120)), (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_replay_reports_flows_per_data_minute_whatever_its_speed() {
+        // One recorded minute: 47 in and 12 out, spread over the minute (the data holds 47–648 per minute; on main
+        // a 60× replay reported 60 data-minutes as one: tens of thousands per "minute").
+        let recorded: Vec<(i64, Direction, f64)> =
+            (0..59).map(|i| (i, if i % 5 == 0 { Direction::Out } else { Direction::In }, 1.0)).collect();
+        let ins: f64 = recorded.iter().filter(|r| r.1 == Direction::In).map(|r| r.2).sum();
+        let outs: f64 = recorded.iter().filter(|r| r.1 == Direction::Out).map(|r| r.2).sum();
+        let site = crate::source::testing::site();
+        let flows_at = |speed: f64, minutes: i64| {
+            let cfg: GateConfig = toml::from_str(&format!(
+                "id = \"g\"\nzone = \"plaza\"\ninput = {{ kind = \"replay\", path = \"x.csv\", speed = {speed} }}"
+            ))
+            .unwrap();
+            let mut g = GateState::new(&cfg, &site, "e").unwrap();
+            let first = t("2026-05-01T02:00:00Z");
+            let start = t("2026-05-01T09:00:00Z");
+            // `minutes` recorded minutes, each the same, re-stamped as the replay input does.
+            let mut last = start;
+            for m in 0..minutes {
+                for (s, d, c) in &recorded {
+                    let rec_ts = first + chrono::Duration::seconds(m * 60 + s);
+                    let ts =
+                        start + chrono::Duration::from_std(crate::input::replay::offset(first, rec_ts, speed)).unwrap();
+                    g.occupancy.apply(*d, *c, ts);
+                    last = ts;
+                }
+            }
+            let r = g.readings(last).pop().unwrap();
+            (r.inflow_per_min.unwrap(), r.outflow_per_min.unwrap())
+        };
+        assert_eq!(flows_at(1.0, 1), (ins, outs));
+        assert_eq!(flows_at(60.0, 60), (ins, outs), "60 data-minutes in one wall minute: still per data-minute");
+        // One data-minute is one second at 60×: the window then spans 60 data-minutes of which one had events.
+        assert_eq!(flows_at(60.0, 1), (ins / 60.0, outs / 60.0));
     }
 
     #[test]

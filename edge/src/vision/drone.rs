@@ -68,7 +68,16 @@ pub fn load_telemetry(path: &Path) -> Result<Vec<Telemetry>, TelemetryError> {
     };
     for r in &recs {
         let fov_ok = |f: f64| f.is_finite() && (1.0..=170.0).contains(&f);
-        if !(r.alt_m.is_finite() && r.alt_m > 0.0 && fov_ok(r.hfov_deg) && fov_ok(r.vfov_deg) && r.lat.abs() < 89.0) {
+        // Every number must be finite: a NaN heading or longitude would make the footprint NaN, which the
+        // polygon intersection cannot take.
+        let place_ok = r.lat.is_finite() && r.lat.abs() < 89.0 && r.lon.is_finite() && r.lon.abs() <= 180.0;
+        if !(r.alt_m.is_finite()
+            && r.alt_m > 0.0
+            && fov_ok(r.hfov_deg)
+            && fov_ok(r.vfov_deg)
+            && place_ok
+            && r.heading_deg.is_finite())
+        {
             return Err(parse(format!("frame {}: implausible telemetry {r:?}", r.frame)));
         }
     }

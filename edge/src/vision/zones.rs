@@ -31,14 +31,31 @@ pub struct ZoneCounts {
     pub conflict: f64,
 }
 
+/// How far up a foot that falls in no zone is looked at again, px: a person cut off by the bottom of the frame
+/// has the box's bottom (their "feet") exactly on the frame's edge, which is also the bottom edge of a zone drawn
+/// down to it, and a point on a polygon's lower edge is outside it.
+const EDGE_NUDGE_PX: f64 = 0.5;
+
+/// Where a detection stands for zone membership: its bottom-centre, or half a pixel above when that is in no
+/// zone (so a foot on the frame's bottom edge counts in the zone just above it, and nothing counts twice).
+fn standing_point(zones: &[ImageZone], d: &Detection) -> Point {
+    let foot = d.foot();
+    if zones.iter().any(|z| contains(&z.polygon, foot)) {
+        foot
+    } else {
+        [foot[0], foot[1] - EDGE_NUDGE_PX]
+    }
+}
+
 /// Counts one frame's detections in each zone (same order as `zones`).
 pub fn count(zones: &[ImageZone], dets: &[Detection]) -> Vec<ZoneCounts> {
+    let standing: Vec<(Class, Point)> = dets.iter().map(|d| (d.class, standing_point(zones, d))).collect();
     zones
         .iter()
         .map(|z| {
             let mut c = ZoneCounts::default();
-            for d in dets.iter().filter(|d| contains(&z.polygon, d.foot())) {
-                match d.class {
+            for (class, _) in standing.iter().filter(|(_, p)| contains(&z.polygon, *p)) {
+                match class {
                     Class::Person => c.person += 1.0,
                     Class::Vehicle => c.vehicle += 1.0,
                 }
@@ -133,6 +150,19 @@ mod tests {
         );
         assert_eq!(c[0].conflict, 0.0, "people without a vehicle are no conflict");
         assert_eq!(c[1], ZoneCounts { person: 0.0, vehicle: 1.0, conflict: 0.0 });
+    }
+
+    #[test]
+    fn a_foot_on_the_frame_edge_counts_in_the_zone_above_and_once_on_a_shared_edge() {
+        // The lane is drawn down to the bottom of a 140 px frame; a person cut off there has y2 = 140.
+        let c = count(&zones(), &[det(Class::Person, 50.0, 140.0)]);
+        assert_eq!((c[0].person, c[1].person), (0.0, 1.0), "on main it fell in no zone");
+        // A foot exactly on the plaza/lane boundary (y = 100) counts once, in the lane.
+        let c = count(&zones(), &[det(Class::Person, 50.0, 100.0)]);
+        assert_eq!((c[0].person, c[1].person), (0.0, 1.0));
+        // Below the frame's zones by more than the nudge: nowhere.
+        let c = count(&zones(), &[det(Class::Person, 50.0, 141.0)]);
+        assert_eq!((c[0].person, c[1].person), (0.0, 0.0));
     }
 
     #[test]
