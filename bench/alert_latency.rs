@@ -9,7 +9,9 @@
 //!
 //! Options: `--samples N` (default 200, or env `CROWDGRID_BENCH_SAMPLES`), `--host H` / `--port P` (the
 //! external broker, default 127.0.0.1:1883: a system Mosquitto), `--timeout S` (wait per notification,
-//! default 10).
+//! default 10), `--embedded-tls` (instead: the centre's embedded broker with TLS and edge authentication on, as
+//! deployed beyond one machine; the readings are signed by an edge credential over TLS, the watcher logs in as
+//! the centre).
 //!
 //! The centre runs in-process on `config/central.toml` with `[broker] mode = "external"`, a unique topic
 //! prefix and client id, its store in a temporary directory, and a rule file per site written for the run:
@@ -52,6 +54,25 @@ struct Args {
     /// Seconds to wait for each notification.
     #[arg(long = "timeout", default_value_t = 10)]
     timeout_s: u64,
+    /// Use the embedded broker with TLS and authentication instead of the external one.
+    #[arg(long)]
+    embedded_tls: bool,
+}
+
+/// The secure setup: TLS trust, the edge's credentials per site, the centre's login for the watcher.
+#[derive(Clone)]
+struct Secure {
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    creds: std::collections::HashMap<String, crowdgrid_proto::signed::Credential>,
+    centre_password: String,
+    first_site: String,
+}
+
+impl Secure {
+    /// The payload as the edge `alert-bench` signs it.
+    fn seal(&self, site: &str, topic: &str, body: Vec<u8>) -> Vec<u8> {
+        crowdgrid_proto::signed::seal(&self.creds[site], "alert-bench", topic, &body)
+    }
 }
 
 impl Args {
@@ -118,10 +139,14 @@ struct Note {
     id: i64,
 }
 
-fn client(id: &str, host: &str, port: u16) -> (AsyncClient, EventLoop) {
+fn client(id: &str, host: &str, port: u16, login: Option<(String, String, &Secure)>) -> (AsyncClient, EventLoop) {
     let mut opts = MqttOptions::new(id, host, port);
     opts.set_keep_alive(Duration::from_secs(30));
     opts.set_max_packet_size(1024 * 1024, 1024 * 1024);
+    if let Some((user, password, secure)) = login {
+        opts.set_credentials(user, password);
+        crowdgrid_edge::tls::use_tls(&mut opts, secure.tls.clone());
+    }
     AsyncClient::new(opts, 100)
 }
 
@@ -247,7 +272,7 @@ fn write_rules(dir: &Path, sites: &[String]) -> Vec<std::path::PathBuf> {
 
 /// What the broker says it is (`$SYS/broker/version`, retained by Mosquitto), if it says.
 async fn broker_version(host: &str, port: u16, client_id: &str) -> Option<String> {
-    let (c, mut el) = client(client_id, host, port);
+    let (c, mut el) = client(client_id, host, port, None);
     c.subscribe("$SYS/broker/version", QoS::AtMostOnce).await.ok()?;
     let version = tokio::time::timeout(Duration::from_secs(2), async {
         loop {
@@ -299,17 +324,49 @@ async fn run(args: Args) -> i32 {
     let prefix = format!("crowdgrid-bench/{run_id}/v1");
     let client_id = format!("crowdgrid-alert-bench-{run_id}");
     loaded.config.store.path = dir.path().join("central.db");
-    // The load generator publishes unsigned v1 readings (the signed path is measured separately).
-    loaded.config.edges.authentication = crowdgrid::auth::edge_credentials::Authentication::Off;
     loaded.config.api.listen = "127.0.0.1:0".parse().expect("loopback address");
-    loaded.config.broker = BrokerConfig::External {
-        host: args.host.clone(),
-        port: args.port,
-        client_id: client_id.clone(),
-        username: None,
-        password: None,
-        tls_ca: None,
-        topic_prefix: prefix.clone(),
+    let db = loaded.config.store.path.clone();
+    let (host, port, secure) = if args.embedded_tls {
+        let port = crowdgrid::central::broker::free_loopback_addr().expect("a free port").port();
+        loaded.config.broker = BrokerConfig::Embedded {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            max_payload_bytes: 1024 * 1024,
+            topic_prefix: prefix.clone(),
+        };
+        let tls = crowdgrid::central::tls::write_self_signed(&dir.path().join("tls"), &[]).expect("a certificate");
+        let client_tls = tls.client_config().expect("a TLS client configuration");
+        loaded.config.tls = Some(tls);
+        loaded.config.edges.authentication = crowdgrid::auth::edge_credentials::Authentication::Required;
+        let store = crowdgrid::auth::edge_credentials::EdgeCredentials::open(&db, &loaded.config.edges.key_path(&db))
+            .expect("the credential table");
+        let mut creds = std::collections::HashMap::new();
+        for s in &loaded.sites {
+            creds.insert(s.config.id.clone(), store.create(&s.config.id, "alert-bench").await.expect("a credential"));
+        }
+        let secure = Secure {
+            tls: client_tls,
+            creds,
+            centre_password: store.centre_password(),
+            first_site: loaded.sites[0].config.id.clone(),
+        };
+        ("127.0.0.1".to_string(), port, Some(secure))
+    } else {
+        // The load generator publishes unsigned v1 readings.
+        loaded.config.edges.authentication = crowdgrid::auth::edge_credentials::Authentication::Off;
+        loaded.config.broker = BrokerConfig::External {
+            host: args.host.clone(),
+            port: args.port,
+            client_id: client_id.clone(),
+            username: None,
+            password: None,
+            tls_ca: None,
+            topic_prefix: prefix.clone(),
+        };
+        (args.host.clone(), args.port, None)
+    };
+    let seal = |site: &str, topic: &str, body: Vec<u8>| match &secure {
+        Some(s) => s.seal(site, topic, body),
+        None => body,
     };
     let site_ids: Vec<String> = loaded.sites.iter().map(|s| s.config.id.clone()).collect();
     loaded.config.rule_files = write_rules(dir.path(), &site_ids);
@@ -347,19 +404,24 @@ async fn run(args: Args) -> i32 {
 
     // Is the broker there at all?
     use std::net::ToSocketAddrs;
-    let reachable = (args.host.as_str(), args.port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
+    let reachable = secure.is_some()
+        || (args.host.as_str(), args.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok());
     if !reachable {
         eprintln!("alert_latency bench: no MQTT broker on {}:{}", args.host, args.port);
         return 2;
     }
 
-    let broker = broker_version(&args.host, args.port, &format!("{client_id}-sys"))
-        .await
-        .unwrap_or_else(|| "unknown broker (no $SYS/broker/version)".into());
+    let broker = if secure.is_some() {
+        "the embedded rumqttd with TLS (self-signed) and edge authentication; readings signed".to_string()
+    } else {
+        broker_version(&args.host, args.port, &format!("{client_id}-sys"))
+            .await
+            .unwrap_or_else(|| "unknown broker (no $SYS/broker/version)".into())
+    };
 
     let central = match crowdgrid::central::start(loaded).await {
         Ok(c) => c,
@@ -372,7 +434,10 @@ async fn run(args: Args) -> i32 {
 
     // The watcher subscribes first, so no notification can be missed.
     let (notes_tx, mut notes) = mpsc::unbounded_channel();
-    let (wc, wel) = client(&format!("{client_id}-watch"), &args.host, args.port);
+    let watch_login = secure.as_ref().map(|s| ("crowdgrid-central".to_string(), s.centre_password.clone(), s));
+    let watch_id =
+        if secure.is_some() { "crowdgrid-central-bench-watch".to_string() } else { format!("{client_id}-watch") };
+    let (wc, wel) = client(&watch_id, &host, port, watch_login);
     let (sub_tx, sub_rx) = oneshot::channel();
     let watcher = tokio::spawn(watch(wel, sub_tx, notes_tx));
     let filter = format!("{prefix}/+/workers/+/tickets");
@@ -382,7 +447,10 @@ async fn run(args: Args) -> i32 {
         return 1;
     }
 
-    let (pc, pel) = client(&format!("{client_id}-pub"), &args.host, args.port);
+    let pub_login =
+        secure.as_ref().map(|s| (format!("{}/alert-bench", s.first_site), s.creds[&s.first_site].secret.clone(), s));
+    let pub_id = if secure.is_some() { "alert-bench-pub".to_string() } else { format!("{client_id}-pub") };
+    let (pc, pel) = client(&pub_id, &host, port, pub_login);
     let (conn_tx, conn_rx) = oneshot::channel();
     let publisher = tokio::spawn(drive(pel, conn_tx));
     if tokio::time::timeout(Duration::from_secs(10), conn_rx).await.map_or(true, |r| r.is_err()) {
@@ -399,29 +467,31 @@ async fn run(args: Args) -> i32 {
             return 1;
         }
         let z = &mut zones[0];
-        let payload = z.reading(0.1);
-        pc.publish(topic::reading(&prefix, &z.site, &z.zone), QoS::AtLeastOnce, false, payload)
-            .await
-            .expect("warm-up publish");
+        let t = topic::reading(&prefix, &z.site, &z.zone);
+        let payload = {
+            let body = z.reading(0.1);
+            seal(&z.site, &t, body)
+        };
+        pc.publish(t, QoS::AtLeastOnce, false, payload).await.expect("warm-up publish");
         warmups += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Every zone starts quiet (a zone never heard from has no level to clear from either way).
     for z in zones.iter_mut().skip(1) {
-        let payload = z.reading(0.1);
-        pc.publish(topic::reading(&prefix, &z.site, &z.zone), QoS::AtLeastOnce, false, payload)
-            .await
-            .expect("quiet publish");
+        let t = topic::reading(&prefix, &z.site, &z.zone);
+        let payload = {
+            let body = z.reading(0.1);
+            seal(&z.site, &t, body)
+        };
+        pc.publish(t, QoS::AtLeastOnce, false, payload).await.expect("quiet publish");
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     while notes.try_recv().is_ok() {}
 
     println!(
-        "crowdgrid alert latency bench: {} samples over {} zones; broker: {broker} at {}:{} (external), QoS 1",
+        "crowdgrid alert latency bench: {} samples over {} zones; broker: {broker} at {host}:{port}, QoS 1",
         args.samples,
         zones.len(),
-        args.host,
-        args.port
     );
     println!(
         "  prefix {prefix}; rule: density, for_s 0, clear_for_s 0, cooldown_s 0; reopen_window_s 0; {warmups} warm-up readings"
@@ -438,8 +508,12 @@ async fn run(args: Args) -> i32 {
         let zi = i % zones.len();
         let z = &mut zones[zi];
         let high = z.high();
-        let payload = z.reading(high);
         let t = topic::reading(&prefix, &z.site, &z.zone);
+        // Signed before the clock starts, as an edge signs when it queues.
+        let payload = {
+            let body = z.reading(high);
+            seal(&z.site, &t, body)
+        };
         let sent = Instant::now();
         pc.publish(t.clone(), QoS::AtLeastOnce, false, payload).await.expect("queue a publish");
         match wait_for(&mut notes, z, &["raised", "reopened"], args.timeout()).await {
@@ -458,7 +532,10 @@ async fn run(args: Args) -> i32 {
                 );
             }
         }
-        let payload = z.reading(0.1);
+        let payload = {
+            let body = z.reading(0.1);
+            seal(&z.site, &t, body)
+        };
         let cleared = Instant::now();
         pc.publish(t, QoS::AtLeastOnce, false, payload).await.expect("queue a publish");
         match wait_for(&mut notes, z, &["resolved"], args.timeout()).await {
@@ -499,7 +576,9 @@ async fn run(args: Args) -> i32 {
     if tokio::time::timeout(Duration::from_secs(30), central.stop()).await.is_err() {
         eprintln!("alert_latency bench: the centre did not stop within 30 s");
     }
-    drop_session(&args.host, args.port, &client_id).await;
+    if secure.is_none() {
+        drop_session(&args.host, args.port, &client_id).await;
+    }
     i32::from(missed_raise > 0 || missed_resolve > 0)
 }
 

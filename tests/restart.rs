@@ -91,6 +91,22 @@ async fn publish(c: &AsyncClient, zone: &str, area: f64, density: f64, ts: DateT
     .unwrap();
 }
 
+/// When the rule engine's snapshot was last saved (ms), wherever the dispatch state lives.
+async fn saved_at(db: &Path, dispatch_url: Option<&str>) -> Option<i64> {
+    match dispatch_url {
+        None => rusqlite::Connection::open(db)
+            .ok()?
+            .query_row("SELECT saved_at FROM rule_state WHERE id = 1", [], |r| r.get(0))
+            .ok(),
+        Some(url) => {
+            let pool = crowdgrid::store::pg_schema::connect(url).await.ok()?;
+            let row =
+                pool.get().await.ok()?.query_opt("SELECT saved_at FROM rule_state WHERE id = 1", &[]).await.ok()??;
+            row.try_get(0).ok()
+        }
+    }
+}
+
 async fn tickets(api: &str, tok: &str) -> Vec<Value> {
     get_json(&format!("{api}/api/v1/tickets?state=all"), tok).await.as_array().unwrap().clone()
 }
@@ -130,8 +146,21 @@ async fn sigkill_scenario(dispatch_url: Option<&str>) {
         (t.len() == 1 && t[0]["zone"] == "jetty").then_some(())
     })
     .await;
-    // Let the rule state be saved (every 2 s), then kill -9.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Every reading processed (the beach shows the last one), then a rule-state save after that moment: only
+    // then kill -9 (polled, not slept: under load a fixed wait can end before the save).
+    let last_beach = (t0 + chrono::Duration::seconds(10)).timestamp();
+    eventually(Duration::from_secs(10), "the last beach reading processed", || async {
+        let zones = get_json(&format!("{api}/api/v1/zones?site=west-taihu"), &tok).await;
+        let beach = zones.as_array()?.iter().find(|z| z["zone"] == "beach")?.clone();
+        let ts = DateTime::parse_from_rfc3339(beach["ts"].as_str()?).ok()?.timestamp();
+        (ts == last_beach).then_some(())
+    })
+    .await;
+    let processed_at = Utc::now().timestamp_millis();
+    eventually(Duration::from_secs(10), "a rule-state save after that", || async {
+        (saved_at(&db, dispatch_url).await? > processed_at).then_some(())
+    })
+    .await;
     centre.kill().unwrap();
     centre.wait().unwrap();
 
@@ -146,7 +175,15 @@ async fn sigkill_scenario(dispatch_url: Option<&str>) {
     publish(&c, "jetty", 1500.0, 3.2, t0 + chrono::Duration::seconds(12), 2).await;
     // 15 s into the beach's 20 s: still pending; at 21 s it fires (only if the timer from t0 survived).
     publish(&c, "beach", 8000.0, 4.0, t0 + chrono::Duration::seconds(15), 4).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Wait until that reading is processed (the zone shows it), then check: a negative check needs proof that
+    // processing has passed the point, not a sleep.
+    let at15 = (t0 + chrono::Duration::seconds(15)).timestamp();
+    eventually(Duration::from_secs(10), "the 15 s beach reading processed", || async {
+        let zones = get_json(&format!("{api}/api/v1/zones?site=west-taihu"), &tok).await;
+        let beach = zones.as_array()?.iter().find(|z| z["zone"] == "beach")?.clone();
+        (DateTime::parse_from_rfc3339(beach["ts"].as_str()?).ok()?.timestamp() == at15).then_some(())
+    })
+    .await;
     assert_eq!(tickets(&api, &tok).await.len(), 1, "beach not yet: 15 s < 20 s");
     publish(&c, "beach", 8000.0, 4.0, t0 + chrono::Duration::seconds(21), 5).await;
     let all = eventually(Duration::from_secs(10), "the beach ticket", || async {

@@ -144,8 +144,7 @@ fn run<C: FrameCounter>(
     // Evidence: the latest analysed frame and its boxes are kept to answer a ticket's snapshot request.
     let evidence_limit = set.evidence.as_ref().map(|(_, max)| *max);
     let mut latest: Option<(opencv::core::Mat, Vec<Detection>, Instant)> = None;
-    // A snapshot must show the scene now: not a frame from before a camera outage.
-    let evidence_max_age = (set.report * 3).max(Duration::from_secs(10));
+    let evidence_max_age = evidence_max_age(set.report);
     let mut last_report = Instant::now();
     let mut reported_drops = 0;
     let mut frames = 0u64;
@@ -205,13 +204,13 @@ fn run<C: FrameCounter>(
         }
         if let (Some(max), Some(asks)) = (evidence_limit, &asks) {
             while let Ok(ask) = asks.try_recv() {
-                let jpeg = match &latest {
-                    Some((mat, dets, at)) if at.elapsed() <= evidence_max_age => {
-                        blurred_jpeg(mat, dets, max).map_err(|e| e.to_string())
-                    }
-                    Some((_, _, at)) => Err(format!("no recent frame (the last is {} s old)", at.elapsed().as_secs())),
-                    None => Err("no frame analysed yet".to_string()),
-                };
+                let jpeg =
+                    evidence_frame_ok(latest.as_ref().map(|l| l.2), Instant::now(), evidence_max_age).and_then(|()| {
+                        match &latest {
+                            Some((mat, dets, _)) => blurred_jpeg(mat, dets, max).map_err(|e| e.to_string()),
+                            None => Err("no frame analysed yet".to_string()),
+                        }
+                    });
                 tracing::debug!(source = %ids.source_id, ticket = ask.ticket, zone = %ask.zone, ok = jpeg.is_ok(), "evidence asked");
                 let _ = ask.reply.send(jpeg);
             }
@@ -241,4 +240,43 @@ fn run<C: FrameCounter>(
         tracing::error!(source = %ids.source_id, "capture thread panicked");
     }
     tracing::info!(source = %ids.source_id, frames, dropped = slot.dropped(), "vision source stopped");
+}
+
+/// How old the latest analysed frame may be to answer a snapshot request: a snapshot must show the scene now,
+/// not a frame from before a camera outage (three report intervals, at least 10 s).
+pub fn evidence_max_age(report: Duration) -> Duration {
+    (report * 3).max(Duration::from_secs(10))
+}
+
+/// Whether a frame analysed `at` may answer a snapshot request at `now`; why not otherwise (nothing is sent).
+pub fn evidence_frame_ok(at: Option<Instant>, now: Instant, max_age: Duration) -> Result<(), String> {
+    match at {
+        None => Err("no frame analysed yet".to_string()),
+        Some(at) if now.saturating_duration_since(at) <= max_age => Ok(()),
+        Some(at) => Err(format!("no recent frame (the last is {} s old)", now.saturating_duration_since(at).as_secs())),
+    }
+}
+
+#[cfg(test)]
+mod evidence_age_tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_older_than_the_report_window_sends_nothing() {
+        assert_eq!(evidence_max_age(Duration::from_secs(2)), Duration::from_secs(10), "at least 10 s");
+        assert_eq!(evidence_max_age(Duration::from_secs(5)), Duration::from_secs(15), "three report intervals");
+        let now = Instant::now() + Duration::from_secs(60);
+        let max = Duration::from_secs(10);
+        assert_eq!(evidence_frame_ok(Some(now - Duration::from_secs(9)), now, max), Ok(()));
+        assert_eq!(
+            evidence_frame_ok(Some(now - Duration::from_secs(10)), now, max),
+            Ok(()),
+            "the limit itself is fine"
+        );
+        assert_eq!(
+            evidence_frame_ok(Some(now - Duration::from_secs(11)), now, max),
+            Err("no recent frame (the last is 11 s old)".to_string())
+        );
+        assert_eq!(evidence_frame_ok(None, now, max), Err("no frame analysed yet".to_string()));
+    }
 }
