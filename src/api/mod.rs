@@ -70,7 +70,15 @@ pub struct AppState {
     pub stream_tickets: limit::StreamTickets,
     /// Requests per token.
     pub limiter: limit::RateLimiter,
+    /// Series queries running at once (see `zones::series`).
+    pub series_slots: Arc<tokio::sync::Semaphore>,
 }
+
+/// Series queries answered at once.
+pub const SERIES_AT_ONCE: usize = 4;
+
+/// How long a request body may take to arrive.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Every route, in one place (docs/openapi.json lists the same; a test compares them).
 pub const ROUTES: &[(&str, &str)] = &[
@@ -122,4 +130,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/kpis", get(kpis::kpis))
         .route("/api/v1/outbox", get(ops::outbox))
         .with_state(state)
+        // A request body (tokens, ticket actions: a few hundred bytes) must arrive within this: a client that
+        // trickles one in would otherwise hold its connection slot for as long as it likes.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
 }

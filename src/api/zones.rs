@@ -196,5 +196,12 @@ pub async fn series(
         return Err(ApiError::BadRequest("from is after to".into()));
     }
     let limit = q.limit.unwrap_or(10_000).min(100_000);
-    Ok(Json(s.series.series(SeriesQuery { site, zone, from, to, source: q.source, limit }).await?))
+    // At most SERIES_AT_ONCE queries (and their answers, up to 100,000 points each) in memory at once; the rest
+    // wait, and after 10 s are told to come back (fifty concurrent maximum-range queries held 512 MB on main).
+    let _permit = tokio::time::timeout(std::time::Duration::from_secs(10), s.series_slots.clone().acquire_owned())
+        .await
+        .map_err(|_| ApiError::Unavailable("too many series queries at once; try again".into()))?
+        .map_err(|_| ApiError::Unavailable("shutting down".into()))?;
+    let points = s.series.series(SeriesQuery { site, zone, from, to, source: q.source, limit }).await?;
+    Ok(Json(points))
 }

@@ -272,6 +272,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         streams: Arc::new(tokio::sync::Semaphore::new(config.api.max_event_streams)),
         stream_tickets: Default::default(),
         limiter: crate::api::limit::RateLimiter::new(config.api.rate_per_token),
+        series_slots: Arc::new(tokio::sync::Semaphore::new(crate::api::SERIES_AT_ONCE)),
     };
 
     let mut tasks = Vec::new();
