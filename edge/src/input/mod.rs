@@ -55,12 +55,14 @@ pub struct Batch<T> {
     pub errors: Vec<String>,
     /// If set, the source answers with its counts once the batch is processed (webhook replies).
     pub ack: Option<oneshot::Sender<Ack>>,
+    /// The input started over (a looped replay): the data restarts, so does the source's state.
+    pub restart: bool,
 }
 
 impl<T> Batch<T> {
     /// A batch without an acknowledgement.
     pub fn new(records: Vec<T>, errors: Vec<String>) -> Self {
-        Self { records, errors, ack: None }
+        Self { records, errors, ack: None, restart: false }
     }
 }
 

@@ -50,10 +50,14 @@ async fn run<T: Record>(path: PathBuf, speed: f64, looping: bool, cx: InputConte
     };
     let offsets: Vec<Duration> = recs.iter().map(|r| offset(first, r.ts(), speed)).collect();
     tracing::info!(source = %cx.source_id, path = %path.display(), records = recs.len(), speed, looping, "replay input starting");
+    let mut restart = false;
     loop {
-        if !play_once(&recs, &offsets, &cx, &tx).await {
+        if !play_once(&recs, &offsets, &cx, &tx, restart).await {
             break;
         }
+        // The next pass replays the same data from its beginning: the source must start over too (a gate's
+        // occupancy would otherwise add the second pass's entries to the first's).
+        restart = true;
         if !looping {
             tracing::info!(source = %cx.source_id, "replay finished");
             break;
@@ -67,8 +71,10 @@ async fn play_once<T: Record>(
     offsets: &[Duration],
     cx: &InputContext,
     tx: &mpsc::Sender<Batch<T>>,
+    restart: bool,
 ) -> bool {
     let start_wall = Utc::now();
+    let mut restart = restart;
     let start = tokio::time::Instant::now();
     let mut i = 0;
     while i < recs.len() {
@@ -87,7 +93,9 @@ async fn play_once<T: Record>(
             batch.push(r);
             i += 1;
         }
-        if tx.send(Batch::new(batch, Vec::new())).await.is_err() {
+        let mut b = Batch::new(batch, Vec::new());
+        b.restart = std::mem::take(&mut restart);
+        if tx.send(b).await.is_err() {
             return false;
         }
     }
@@ -143,10 +151,13 @@ mod tests {
         let start = tokio::time::Instant::now();
         let h = spawn(path, 60.0, true, cx.clone(), tx);
         let mut got = Vec::new();
+        let mut restarts = Vec::new();
         for _ in 0..4 {
             let b = rx.recv().await.unwrap();
+            restarts.push(b.restart);
             got.push((start.elapsed(), b.records));
         }
+        assert_eq!(restarts, vec![false, false, false, true], "the loop's second pass says it started over");
         // Due at 0 s, 1 s (two records together), 3 s, then the loop starts again at once.
         assert_eq!(got[0].1.len(), 1);
         assert_eq!(got[1].1.iter().map(|r| r.n).collect::<Vec<_>>(), vec![2, 3]);

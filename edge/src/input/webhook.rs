@@ -72,7 +72,7 @@ async fn handle<T: Record>(State(s): State<Shared<T>>, headers: HeaderMap, body:
     }
     let parsed = recs.len();
     let (ack_tx, ack_rx) = oneshot::channel();
-    let batch = Batch { records: recs, errors, ack: Some(ack_tx) };
+    let batch = Batch { records: recs, errors, ack: Some(ack_tx), restart: false };
     if s.tx.send(batch).await.is_err() {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": "source stopped"})));
     }

@@ -171,6 +171,8 @@ pub struct GateState {
     area_m2: f64,
     confidence: f64,
     stale_after: chrono::Duration,
+    /// The occupancy model as configured, to start over from.
+    fresh: Occupancy,
     /// Data time per event time: a replay at 60× re-stamps a recorded minute into one second, so the events of
     /// the last minute are 60 data-minutes' worth; flows are divided by this to stay per data-minute.
     time_scale: f64,
@@ -199,6 +201,7 @@ impl GateState {
                 crate::config::InputConfig::Replay { speed, .. } if speed.is_finite() && *speed > 0.0 => *speed,
                 _ => 1.0,
             },
+            fresh: Occupancy::new(cfg.max_occupancy, reset_at, site.config.utc_offset_minutes),
             occupancy: Occupancy::new(cfg.max_occupancy, reset_at, site.config.utc_offset_minutes),
             ids,
         })
@@ -232,6 +235,11 @@ impl Estimator for GateState {
         r.inflow_per_min = Some(inflow / self.time_scale);
         r.outflow_per_min = Some(outflow / self.time_scale);
         vec![r]
+    }
+
+    fn restart(&mut self) {
+        // A looped recording replays the same day again: its entries are not more people on the island.
+        self.occupancy = self.fresh.clone();
     }
 }
 
@@ -346,6 +354,27 @@ mod tests {
         assert_eq!(flows_at(60.0, 60), (ins, outs), "60 data-minutes in one wall minute: still per data-minute");
         // One data-minute is one second at 60×: the window then spans 60 data-minutes of which one had events.
         assert_eq!(flows_at(60.0, 1), (ins / 60.0, outs / 60.0));
+    }
+
+    #[test]
+    fn a_looped_replay_starts_the_occupancy_over() {
+        let site = crate::source::testing::site();
+        let cfg: GateConfig = toml::from_str(
+            "id = \"g\"\nzone = \"plaza\"\ninput = { kind = \"replay\", path = \"x.csv\", speed = 60.0, loop = true }",
+        )
+        .unwrap();
+        let mut g = GateState::new(&cfg, &site, "e").unwrap();
+        let ids = g.ids.clone();
+        let health = crate::health::Health::new();
+        let now = Utc::now();
+        let rec = |n: f64| GateRecord { ts: now, gate: "g1".into(), direction: Direction::In, count: Some(n) };
+        crate::source::apply_batch(&mut g, crate::input::Batch::new(vec![rec(300.0)], vec![]), &ids, &health, now);
+        assert_eq!(g.occupancy.occupancy(), Some(300.0));
+        // The same recording again, as its second pass: 300, not 600 (on main it climbed pass after pass).
+        let mut again = crate::input::Batch::new(vec![rec(300.0)], vec![]);
+        again.restart = true;
+        crate::source::apply_batch(&mut g, again, &ids, &health, now);
+        assert_eq!(g.occupancy.occupancy(), Some(300.0));
     }
 
     #[test]

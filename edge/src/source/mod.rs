@@ -200,6 +200,8 @@ pub trait Estimator: Send + 'static {
     fn apply(&mut self, rec: Self::Record, now: DateTime<Utc>) -> Result<Option<Rejection>, Rejection>;
     /// The readings to publish at `now`.
     fn readings(&mut self, now: DateTime<Utc>) -> Vec<Reading>;
+    /// The input started over from the beginning of its data (a looped replay): forget what it built up.
+    fn restart(&mut self) {}
 }
 
 /// Applies a batch, counting every outcome in health; returns the counts.
@@ -212,6 +214,10 @@ pub fn apply_batch<E: Estimator>(
 ) -> Ack {
     let kind = ids.kind.as_str();
     let mut ack = Ack::default();
+    if batch.restart {
+        tracing::info!(source = %ids.source_id, "input started over (looped replay): state reset");
+        est.restart();
+    }
     for e in &batch.errors {
         health.rejected(&ids.source_id, kind, "malformed", e);
         ack.rejected += 1;
