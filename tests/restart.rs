@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -53,22 +53,6 @@ zones = ["jetty"]
     )
     .unwrap();
     path
-}
-
-async fn start(config: &Path, api: &str, log: &Path) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_crowdgrid"))
-        .args(["central", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(20), "the centre to answer", || async {
-        let ok = reqwest::get(format!("{api}/healthz")).await.ok()?.json::<Value>().await.ok()?;
-        (ok["status"] == "ok").then_some(())
-    })
-    .await;
-    child
 }
 
 async fn publisher(port: u16) -> AsyncClient {
@@ -129,7 +113,7 @@ async fn sigkill_scenario(dispatch_url: Option<&str>) {
     let api_port = crowdgrid::central::broker::free_loopback_addr().unwrap().port();
     let api = format!("http://127.0.0.1:{api_port}");
     let config = write_config(dir.path(), mqtt, api_port, dispatch_url);
-    let mut centre = start(&config, &api, &dir.path().join("c1.log")).await;
+    let mut centre = start_centre_process(&config, &api, &dir.path().join("c1.log")).await;
     let db = dir.path().join("central.db");
     let tokens = DispatchDb::open(&db, dispatch_url).await.unwrap().tokens().unwrap();
     let tok = token_in(&tokens, crowdgrid::auth::Role::Admin, None).await;
@@ -164,7 +148,7 @@ async fn sigkill_scenario(dispatch_url: Option<&str>) {
     centre.kill().unwrap();
     centre.wait().unwrap();
 
-    let mut centre = start(&config, &api, &dir.path().join("c2.log")).await;
+    let mut centre = start_centre_process(&config, &api, &dir.path().join("c2.log")).await;
     let c = publisher(mqtt).await;
     let after = tickets(&api, &tok).await;
     assert_eq!(after.len(), 1, "no ticket lost, none invented: {after:?}");

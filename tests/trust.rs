@@ -12,7 +12,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -22,7 +22,6 @@ use crowdgrid::metrics::Metrics;
 use crowdgrid_proto::signed::{self, Credential};
 use crowdgrid_proto::{topic, EdgeState, EdgeStatus, Reading, SourceKind};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use serde_json::Value;
 
 /// A client logged in as `user`/`pass` (or anonymous); `Err` if the broker refuses the login.
 async fn connect(port: u16, client_id: &str, login: Option<(&str, &str)>) -> Result<AsyncClient, String> {
@@ -248,22 +247,6 @@ fn write_central(dir: &Path, broker: &str, api: u16) -> std::path::PathBuf {
     path
 }
 
-async fn start_centre(config: &Path, api: &str, log: &Path) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_crowdgrid"))
-        .args(["central", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(20), "the centre to answer", || async {
-        let ok = reqwest::get(format!("{api}/healthz")).await.ok()?.json::<Value>().await.ok()?;
-        (ok["status"] == "ok").then_some(())
-    })
-    .await;
-    child
-}
-
 /// Every `(source_id, seq)` stored, and whether each source's seqs are exactly 1..=n.
 fn stored(db: &Path) -> Vec<(String, i64, i64)> {
     let conn = rusqlite::Connection::open(db).unwrap();
@@ -300,7 +283,7 @@ async fn kill_nine_loses_nothing(external: Option<(&str, u16)>, signal: &str) {
         .create("west-taihu", "kill-edge")
         .await
         .unwrap();
-    let mut centre = start_centre(&config, &api, &dir.path().join("c1.log")).await;
+    let mut centre = start_centre_process(&config, &api, &dir.path().join("c1.log")).await;
 
     // A fast stream (2 zones every 2 ms, plus the fused series): thousands of readings a second, so some are
     // always between the broker and the centre's commit when the centre is killed.
@@ -320,7 +303,7 @@ async fn kill_nine_loses_nothing(external: Option<(&str, u16)>, signal: &str) {
         let _ = Command::new("kill").args(["-s", signal]).arg(centre.id().to_string()).status();
         centre.wait().unwrap();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        centre = start_centre(&config, &api, &dir.path().join(format!("c{}.log", round + 2))).await;
+        centre = start_centre_process(&config, &api, &dir.path().join(format!("c{}.log", round + 2))).await;
     }
     let q = agent.queue.clone();
     eventually(Duration::from_secs(60), "the edge caught up after the restarts", || async {

@@ -111,6 +111,23 @@ zones = [
     )
 }
 
+/// Starts the `crowdgrid central` binary on `config` (stderr to `log`) and waits until its API says ok.
+pub async fn start_centre_process(config: &Path, api: &str, log: &Path) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_crowdgrid"))
+        .args(["central", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(20), "the centre to answer", || async {
+        let ok = reqwest::get(format!("{api}/healthz")).await.ok()?.json::<serde_json::Value>().await.ok()?;
+        (ok["status"] == "ok").then_some(())
+    })
+    .await;
+    child
+}
+
 /// Polls `f` every 100 ms until it returns `Some`, panicking with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
 where
