@@ -39,15 +39,7 @@ use proptest::sample::select;
 // ---------------------------------------------------------------------------------------------------------------
 // Configuration and fixtures.
 
-/// `default_cases` unless `PROPTEST_CASES` is set (an explicit `cases` would otherwise override the variable).
-/// Failures are not persisted to files: a failing input is printed, and kept as a regression test by hand.
-fn config(default_cases: u32) -> ProptestConfig {
-    let cases = match std::env::var("PROPTEST_CASES") {
-        Ok(v) => v.parse().unwrap_or(default_cases),
-        Err(_) => default_cases,
-    };
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
-}
+use mutate::config;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
