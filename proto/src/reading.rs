@@ -94,6 +94,12 @@ pub struct Reading {
     pub conflict: Option<f64>,
 }
 
+/// The edge a source id belongs to: edges name their sources `{edge}/{source}` (`None` for a source id without an
+/// edge part, e.g. a hand publisher's).
+pub fn edge_of_source(source_id: &str) -> Option<&str> {
+    source_id.split_once('/').map(|(e, _)| e).filter(|e| !e.is_empty())
+}
+
 /// Largest `seq` accepted: integers above 2^53 are not exact in every JSON reader.
 pub const MAX_SEQ: u64 = 1 << 53;
 

@@ -65,10 +65,7 @@ fn site_of<'t>(prefix: &str, topic: &'t str) -> Option<&'t str> {
     topic.strip_prefix(prefix)?.strip_prefix('/')?.split('/').next().filter(|s| !s.is_empty())
 }
 
-/// The edge a source id belongs to: edges name their sources `{edge}/{source}`.
-pub fn edge_of_source(source_id: &str) -> Option<&str> {
-    source_id.split_once('/').map(|(e, _)| e).filter(|e| !e.is_empty())
-}
+pub use crowdgrid_proto::reading::edge_of_source;
 
 #[cfg(test)]
 mod tests {

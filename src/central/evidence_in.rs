@@ -51,7 +51,7 @@ async fn admit(intake: &Intake, o: &Offered) -> Result<(), &'static str> {
         let sees = live.zone(&e.site, &e.zone).is_some_and(|z| {
             z.sources.iter().any(|(id, s)| {
                 matches!(s.kind, SourceKind::Camera | SourceKind::Drone)
-                    && id.strip_prefix(edge.as_str()).is_some_and(|rest| rest.starts_with('/'))
+                    && crowdgrid_proto::reading::edge_of_source(id) == Some(edge.as_str())
             })
         });
         if !sees {

@@ -51,9 +51,9 @@ pub struct Fused {
 }
 
 /// Fuses the estimates fresh at `now` (not older than `fresh`); `None` if none can carry weight.
-pub fn fuse<'a>(
+pub fn fuse<E: std::borrow::Borrow<Estimate>>(
     zone_area: f64,
-    estimates: impl IntoIterator<Item = &'a Estimate>,
+    estimates: impl IntoIterator<Item = E>,
     now: DateTime<Utc>,
     fresh: chrono::Duration,
 ) -> Option<Fused> {
@@ -62,6 +62,7 @@ pub fn fuse<'a>(
     }
     let (mut sw, mut swd, mut coverage, mut confidence, mut n) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0usize);
     for e in estimates {
+        let e = e.borrow();
         if now - e.ts > fresh || !(e.density.is_finite() && e.area_m2.is_finite() && e.confidence.is_finite()) {
             continue;
         }

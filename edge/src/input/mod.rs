@@ -83,9 +83,9 @@ pub struct InputContext {
     pub shutdown: CancellationToken,
 }
 
-/// The edge part of a source id `{edge}/{source}`.
+/// The edge part of a source id `{edge}/{source}` (the whole id if it has none).
 pub fn edge_of(source_id: &str) -> &str {
-    source_id.split_once('/').map_or(source_id, |(e, _)| e)
+    crowdgrid_proto::reading::edge_of_source(source_id).unwrap_or(source_id)
 }
 
 impl InputContext {
