@@ -187,8 +187,8 @@ enum End {
 /// What a publish handed to rumqttc was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Sent {
-    /// A queued reading, by queue id, with its `(source_id, seq)` when the centre's acknowledgement is awaited.
-    Reading { id: i64, key: Option<(String, u64)> },
+    /// A queued reading, by queue id; `awaited`: its deletion waits for the centre's acknowledgement.
+    Reading { id: i64, awaited: bool },
     /// A status message.
     Status { offline: bool },
 }
@@ -201,10 +201,12 @@ struct Topics<'a> {
 }
 
 /// A reading handed to the broker and not yet acknowledged by the centre.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Awaiting {
-    /// Queue id.
-    id: i64,
+    /// What the acknowledgements name it by.
+    source_id: String,
+    /// Its sequence number.
+    seq: u64,
     /// When the broker's PUBACK came (`None`: not yet).
     pubacked: Option<Instant>,
 }
@@ -224,8 +226,8 @@ struct Session<'a> {
     identity: &'a Identity,
     status_topic: &'a str,
     ack_topic: &'a str,
-    /// `(source_id, seq)` → sent readings awaiting the centre's acknowledgement.
-    awaiting: HashMap<(String, u64), Awaiting>,
+    /// Queue id → sent readings awaiting the centre's acknowledgement.
+    awaiting: HashMap<i64, Awaiting>,
     /// When the next check for overdue acknowledgements is due.
     next_commit_check: Instant,
     client: AsyncClient,
@@ -409,20 +411,17 @@ impl<'a> Session<'a> {
                 self.push_ack(msg.id);
                 continue;
             }
-            let key = if self.by_commit() {
-                serde_json::from_slice::<Key>(&msg.payload).ok().map(|k| (k.source_id, k.seq))
-            } else {
-                None
-            };
+            let key = if self.by_commit() { serde_json::from_slice::<Key>(&msg.payload).ok() } else { None };
             let payload = self.identity.seal(&msg.topic, msg.payload);
             if let Err(e) = self.client.try_publish(msg.topic, QoS::AtLeastOnce, false, payload) {
                 tracing::debug!(error = %e, id = msg.id, "try_publish refused");
                 return Ok(false);
             }
-            if let Some(k) = &key {
-                self.awaiting.insert(k.clone(), Awaiting { id: msg.id, pubacked: None });
+            let awaited = key.is_some();
+            if let Some(k) = key {
+                self.awaiting.insert(msg.id, Awaiting { source_id: k.source_id, seq: k.seq, pubacked: None });
             }
-            self.requested.push_back(Sent::Reading { id: msg.id, key });
+            self.requested.push_back(Sent::Reading { id: msg.id, awaited });
             self.outstanding += 1;
         }
         Ok(true)
@@ -478,19 +477,16 @@ impl<'a> Session<'a> {
                 }
             }
             Event::Incoming(Packet::PubAck(ack)) => match self.inflight.remove(&ack.pkid) {
-                Some(Sent::Reading { id, key }) => {
+                Some(Sent::Reading { id, awaited }) => {
                     self.outstanding = self.outstanding.saturating_sub(1);
-                    match key {
+                    if awaited {
                         // Wait for the centre; if its acknowledgement came first, the entry is gone already.
-                        Some(k) => {
-                            if let Some(a) = self.awaiting.get_mut(&k) {
-                                a.pubacked = Some(Instant::now());
-                            }
+                        if let Some(a) = self.awaiting.get_mut(&id) {
+                            a.pubacked = Some(Instant::now());
                         }
-                        None => {
-                            self.acked_total += 1;
-                            self.push_ack(id);
-                        }
+                    } else {
+                        self.acked_total += 1;
+                        self.push_ack(id);
                     }
                 }
                 Some(Sent::Status { offline }) => {
@@ -539,10 +535,10 @@ impl<'a> Session<'a> {
             })
         };
         let mut done = Vec::new();
-        self.awaiting.retain(|(source, seq), a| {
-            let hit = covered(source, *seq);
+        self.awaiting.retain(|id, a| {
+            let hit = covered(&a.source_id, a.seq);
             if hit {
-                done.push(a.id);
+                done.push(*id);
             }
             !hit
         });
