@@ -278,7 +278,12 @@ async fn run(cli: Cli) -> ExitCode {
 pub fn check_one(path: &Path) -> Result<&'static str, ConfigError> {
     let value: toml::Table = load_toml(path)?;
     if value.contains_key("edge") {
-        EdgeConfig::load(path).map(|_| "edge")
+        let loaded = EdgeConfig::load(path)?;
+        for (verdict, note) in loaded.config.notes(&loaded.site) {
+            let level = if verdict == crowdgrid_edge::vision::georef::FitVerdict::Good { "note" } else { "warning" };
+            println!("{level}: {}: {note}", path.display());
+        }
+        Ok("edge")
     } else if value.contains_key("zones") {
         Site::load(path).map(|_| "site")
     } else if value.contains_key("sites") {

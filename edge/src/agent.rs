@@ -51,6 +51,12 @@ impl Agent {
     /// Starts every source, the fusion and the publisher.
     pub async fn start(loaded: LoadedEdge) -> Result<Agent, AgentError> {
         let LoadedEdge { config, site } = loaded;
+        for (verdict, note) in config.notes(&site) {
+            match verdict {
+                crate::vision::georef::FitVerdict::Good => tracing::info!(edge = %config.edge.id, "{note}"),
+                _ => tracing::warn!(edge = %config.edge.id, "{note}"),
+            }
+        }
         let site = Arc::new(site);
         let health = Health::new();
         let queue = QueueHandle::open(&config.queue, &config.mqtt.topic_prefix)?;

@@ -510,6 +510,18 @@ impl EdgeConfig {
         Ok(LoadedEdge { config, site })
     }
 
+    /// Findings that are not errors, with their weight: each placed camera zone's fit against its site zone,
+    /// or that a camera is not placed on the map. `check-config` prints them; the agent logs them at start.
+    pub fn notes(&self, site: &Site) -> Vec<(crate::vision::georef::FitVerdict, String)> {
+        let mut out = Vec::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            if let SourceConfig::Camera(c) = s {
+                out.extend(vision::camera_notes(c, site, &format!("sources[{i}]")));
+            }
+        }
+        out
+    }
+
     /// Makes every relative path relative to the directory of `base` instead of the process.
     pub fn resolve_paths(&mut self, base: &Path) {
         self.edge.site = resolve(base, &self.edge.site);

@@ -14,6 +14,7 @@ use super::escalation;
 use super::notify::Notifier;
 use crate::metrics::Metrics;
 use crate::rules::{Audience, RuleEvent, Transition};
+use crate::store::tickets::Measure;
 use crate::store::tickets::{NewTicket, Raised, Ticket, TicketStore};
 use crate::store::StoreError;
 
@@ -84,7 +85,7 @@ impl Dispatcher {
                     kind: kind.into(),
                     audience: audience.into(),
                     level,
-                    density: value,
+                    measure: measure(ev, value),
                     ts: ev.ts,
                     candidates,
                     ack_due,
@@ -102,7 +103,7 @@ impl Dispatcher {
                         self.notifier.ticket("reopened", &ticket).await;
                     }
                     Raised::Existing(ticket) if ticket.level() < level => {
-                        if let Some(t) = self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, value, ev.ts).await?
+                        if let Some(t) = self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, measure(ev, value), ev.ts).await?
                         {
                             self.notifier.ticket("upgraded", &t).await;
                         }
@@ -111,7 +112,7 @@ impl Dispatcher {
                 }
             }
             Transition::Upgrade { level, value } => {
-                if let Some(t) = self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, value, ev.ts).await? {
+                if let Some(t) = self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, measure(ev, value), ev.ts).await? {
                     tracing::info!(ticket = t.id, level = level.as_str(), value, "ticket upgraded");
                     self.notifier.ticket("upgraded", &t).await;
                 }
@@ -178,5 +179,16 @@ pub async fn sla_clock(
             metrics.escalations.with_label_values(&[up.tier.as_str()]).inc();
             notifier.ticket("escalated", &up).await;
         }
+    }
+}
+
+/// The ticket's measure of a rule event carrying `value`.
+fn measure(ev: &RuleEvent, value: f64) -> Measure {
+    Measure {
+        metric: ev.metric,
+        unit: ev.unit,
+        value,
+        lower_is_urgent: ev.lower_is_urgent,
+        density: ev.density,
     }
 }

@@ -88,6 +88,10 @@ mod tests {
             resolution: None,
             resolved_by: None,
             reopened: 0,
+            metric: "density".into(),
+            unit: "people/m²".into(),
+            value: 4.0,
+            peak_value: 4.0,
         }
     }
 

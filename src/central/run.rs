@@ -175,6 +175,10 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
                 value: v.state.last_value.unwrap_or(0.0),
             },
             detail: "alert was active before the restart but its ticket was not stored".into(),
+            metric: v.metric,
+            unit: v.unit,
+            lower_is_urgent: v.lower_is_urgent,
+            density: v.density,
         })
         .collect();
     let engine = Arc::new(Mutex::new(engine));

@@ -73,6 +73,25 @@ impl Metric {
             Metric::Disagree { .. } => "disagree",
         }
     }
+
+    /// The unit of the rule's value, as tickets and the API carry it.
+    pub fn unit(&self) -> &'static str {
+        match self {
+            Metric::Density => "people/m²",
+            Metric::Occupancy => "fraction of capacity",
+            Metric::Inflow => "people/min",
+            Metric::Conflict => "people",
+            Metric::Predictive { .. } => "s to warning",
+            Metric::Silent { .. } => "s silent",
+            Metric::Disagree { .. } => "ratio",
+        }
+    }
+
+    /// True when a smaller value is the more urgent one (seconds left before the warning density): a
+    /// ticket's peak keeps the most urgent value, so it is the minimum for these and the maximum otherwise.
+    pub fn lower_is_urgent(&self) -> bool {
+        matches!(self, Metric::Predictive { .. })
+    }
 }
 
 /// One compiled rule of a site.

@@ -35,6 +35,8 @@ pub(super) struct ZoneSlot {
     pub heard: Vec<SourceValue>,
     /// Recent density, for predictive rules: (trend, window).
     pub trend: Option<(Trend, Duration)>,
+    /// The zone's latest density, for the tickets of transitions that happen between readings.
+    pub density: f64,
 }
 
 /// Evaluates the rules of every zone; see the module docs of [`super`].
@@ -70,6 +72,7 @@ impl Engine {
                     slots,
                     heard: Vec::new(),
                     trend: window.map(|w| (Trend::default(), Duration::seconds(w))),
+                    density: 0.0,
                 });
             }
             index.insert(s.site.config.id.clone(), (si, by_id));
@@ -88,6 +91,9 @@ impl Engine {
         let Some(zi) = self.find(obs.site, obs.zone) else { return out };
         let z = &mut self.zones[zi];
         let s = &self.sites[z.site];
+        if obs.density.is_finite() {
+            z.density = obs.density;
+        }
         if let Some((trend, window)) = &mut z.trend {
             trend.push(obs.ts, obs.density, *window);
         }
@@ -118,7 +124,7 @@ impl Engine {
                     Transition::Clear { .. } => clear_detail(rule, target),
                     _ => why(),
                 };
-                out.push(event(s, target, rule, obs.ts, tr, detail));
+                out.push(event(s, target, rule, (obs.ts, z.density), tr, detail));
             }
         }
         out
@@ -139,7 +145,7 @@ impl Engine {
                     .is_none_or(|sc| sc.active(now, s.site.config.utc_offset_minutes, &s.calendar));
                 if !open {
                     if let Some(tr) = sl.state.close_window(now) {
-                        out.push(event(s, target, rule, now, tr, "schedule window closed".to_string()));
+                        out.push(event(s, target, rule, (now, z.density), tr, "schedule window closed".to_string()));
                     }
                     continue;
                 }
@@ -151,10 +157,10 @@ impl Engine {
                     let input = Input::condition(c.value, Level::Warning, c.on);
                     if let Some(tr) = sl.state.step(now, input, gate, &rule.timing) {
                         let detail = if c.on { c.detail } else { clear_detail(rule, target) };
-                        out.push(event(s, target, rule, now, tr, detail));
+                        out.push(event(s, target, rule, (now, z.density), tr, detail));
                     }
                 } else if let Some(tr) = sl.state.tick_clear(now, &rule.timing) {
-                    out.push(event(s, target, rule, now, tr, clear_detail(rule, target)));
+                    out.push(event(s, target, rule, (now, z.density), tr, clear_detail(rule, target)));
                 }
             }
         }
@@ -286,7 +292,7 @@ fn event(
     s: &SiteRules,
     t: &Target,
     rule: &Rule,
-    ts: DateTime<Utc>,
+    (ts, density): (DateTime<Utc>, f64),
     transition: Transition,
     detail: String,
 ) -> RuleEvent {
@@ -298,5 +304,9 @@ fn event(
         ts,
         transition,
         detail,
+        metric: rule.metric.name(),
+        unit: rule.metric.unit(),
+        lower_is_urgent: rule.metric.lower_is_urgent(),
+        density,
     }
 }

@@ -128,4 +128,12 @@ pub struct RuleEvent {
     pub transition: Transition,
     /// Human-readable explanation, e.g. `density 3.80/m² ≥ warning 3.60` or `warning in ~6 min`.
     pub detail: String,
+    /// What the transition's value measures (the rule's metric, as written in rule files).
+    pub metric: &'static str,
+    /// The value's unit (`people/m²`, `people/min`, `s to warning`, ...).
+    pub unit: &'static str,
+    /// A smaller value is the more urgent one (the predictive rule's seconds to warning).
+    pub lower_is_urgent: bool,
+    /// The zone's density (people/m²) when the transition happened: the latest one the engine saw.
+    pub density: f64,
 }

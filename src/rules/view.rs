@@ -21,6 +21,14 @@ pub struct RuleView {
     pub rule: String,
     /// `density`, `occupancy`, `inflow`, `conflict`, `predictive`, `silent` or `disagree`.
     pub metric: &'static str,
+    /// The unit of its value (`people/m²`, `people/min`, `s to warning`, ...).
+    pub unit: &'static str,
+    /// A smaller value is the more urgent one.
+    #[serde(skip)]
+    pub lower_is_urgent: bool,
+    /// The zone's latest density, people/m².
+    #[serde(skip)]
+    pub density: f64,
     /// Who gets the ticket.
     pub audience: Audience,
     /// Level thresholds by name (silent: expected seconds, disagree: factor, predictive: warning density).
@@ -117,6 +125,9 @@ impl Engine {
                     zone: s.site.zones[z.zone].config.id.clone(),
                     rule: r.id.clone(),
                     metric: r.metric.name(),
+                    unit: r.metric.unit(),
+                    lower_is_urgent: r.metric.lower_is_urgent(),
+                    density: z.density,
                     audience: r.audience,
                     levels,
                     for_s: r.timing.for_.num_seconds(),

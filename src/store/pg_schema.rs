@@ -35,7 +35,11 @@ CREATE TABLE IF NOT EXISTS tickets (
     peak_density DOUBLE PRECISION NOT NULL,
     resolution TEXT,
     resolved_by TEXT,
-    reopened BIGINT NOT NULL DEFAULT 0
+    reopened BIGINT NOT NULL DEFAULT 0,
+    metric TEXT NOT NULL DEFAULT '',
+    unit TEXT NOT NULL DEFAULT '',
+    value DOUBLE PRECISION NOT NULL DEFAULT 0,
+    peak_value DOUBLE PRECISION NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tickets_one_open ON tickets (site, zone, rule) WHERE state <> 'resolved';
 CREATE INDEX IF NOT EXISTS tickets_state ON tickets (state, opened_at);
@@ -82,6 +86,16 @@ CREATE TABLE IF NOT EXISTS tokens (
     worker TEXT,
     created_at BIGINT NOT NULL
 );
+-- Tables from before v5 kept the rule's value in `density` whatever it measured: add `metric`, `unit`, `value`
+-- and `peak_value` once, moving what was stored to `value` (its metric was not kept).
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                 AND table_name = 'tickets' AND column_name = 'peak_value') THEN
+    ALTER TABLE tickets ADD COLUMN metric TEXT NOT NULL DEFAULT '', ADD COLUMN unit TEXT NOT NULL DEFAULT '',
+      ADD COLUMN value DOUBLE PRECISION NOT NULL DEFAULT 0, ADD COLUMN peak_value DOUBLE PRECISION NOT NULL DEFAULT 0;
+    UPDATE tickets SET value = density, peak_value = peak_density;
+  END IF;
+END $$;
 ";
 
 /// Advisory lock key serialising schema creation between instances starting together.

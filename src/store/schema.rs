@@ -63,7 +63,11 @@ CREATE TABLE IF NOT EXISTS tickets (
     peak_density REAL NOT NULL,
     resolution TEXT,
     resolved_by TEXT,
-    reopened INTEGER NOT NULL DEFAULT 0
+    reopened INTEGER NOT NULL DEFAULT 0,
+    metric TEXT NOT NULL DEFAULT '',
+    unit TEXT NOT NULL DEFAULT '',
+    value REAL NOT NULL DEFAULT 0,
+    peak_value REAL NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS tickets_one_open ON tickets (site, zone, rule) WHERE state <> 'resolved';
 CREATE INDEX IF NOT EXISTS tickets_state ON tickets (state, opened_at);
@@ -123,7 +127,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 
 /// Schema version written to `PRAGMA user_version`; a file from an unknown version is refused, an older
 /// one is migrated.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 /// What takes a file from version N to N + 1 (new tables come from `SCHEMA` itself).
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -135,6 +139,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
            seq INTEGER NOT NULL) WITHOUT ROWID;
          ALTER TABLE source_marks ADD COLUMN high INTEGER NOT NULL DEFAULT 0;
          UPDATE source_marks SET high = seq;",
+    ),
+    // v4 kept the rule's value in `density` whatever it measured; v5 keeps it in `value` with `metric` and
+    // `unit`, and `density` is the zone's density. What v4 stored moves to `value` (its metric was not kept).
+    (
+        4,
+        "ALTER TABLE tickets ADD COLUMN metric TEXT NOT NULL DEFAULT '';
+         ALTER TABLE tickets ADD COLUMN unit TEXT NOT NULL DEFAULT '';
+         ALTER TABLE tickets ADD COLUMN value REAL NOT NULL DEFAULT 0;
+         ALTER TABLE tickets ADD COLUMN peak_value REAL NOT NULL DEFAULT 0;
+         UPDATE tickets SET value = density, peak_value = peak_density;",
     ),
 ];
 
@@ -228,6 +242,17 @@ mod tests {
                  area_m2 REAL NOT NULL, density REAL NOT NULL, confidence REAL NOT NULL, person REAL,
                  vehicle REAL, inflow REAL, outflow REAL, PRIMARY KEY (site, zone, ts, source_id, seq)) WITHOUT ROWID;
                  INSERT INTO readings VALUES ('s', 'z', 1, 'e/cam', 1, 'camera', 3, 100, 0.03, 0.8, 3, 1, NULL, NULL);
+                 CREATE TABLE tickets (id INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL, zone TEXT NOT NULL,
+                 grid TEXT NOT NULL, community TEXT NOT NULL, subdistrict TEXT NOT NULL, rule TEXT NOT NULL,
+                 kind TEXT NOT NULL, audience TEXT NOT NULL, level TEXT NOT NULL, state TEXT NOT NULL,
+                 tier TEXT NOT NULL, assignee TEXT, opened_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                 acknowledged_at INTEGER, on_site_at INTEGER, closed_at INTEGER, relief_at INTEGER, ack_due INTEGER,
+                 resolve_due INTEGER, density REAL NOT NULL, peak_density REAL NOT NULL, resolution TEXT,
+                 resolved_by TEXT, reopened INTEGER NOT NULL DEFAULT 0);
+                 INSERT INTO tickets (site, zone, grid, community, subdistrict, rule, kind, audience, level, state,
+                 tier, opened_at, updated_at, density, peak_density)
+                 VALUES ('s', 'gate', 'g', 'c', 'sd', 'gate-inflow', 'crowd', 'grid_worker', 'warning', 'raised',
+                 'grid', 1, 1, 640, 700);
                  PRAGMA user_version = 2;",
             )
             .unwrap();
@@ -239,6 +264,12 @@ mod tests {
             let (count, conflict): (f64, Option<f64>) =
                 c.query_row("SELECT count, conflict FROM readings", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
             assert_eq!((count, conflict), (3.0, None), "the old row kept, its conflict unknown");
+            let ticket: (String, f64, f64) = c
+                .query_row("SELECT metric, value, peak_value FROM tickets", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .unwrap();
+            assert_eq!(ticket, (String::new(), 640.0, 700.0), "v4's `density` was the rule's value: moved once");
         }
         let newer = dir.path().join("newer.db");
         {

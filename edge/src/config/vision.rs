@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::vision::capture::VideoInput;
 use crate::vision::geometry::{Homography, Point};
+use crate::vision::georef::{self, FitVerdict, GroundFrame};
 use crate::vision::manifest::Manifest;
 use crate::vision::model::ModelConfig;
 
 /// Image → ground calibration: 4 or more image points (pixels) and where they are on the ground (metres,
-/// any local x/y frame, e.g. paced out or from a site plan).
+/// any local x/y frame, e.g. paced out or from a site plan), optionally placed on the map.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
@@ -20,6 +21,25 @@ pub struct Calibration {
     pub image: Vec<Point>,
     /// The same points on the ground `[x, y]` in metres.
     pub ground: Vec<Point>,
+    /// Where the ground frame's `(0, 0)` is, `[longitude, latitude]` (WGS84). With `bearing_deg`, every image
+    /// zone is mapped onto the site and checked against the zone it reports for.
+    #[serde(default)]
+    pub origin: Option<[f64; 2]>,
+    /// Bearing of the ground frame's x axis, degrees clockwise from north (y is 90° anticlockwise from x).
+    #[serde(default)]
+    pub bearing_deg: Option<f64>,
+}
+
+impl Calibration {
+    /// The ground frame on the map, when both `origin` and `bearing_deg` are set.
+    pub fn frame(&self) -> Option<GroundFrame> {
+        match (self.origin, self.bearing_deg) {
+            (Some([lon, lat]), Some(bearing_deg)) => {
+                Some(GroundFrame { origin: geo::Coord { x: lon, y: lat }, bearing_deg })
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One image zone of a camera.
@@ -230,6 +250,16 @@ pub(super) fn validate_camera(c: &CameraConfig, site: &Site, path: &str, p: &mut
             None
         }
     };
+    match (c.calibration.origin, c.calibration.bearing_deg) {
+        (Some([lon, lat]), _) if !((-180.0..=180.0).contains(&lon) && (-85.0..=85.0).contains(&lat)) => {
+            p.push(format!("{path}.calibration.origin"), format!("[{lon}, {lat}] is not a WGS84 [longitude, latitude]"))
+        }
+        (_, Some(b)) if !b.is_finite() => p.push(format!("{path}.calibration.bearing_deg"), "must be a number"),
+        (Some(_), None) | (None, Some(_)) => {
+            p.push(format!("{path}.calibration"), "origin and bearing_deg go together (one places the other)")
+        }
+        _ => {}
+    }
     if c.zones.is_empty() {
         p.push(format!("{path}.zones"), "at least one image zone is needed");
     }
@@ -246,7 +276,20 @@ pub(super) fn validate_camera(c: &CameraConfig, site: &Site, path: &str, p: &mut
             p.push(format!("{zp}.polygon"), "need 3 or more points with non-negative pixel coordinates");
         } else if let Some(h) = &h {
             match h.ground_area(&z.polygon) {
-                Some(a) if a.is_finite() && a >= 1.0 => {}
+                Some(a) if a.is_finite() && a >= 1.0 => {
+                    if let Some((fit, site_zone)) = zone_fit(c, h, j, site) {
+                        if fit.verdict() == FitVerdict::Refuse {
+                            p.push(
+                                format!("{zp}.polygon"),
+                                format!(
+                                    "is not the ground of site zone {site_zone:?}: {fit} (more than {:.0} % outside; \
+                                     fix the polygon, the calibration or its origin/bearing_deg)",
+                                    georef::OUTSIDE_REFUSED * 100.0
+                                ),
+                            );
+                        }
+                    }
+                }
                 Some(a) => p.push(
                     format!("{zp}.polygon"),
                     format!("ground area {a:.2} m² is too small (check the calibration)"),
@@ -255,6 +298,35 @@ pub(super) fn validate_camera(c: &CameraConfig, site: &Site, path: &str, p: &mut
             }
         }
     }
+}
+
+/// How image zone `j` of a placed camera lies against its site zone (`None`: not placed, unknown zone or
+/// beyond the horizon).
+fn zone_fit<'a>(c: &'a CameraConfig, h: &Homography, j: usize, site: &Site) -> Option<(georef::ZoneFit, &'a str)> {
+    let frame = c.calibration.frame()?;
+    let z = c.zones.get(j)?;
+    let site_zone = site.zone(&z.zone)?;
+    georef::fit(h, &frame, &z.polygon, &site_zone.polygon).map(|f| (f, z.zone.as_str()))
+}
+
+/// What `check-config` and the edge at start say about a camera's zones beyond errors: each placed zone's fit
+/// (`warning:` when partly outside or partly seen), or that the camera is not placed on the map.
+pub fn camera_notes(c: &CameraConfig, site: &Site, path: &str) -> Vec<(FitVerdict, String)> {
+    let Ok(h) = Homography::fit(&c.calibration.image, &c.calibration.ground) else { return Vec::new() };
+    if c.calibration.frame().is_none() {
+        return vec![(
+            FitVerdict::Warn,
+            format!(
+                "{path}.calibration: no origin/bearing_deg, so camera {:?}'s zones cannot be checked against the \
+                 site (each is assumed to be its whole site zone)",
+                c.id
+            ),
+        )];
+    }
+    (0..c.zones.len())
+        .filter_map(|j| zone_fit(c, &h, j, site).map(|(f, zone)| (j, f, zone)))
+        .map(|(j, f, zone)| (f.verdict(), format!("{path}.zones[{j}] ({:?} → {zone:?}): {f}", c.id)))
+        .collect()
 }
 
 pub(super) fn validate_drone(c: &DroneConfig, site: &Site, path: &str, p: &mut Problems) {
@@ -348,5 +420,60 @@ zones = ["plaza", "lagoon"]"#,
         ));
         assert!(err.contains("/nonexistent/telemetry.csv") && err.contains("\"lagoon\""), "{err}");
         assert!(!err.contains("video"), "{err}");
+    }
+
+    fn repo(rel: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    }
+
+    /// Issue 10: the Boai camera divided its counts by 1,456 and 399 m² of homography ground while the site
+    /// spread them over 600 and 899 m², and nothing compared the two. The camera as it was, placed on the map,
+    /// is now refused with the numbers; the shipped one is the site's ground to the square metre.
+    #[test]
+    fn a_camera_zone_on_other_ground_than_its_site_zone_is_refused() {
+        let site = Site::load(&repo("config/boai-school/site.toml")).unwrap();
+        let old: CameraConfig = toml::from_str(&format!(
+            r#"id = "gate-cam"
+video = {{ kind = "file", path = "x.avi" }}
+model = {{ manifest = "{}" }}
+calibration = {{ image = [[0, 576], [768, 576], [700, 180], [60, 180]], ground = [[0, 0], [22, 0], [30, 35], [-8, 35]], origin = [119.9606932, 31.7811312], bearing_deg = 82.0 }}
+zones = [
+  {{ zone = "gate-plaza", polygon = [[0, 140], [560, 110], [560, 260], [768, 300], [768, 576], [0, 576]] }},
+  {{ zone = "pickup-lane", polygon = [[560, 110], [768, 100], [768, 300], [560, 260]] }},
+]"#,
+            repo("models/manifest.toml").display()
+        ))
+        .unwrap();
+        let mut p = Problems::new();
+        validate_camera(&old, &site, "sources[0]", &mut p);
+        let err = p.items().join("\n");
+        assert!(err.contains("sources[0].zones[0].polygon: is not the ground of site zone \"gate-plaza\""), "{err}");
+        assert!(err.contains("covers 1455 m² against the site zone's 600 m² (+143 %)"), "{err}");
+        assert!(err.contains("sources[0].zones[1].polygon: is not the ground of site zone \"pickup-lane\""), "{err}");
+
+        // Not placed on the map: accepted, with a warning that says why nothing was checked.
+        let mut unplaced = old.clone();
+        unplaced.calibration.origin = None;
+        unplaced.calibration.bearing_deg = None;
+        let mut p = Problems::new();
+        validate_camera(&unplaced, &site, "sources[0]", &mut p);
+        assert!(p.is_empty(), "{:?}", p.items());
+        let notes = camera_notes(&unplaced, &site, "sources[0]");
+        assert!(notes.len() == 1 && notes[0].0 == FitVerdict::Warn && notes[0].1.contains("no origin"), "{notes:?}");
+
+        // Half a placement is a mistake.
+        let mut half = unplaced.clone();
+        half.calibration.bearing_deg = Some(82.0);
+        let mut p = Problems::new();
+        validate_camera(&half, &site, "sources[0]", &mut p);
+        assert!(p.items().iter().any(|e| e.contains("origin and bearing_deg go together")), "{:?}", p.items());
+
+        let shipped = crate::config::EdgeConfig::load(&repo("config/boai-school/edge-camera.toml")).unwrap();
+        let notes = shipped.config.notes(&shipped.site);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        for (verdict, note) in &notes {
+            assert_eq!(*verdict, FitVerdict::Good, "{note}");
+            assert!(note.contains("0.0 % of it lies outside") && note.contains("sees 100.0 %"), "{note}");
+        }
     }
 }

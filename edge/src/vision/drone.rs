@@ -9,9 +9,6 @@ use serde::Deserialize;
 
 use super::detect::{Class, Detection};
 
-/// Mean Earth radius (m) for the local flat-Earth offset (errors < 0.1 % over a few hundred metres).
-const EARTH_R: f64 = 6_371_008.8;
-
 /// One telemetry record, as in the sidecar CSV (header line) or JSON (array of objects).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,9 +100,7 @@ impl Telemetry {
 
     /// The lon/lat of a point `east`, `north` metres from the drone.
     pub fn offset(&self, east: f64, north: f64) -> Coord<f64> {
-        let lat = self.lat + (north / EARTH_R).to_degrees();
-        let lon = self.lon + (east / (EARTH_R * self.lat.to_radians().cos())).to_degrees();
-        Coord { x: lon, y: lat }
+        super::georef::offset(Coord { x: self.lon, y: self.lat }, east, north)
     }
 
     /// The ground position of image point `(u, v)` of a `w × h` frame, looking straight down with the

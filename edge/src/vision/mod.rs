@@ -6,6 +6,7 @@
 //! - [`decode`]: model outputs → detections (NanoDet GFL, YOLOv8 `[1, 4+C, N]`, TF SSD).
 //! - [`tiles`]: sliced inference grid and merge.
 //! - [`zones`]: per-zone counts by the bottom-centre point, smoothing, people–vehicle conflict.
+//! - [`georef`]: a camera's ground frame on the map; each image zone measured against its site zone.
 //! - [`drone`]: telemetry sidecar, ground footprint, zone intersection.
 //! - [`preprocess`]: resized pixels → model input tensors.
 //! - [`manifest`]: `models/manifest.toml` and the sha256 check.
@@ -22,6 +23,7 @@ pub mod detect;
 pub mod drone;
 pub mod evidence;
 pub mod geometry;
+pub mod georef;
 pub mod manifest;
 pub mod model;
 pub mod pool;

@@ -36,6 +36,10 @@ fn ticket(id: i64, tier: &str, resolved_by: Option<&str>, ack_after: Option<i64>
         resolution: resolved_by.map(|_| "guided".into()),
         resolved_by: resolved_by.map(|s| s.into()),
         reopened: 0,
+        metric: "density".into(),
+        unit: "people/m²".into(),
+        value: 4.0,
+        peak_value: 4.0,
     }
 }
 

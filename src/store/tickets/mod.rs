@@ -22,6 +22,22 @@ pub use model::{Ticket, TicketEvent, Tier};
 
 use super::{schema, StoreError};
 
+/// What the rule measured at a raise or an upgrade: its value with metric and unit, and the zone's density
+/// beside it (a ticket from an inflow rule says 640 people/min *and* 1.9 people/m²).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measure {
+    /// The rule's metric (`density`, `occupancy`, `inflow`, `conflict`, `predictive`, `silent`, `disagree`).
+    pub metric: &'static str,
+    /// The value's unit.
+    pub unit: &'static str,
+    /// The rule's value.
+    pub value: f64,
+    /// A smaller value is the more urgent one (the ticket's peak is then the minimum).
+    pub lower_is_urgent: bool,
+    /// The zone's density at the time, people/m².
+    pub density: f64,
+}
+
 /// A ticket to raise.
 #[derive(Debug, Clone)]
 pub struct NewTicket {
@@ -43,8 +59,8 @@ pub struct NewTicket {
     pub audience: String,
     /// Level.
     pub level: Level,
-    /// Value that crossed.
-    pub density: f64,
+    /// What crossed, and the zone's density.
+    pub measure: Measure,
     /// When it crossed (reading time).
     pub ts: DateTime<Utc>,
     /// On-duty workers of the grid in roster order; the least loaded gets it.
@@ -104,15 +120,29 @@ enum Backend {
 
 /// The event texts both backends write.
 mod detail {
-    use super::{Level, NewTicket, Ticket, Tier};
+    use super::{Level, Measure, NewTicket, Ticket, Tier};
     use crate::store::StoreError;
 
+    /// `640.00 people/min (density 1.90/m²)`: the value in its unit, and the density unless it is the value.
+    pub fn measured(m: &Measure) -> String {
+        if m.metric == "density" {
+            format!("{:.2} {}", m.value, m.unit)
+        } else {
+            format!("{:.2} {} (density {:.2}/m²)", m.value, m.unit, m.density)
+        }
+    }
+
     pub fn reopened(t: &NewTicket) -> String {
-        format!("{} at {:.2} again within {} s of closing", t.level.as_str(), t.density, t.reopen_window.num_seconds())
+        format!(
+            "{} at {} again within {} s of closing",
+            t.level.as_str(),
+            measured(&t.measure),
+            t.reopen_window.num_seconds()
+        )
     }
 
     pub fn raised(t: &NewTicket) -> String {
-        format!("{}: {} reached {} at {:.2}", t.rule, t.zone, t.level.as_str(), t.density)
+        format!("{}: {} reached {} at {}", t.rule, t.zone, t.level.as_str(), measured(&t.measure))
     }
 
     /// The second event of a new ticket: `dispatched` to the least loaded worker, or `unassigned`.
@@ -125,8 +155,8 @@ mod detail {
         }
     }
 
-    pub fn upgraded(open: &Ticket, level: Level, density: f64) -> String {
-        format!("{} -> {} at {:.2}", open.level, level.as_str(), density)
+    pub fn upgraded(open: &Ticket, level: Level, m: &Measure) -> String {
+        format!("{} -> {} at {}", open.level, level.as_str(), measured(m))
     }
 
     pub fn cleared(value: f64) -> String {
@@ -200,15 +230,15 @@ impl TicketStore {
         zone: &str,
         rule: &str,
         level: Level,
-        density: f64,
+        measure: Measure,
         ts: DateTime<Utc>,
     ) -> Result<Option<Ticket>, StoreError> {
         match &self.backend {
             Backend::Sqlite(c) => {
                 let (site, zone, rule) = (site.to_string(), zone.to_string(), rule.to_string());
-                Self::with(c, move |c| sqlite::upgrade(c, (&site, &zone, &rule), level, density, ts)).await
+                Self::with(c, move |c| sqlite::upgrade(c, (&site, &zone, &rule), level, &measure, ts)).await
             }
-            Backend::Postgres(p) => pg::upgrade(p, (site, zone, rule), level, density, ts).await,
+            Backend::Postgres(p) => pg::upgrade(p, (site, zone, rule), level, &measure, ts).await,
         }
     }
 

@@ -99,9 +99,9 @@ pub struct Ticket {
     pub ack_due: Option<DateTime<Utc>>,
     /// Resolve by this time or it escalates.
     pub resolve_due: Option<DateTime<Utc>>,
-    /// Density when raised or last upgraded.
+    /// The zone's density (people/m²) when raised or last upgraded.
     pub density: f64,
-    /// Highest density seen while open.
+    /// Highest of those densities while open.
     pub peak_density: f64,
     /// `auto` or the worker's feedback note.
     pub resolution: Option<String>,
@@ -109,6 +109,14 @@ pub struct Ticket {
     pub resolved_by: Option<String>,
     /// Times it was reopened.
     pub reopened: i64,
+    /// The rule's metric (`density`, `inflow`, `predictive`, ...); empty on tickets stored before schema v5.
+    pub metric: String,
+    /// The unit of `value` and `peak_value` (`people/m²`, `people/min`, `s to warning`, ...).
+    pub unit: String,
+    /// The rule's value when raised or last upgraded.
+    pub value: f64,
+    /// The most urgent value while open: the highest, or for `predictive` (seconds left) the lowest.
+    pub peak_value: f64,
 }
 
 impl Ticket {
@@ -147,7 +155,7 @@ pub struct TicketEvent {
 pub const COLUMNS: &str =
     "id, site, zone, grid, community, subdistrict, rule, kind, audience, level, state, tier, assignee, \
      opened_at, updated_at, acknowledged_at, on_site_at, closed_at, relief_at, ack_due, resolve_due, density, \
-     peak_density, resolution, resolved_by, reopened";
+     peak_density, resolution, resolved_by, reopened, metric, unit, value, peak_value";
 
 fn opt_ts(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     Ok(r.get::<_, Option<i64>>(i)?.map(from_ms))
@@ -182,6 +190,10 @@ pub fn row_to_ticket(r: &Row<'_>) -> rusqlite::Result<Ticket> {
         resolution: r.get(23)?,
         resolved_by: r.get(24)?,
         reopened: r.get(25)?,
+        metric: r.get(26)?,
+        unit: r.get(27)?,
+        value: r.get(28)?,
+        peak_value: r.get(29)?,
     })
 }
 
@@ -218,6 +230,10 @@ pub fn pg_row_to_ticket(r: &tokio_postgres::Row) -> Result<Ticket, tokio_postgre
         resolution: r.try_get(23)?,
         resolved_by: r.try_get(24)?,
         reopened: r.try_get(25)?,
+        metric: r.try_get(26)?,
+        unit: r.try_get(27)?,
+        value: r.try_get(28)?,
+        peak_value: r.try_get(29)?,
     })
 }
 

@@ -8,7 +8,7 @@ use crowdgrid_proto::Level;
 use deadpool_postgres::{GenericClient, Pool};
 
 use super::model::{pg_row_to_event, pg_row_to_ticket, COLUMNS};
-use super::{detail, ListFilter, NewTicket, Raised, Ticket, TicketEvent, Tier};
+use super::{detail, ListFilter, Measure, NewTicket, Raised, Ticket, TicketEvent, Tier};
 use crate::store::pg_schema::is_unique_violation;
 use crate::store::{from_ms, ms, StoreError};
 
@@ -99,9 +99,21 @@ async fn try_raise(c: &mut deadpool_postgres::Client, t: &NewTicket) -> Result<O
             .execute(
                 "UPDATE tickets SET state = $2, level = $3, density = $4, peak_density = GREATEST(peak_density, $4),
                  updated_at = $5, closed_at = NULL, relief_at = NULL, resolution = NULL, resolved_by = NULL,
-                 ack_due = $6, resolve_due = $7, acknowledged_at = NULL, on_site_at = NULL, reopened = reopened + 1
+                 ack_due = $6, resolve_due = $7, acknowledged_at = NULL, on_site_at = NULL, reopened = reopened + 1,
+                 metric = $8, unit = $9, value = $10, peak_value = $10
                  WHERE id = $1 AND state = 'resolved'",
-                &[&id, &state, &t.level.as_str(), &t.density, &ms(t.ts), &t.ack_due.map(ms), &t.resolve_due.map(ms)],
+                &[
+                    &id,
+                    &state,
+                    &t.level.as_str(),
+                    &t.measure.density,
+                    &ms(t.ts),
+                    &t.ack_due.map(ms),
+                    &t.resolve_due.map(ms),
+                    &t.measure.metric,
+                    &t.measure.unit,
+                    &t.measure.value,
+                ],
             )
             .await?;
         if n == 0 {
@@ -130,8 +142,9 @@ async fn try_raise(c: &mut deadpool_postgres::Client, t: &NewTicket) -> Result<O
     let row = tx
         .query_one(
             "INSERT INTO tickets (site, zone, grid, community, subdistrict, rule, kind, audience, level, state, tier,
-             assignee, opened_at, updated_at, ack_due, resolve_due, density, peak_density)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'grid', $11, $12, $12, $13, $14, $15, $15) RETURNING id",
+             assignee, opened_at, updated_at, ack_due, resolve_due, density, peak_density, metric, unit, value, peak_value)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'grid', $11, $12, $12, $13, $14, $15, $15, $16, $17, $18, $18)
+             RETURNING id",
             &[
                 &t.site,
                 &t.zone,
@@ -147,7 +160,10 @@ async fn try_raise(c: &mut deadpool_postgres::Client, t: &NewTicket) -> Result<O
                 &ms(t.ts),
                 &t.ack_due.map(ms),
                 &t.resolve_due.map(ms),
-                &t.density,
+                &t.measure.density,
+                &t.measure.metric,
+                &t.measure.unit,
+                &t.measure.value,
             ],
         )
         .await?;
@@ -166,18 +182,20 @@ pub(super) async fn upgrade(
     pool: &Pool,
     key: (&str, &str, &str),
     level: Level,
-    density: f64,
+    m: &Measure,
     ts: DateTime<Utc>,
 ) -> Result<Option<Ticket>, StoreError> {
     let mut c = pool.get().await?;
     let tx = c.transaction().await?;
     let Some(open) = open_for(&tx, key, "FOR UPDATE").await? else { return Ok(None) };
     tx.execute(
-        "UPDATE tickets SET level = $2, density = $3, peak_density = GREATEST(peak_density, $3), updated_at = $4 WHERE id = $1",
-        &[&open.id, &level.as_str(), &density, &ms(ts)],
+        "UPDATE tickets SET level = $2, density = $3, peak_density = GREATEST(peak_density, $3), updated_at = $4,
+         value = $5, peak_value = CASE WHEN $6 THEN LEAST(peak_value, $5) ELSE GREATEST(peak_value, $5) END
+         WHERE id = $1",
+        &[&open.id, &level.as_str(), &m.density, &ms(ts), &m.value, &m.lower_is_urgent],
     )
     .await?;
-    event(&tx, open.id, ts, "upgraded", "system", &detail::upgraded(&open, level, density)).await?;
+    event(&tx, open.id, ts, "upgraded", "system", &detail::upgraded(&open, level, m)).await?;
     let t = get(&tx, open.id, "").await?;
     tx.commit().await?;
     Ok(Some(t))

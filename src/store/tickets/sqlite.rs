@@ -5,7 +5,7 @@ use crowdgrid_proto::Level;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::model::{row_to_ticket, COLUMNS};
-use super::{detail, ListFilter, NewTicket, Raised, Ticket, TicketEvent, Tier};
+use super::{detail, ListFilter, Measure, NewTicket, Raised, Ticket, TicketEvent, Tier};
 use crate::store::{from_ms, ms, StoreError};
 
 fn event(c: &Connection, id: i64, ts: DateTime<Utc>, kind: &str, actor: &str, detail: &str) -> Result<(), StoreError> {
@@ -64,9 +64,21 @@ pub(super) fn raise(c: &mut Connection, t: &NewTicket) -> Result<Raised, StoreEr
         tx.execute(
             "UPDATE tickets SET state = ?2, level = ?3, density = ?4, peak_density = MAX(peak_density, ?4),
              updated_at = ?5, closed_at = NULL, relief_at = NULL, resolution = NULL, resolved_by = NULL,
-             ack_due = ?6, resolve_due = ?7, acknowledged_at = NULL, on_site_at = NULL, reopened = reopened + 1
+             ack_due = ?6, resolve_due = ?7, acknowledged_at = NULL, on_site_at = NULL, reopened = reopened + 1,
+             metric = ?8, unit = ?9, value = ?10, peak_value = ?10
              WHERE id = ?1",
-            params![id, state, t.level.as_str(), t.density, ms(t.ts), t.ack_due.map(ms), t.resolve_due.map(ms)],
+            params![
+                id,
+                state,
+                t.level.as_str(),
+                t.measure.density,
+                ms(t.ts),
+                t.ack_due.map(ms),
+                t.resolve_due.map(ms),
+                t.measure.metric,
+                t.measure.unit,
+                t.measure.value
+            ],
         )?;
         event(&tx, id, t.ts, "reopened", "system", &detail::reopened(t))?;
         let ticket = get(&tx, id)?;
@@ -77,8 +89,8 @@ pub(super) fn raise(c: &mut Connection, t: &NewTicket) -> Result<Raised, StoreEr
     let state = if assignee.is_some() { "dispatched" } else { "raised" };
     tx.execute(
         "INSERT INTO tickets (site, zone, grid, community, subdistrict, rule, kind, audience, level, state, tier,
-         assignee, opened_at, updated_at, ack_due, resolve_due, density, peak_density)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'grid', ?11, ?12, ?12, ?13, ?14, ?15, ?15)",
+         assignee, opened_at, updated_at, ack_due, resolve_due, density, peak_density, metric, unit, value, peak_value)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'grid', ?11, ?12, ?12, ?13, ?14, ?15, ?15, ?16, ?17, ?18, ?18)",
         params![
             t.site,
             t.zone,
@@ -94,7 +106,10 @@ pub(super) fn raise(c: &mut Connection, t: &NewTicket) -> Result<Raised, StoreEr
             ms(t.ts),
             t.ack_due.map(ms),
             t.resolve_due.map(ms),
-            t.density
+            t.measure.density,
+            t.measure.metric,
+            t.measure.unit,
+            t.measure.value
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -110,16 +125,17 @@ pub(super) fn upgrade(
     c: &mut Connection,
     (site, zone, rule): (&str, &str, &str),
     level: Level,
-    density: f64,
+    m: &Measure,
     ts: DateTime<Utc>,
 ) -> Result<Option<Ticket>, StoreError> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let Some(open) = open_for(&tx, site, zone, rule)? else { return Ok(None) };
     tx.execute(
-        "UPDATE tickets SET level = ?2, density = ?3, peak_density = MAX(peak_density, ?3), updated_at = ?4 WHERE id = ?1",
-        params![open.id, level.as_str(), density, ms(ts)],
+        "UPDATE tickets SET level = ?2, density = ?3, peak_density = MAX(peak_density, ?3), updated_at = ?4,
+         value = ?5, peak_value = CASE WHEN ?6 THEN MIN(peak_value, ?5) ELSE MAX(peak_value, ?5) END WHERE id = ?1",
+        params![open.id, level.as_str(), m.density, ms(ts), m.value, m.lower_is_urgent],
     )?;
-    event(&tx, open.id, ts, "upgraded", "system", &detail::upgraded(&open, level, density))?;
+    event(&tx, open.id, ts, "upgraded", "system", &detail::upgraded(&open, level, m))?;
     let t = get(&tx, open.id)?;
     tx.commit()?;
     Ok(Some(t))

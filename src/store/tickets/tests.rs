@@ -15,13 +15,23 @@ pub(super) fn new_ticket(ts: DateTime<Utc>) -> NewTicket {
         kind: "crowd".into(),
         audience: "grid_worker".into(),
         level: Level::Warning,
-        density: 3.8,
+        measure: density(3.8),
         ts,
         candidates: vec!["w1".into(), "w2".into()],
         ack_due: Some(ts + Duration::seconds(300)),
         resolve_due: Some(ts + Duration::seconds(1800)),
         reopen_window: Duration::seconds(600),
     }
+}
+
+/// A density rule's measure: the value is the density.
+pub(super) fn density(v: f64) -> Measure {
+    Measure { metric: "density", unit: "people/m²", value: v, lower_is_urgent: false, density: v }
+}
+
+/// A predictive rule's measure: seconds left before the warning density, beside the zone's density.
+fn predictive(seconds: f64, density: f64) -> Measure {
+    Measure { metric: "predictive", unit: "s to warning", value: seconds, lower_is_urgent: true, density }
 }
 
 /// Runs `test` on a fresh SQLite store, then on a fresh PostgreSQL schema (dropped afterwards).
@@ -57,8 +67,8 @@ async fn one_open_ticket_per_zone_and_rule_routed_to_least_loaded() {
         let c = new(store.raise(other).await.unwrap());
         assert_eq!(c.assignee.as_deref(), Some("w2"), "w1 already has one open");
 
-        let up = store.upgrade("t", "z", "density", Level::Critical, 5.3, now).await.unwrap().unwrap();
-        assert_eq!((up.level.as_str(), up.peak_density), ("critical", 5.3));
+        let up = store.upgrade("t", "z", "density", Level::Critical, density(5.3), now).await.unwrap().unwrap();
+        assert_eq!((up.level.as_str(), up.peak_density, up.peak_value), ("critical", 5.3, 5.3));
         let done = store.clear("t", "z", "density", 2.0, now).await.unwrap().unwrap();
         assert_eq!(
             (done.state.as_str(), done.resolution.as_deref(), done.resolved_by.as_deref()),
@@ -163,6 +173,40 @@ async fn sla_escalation_only_from_the_tier_read_and_lists() {
         assert!(store.escalate_from(a.id, Tier::Community, "system", "late", None).await.unwrap().is_none());
         assert!(store.list(Filter::Open, None).await.unwrap().is_empty());
         assert_eq!(store.list(Filter::All, None).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+/// Issue 10: a ticket said "density" for whatever the rule measured (people/min, seconds to warning), and
+/// the predictive rule's "peak" kept the least urgent value (the most seconds left).
+#[tokio::test]
+async fn tickets_carry_metric_value_and_unit_and_the_peak_is_the_most_urgent() {
+    on_both(|store| async move {
+        let now = Utc::now();
+        let mut inflow = new_ticket(now);
+        inflow.rule = "gate-inflow".into();
+        inflow.measure =
+            Measure { metric: "inflow", unit: "people/min", value: 640.0, lower_is_urgent: false, density: 1.9 };
+        let t = new(store.raise(inflow).await.unwrap());
+        assert_eq!((t.metric.as_str(), t.unit.as_str(), t.value, t.peak_value), ("inflow", "people/min", 640.0, 640.0));
+        assert_eq!((t.density, t.peak_density), (1.9, 1.9), "the zone's density, not the inflow");
+        let (_, events) = store.get(t.id).await.unwrap();
+        assert_eq!(events[0].detail, "gate-inflow: z reached warning at 640.00 people/min (density 1.90/m²)");
+
+        let mut early = new_ticket(now);
+        early.rule = "early-warning".into();
+        early.level = Level::Notice;
+        early.measure = predictive(420.0, 2.1);
+        let p = new(store.raise(early).await.unwrap());
+        assert_eq!((p.value, p.peak_value, p.unit.as_str()), (420.0, 420.0, "s to warning"));
+        // Nearer: 90 s left at 3.2/m² is more urgent than 420 s; then a later 300 s does not undo the peak.
+        let up = store.upgrade("t", "z", "early-warning", Level::Warning, predictive(90.0, 3.2), now).await.unwrap();
+        let up = up.unwrap();
+        assert_eq!((up.value, up.peak_value, up.density, up.peak_density), (90.0, 90.0, 3.2, 3.2));
+        let up = store.upgrade("t", "z", "early-warning", Level::Critical, predictive(300.0, 3.0), now).await.unwrap();
+        let up = up.unwrap();
+        assert_eq!((up.value, up.peak_value), (300.0, 90.0), "peak = most urgent = fewest seconds left");
+        assert_eq!((up.density, up.peak_density), (3.0, 3.2));
     })
     .await;
 }
