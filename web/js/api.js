@@ -253,6 +253,17 @@ export function fmtDensity(d) {
   return d == null ? '–' : Number(d).toFixed(2);
 }
 
+/**
+ * What a ticket's rule measured, in its unit, and the zone's density beside it: "3.71 /m² (peak 3.95)",
+ * "640 /min (peak 712) · 1.90 /m²", "warning in 1 min 30 s (nearest …)". Tickets stored before the value had a
+ * metric show the density.
+ */
+export function fmtMeasure(t) {
+  if (!t.metric) return `${fmtDensity(t.density)} /m² (peak ${fmtDensity(t.peak_density)})`;
+  const value = `${fmtMetric(t.metric, t.value)} (${t.metric === 'predictive' ? 'nearest' : 'peak'} ${fmtMetric(t.metric, t.peak_value)})`;
+  return t.metric === 'density' ? value : `${value} · ${fmtDensity(t.density)} /m²`;
+}
+
 /** "4 min", "2 h 05 min" from seconds. */
 export function fmtDuration(s) {
   if (s == null || Number.isNaN(s)) return '–';
@@ -388,6 +399,8 @@ export function fmtMetric(metric, v) {
   if (metric === 'density') return `${Number(v).toFixed(2)} /m²`;
   if (/occupancy|ratio|share|capacity/.test(metric || '')) return `${Math.round(Number(v) * 100)} %`;
   if (metric === 'silent') return fmtDuration(Number(v));
+  if (metric === 'predictive') return `warning in ${fmtDuration(Number(v))}`;
+  if (metric === 'conflict') return `${fmtNum(v)} people`;
   if (metric === 'inflow' || metric === 'outflow') return `${fmtNum(v)} /min`;
   return Number(v).toLocaleString('en-US', { maximumFractionDigits: 2 });
 }

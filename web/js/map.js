@@ -3,7 +3,7 @@
 import {
   api, captureToken, me, liveUpdates, renderIdentity, toast, esc,
   LEVELS, LEVEL_COLOR, LEVEL_RANK, levelOf, isOpen, queueOrder, STATE_LABEL, TIER_LABEL,
-  fmtNum, fmtDensity, fmtDuration, fmtClock, fmtDateTime, ageOf, trendText, centroid, fmtMetric, sortedLevels,
+  fmtNum, fmtDensity, fmtMeasure, fmtDuration, fmtClock, fmtDateTime, ageOf, trendText, centroid, fmtMetric, sortedLevels,
 } from './api.js';
 import { drawChart } from './chart.js';
 
@@ -420,7 +420,7 @@ function ticketItem(t, highlight) {
       <span>${open ? 'open' : 'took'} <b class="num">${fmtDuration(((open ? now : Date.parse(t.closed_at || t.updated_at)) - Date.parse(t.opened_at)) / 1000)}</b></span>
       <span>→ <b>${esc(t.assignee || 'unassigned')}</b></span>
       <span>tier <b>${esc(TIER_LABEL[t.tier] || t.tier || '–')}</b></span>
-      <span class="num">${fmtDensity(t.density)} /m² (peak ${fmtDensity(t.peak_density)})</span>
+      <span class="num">${esc(fmtMeasure(t))}</span>
       ${t.rule ? `<span>rule ${esc(t.rule)}</span>` : ''}
       ${t.kind && t.kind !== 'crowd' ? `<span class="pill">${esc(t.kind)}</span>` : ''}
       ${ackOverdue ? `<span class="overdue">ack overdue since ${fmtClock(t.ack_due, off)}</span>` : ''}

@@ -2,7 +2,7 @@
 import {
   api, apiObjectUrl, captureToken, me, liveUpdates, renderIdentity, toast, esc, logout,
   LEVEL_RANK, isOpen, queueOrder, STATE_LABEL, TIER_LABEL,
-  fmtNum, fmtDensity, fmtDuration, fmtClock, ageOf, trendText, centroid, distanceM, gridNames,
+  fmtNum, fmtDensity, fmtMeasure, fmtDuration, fmtClock, ageOf, trendText, centroid, distanceM, gridNames,
 } from './api.js';
 
 const S = {
@@ -250,7 +250,7 @@ function card(t, actions) {
       open
         ? `<div class="now"><span class="dens">${fmtDensity(density)} <small>people/m² now</small></span>
       <span class="trend ${tr.cls}">${tr.arrow} ${esc(tr.text)}</span>
-      <span class="muted">${fmtNum(z.count)} people · peak ${fmtDensity(t.peak_density)}</span></div>`
+      <span class="muted">${fmtNum(z.count)} people · ${esc(t.rule)}: ${esc(fmtMeasure(t))}</span></div>`
         : `<div class="meta">closed ${fmtClock(t.closed_at || t.updated_at, off)}${t.resolved_by ? ` by ${esc(t.resolved_by)}` : ''}</div>`
     }
     ${due}
