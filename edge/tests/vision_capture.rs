@@ -249,3 +249,19 @@ fn rtsp_stream_that_dies_reconnects_and_continues() {
     assert!(h.rejected.get("input_error").copied().unwrap_or(0) >= 1, "the drop is counted: {h:?}");
     assert!(h.last_error.as_deref().unwrap_or("").contains(&url), "{h:?}");
 }
+
+/// A looping folder is a recorded patrol: its telemetry numbers frames from the first image, so every pass
+/// starts again at 0 (it counted on across passes, and a drone's second pass took the last record's position).
+#[test]
+fn a_looping_folder_numbers_each_pass_from_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["0.jpg", "1.jpg", "2.jpg"] {
+        std::fs::copy(root().join("tests/data/vision/vtest_100.jpg"), dir.path().join(name)).unwrap();
+    }
+    let health = Health::new();
+    let input = VideoInput::Folder { dir: dir.path().to_path_buf(), r#loop: true };
+    let got = capture_until(input, &health, |got, _| got.len() >= 10);
+    assert!(got.len() >= 10, "{got:?}");
+    assert!(got.iter().all(|i| *i < 3), "each pass is numbered 0, 1, 2: {got:?}");
+    assert!(got.windows(2).any(|w| w[1] < w[0]), "the numbering restarts: {got:?}");
+}

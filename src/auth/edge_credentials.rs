@@ -218,6 +218,10 @@ impl EdgeCredentials {
                 return Err(CredentialError::BadId(id.to_string()));
             }
         }
+        if edge == CENTRE_ID {
+            // The centre signs acknowledgements and keeps the map's own series under this name.
+            return Err(CredentialError::BadId(format!("{edge} (reserved for the centre)")));
+        }
         let now = chrono::Utc::now().timestamp_millis();
         let (site_s, edge_s) = (site.to_string(), edge.to_string());
         let kid: i64 = match &self.backend {
@@ -446,6 +450,8 @@ mod tests {
         let listed = store.list().await.unwrap();
         assert!(listed[0].revoked_at.is_some() && listed[1].revoked_at.is_none());
         assert!(matches!(store.create("West Taihu", "e").await, Err(CredentialError::BadId(_))));
+        // The centre's own name is not an edge's: it would sign acknowledgements and the map's own series.
+        assert!(matches!(store.create("s", CENTRE_ID).await, Err(CredentialError::BadId(_))));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -17,6 +17,12 @@ use super::fusion::{self, Estimate};
 
 /// What a zone's density is, in the live state and its events.
 pub const FUSED: &str = "fused";
+/// Source id of the map's own series: the centre's fusion stored beside the sources it came from, so history,
+/// replay and backtests see the number operators saw (`crowdgrid-central` is the centre's reserved identity:
+/// no edge can be issued a credential under it).
+pub const MAP_SERIES: &str = "crowdgrid-central/fused";
+/// At most one row of [`MAP_SERIES`] per zone and this much data time.
+const MAP_SERIES_EVERY_MS: i64 = 1000;
 use crate::rules::SourceValue;
 
 /// The latest value from one source.
@@ -62,6 +68,9 @@ pub struct ZoneLive {
     level: Level,
     #[serde(skip)]
     history: VecDeque<(DateTime<Utc>, f64)>,
+    /// Data time of the last [`MAP_SERIES`] row.
+    #[serde(skip)]
+    stored: Option<DateTime<Utc>>,
 }
 
 /// How far back the trend looks.
@@ -77,6 +86,7 @@ impl ZoneLive {
             coverage: None,
             confidence: None,
             sources: BTreeMap::new(),
+            stored: None,
             level: Level::Normal,
             history: VecDeque::new(),
         }
@@ -238,6 +248,35 @@ impl Live {
         })
     }
 
+    /// The zone's current fused value as a row of [`MAP_SERIES`], unless one was taken less than a data-second
+    /// ago. Its `area_m2` is the part of the zone observed, its confidence the fused one.
+    pub fn series_row(&mut self, site: &str, zone: &str) -> Option<Reading> {
+        let area = self.sites.get(site)?.zone(zone)?.area_m2;
+        let z = self.zones.get_mut(&(site.to_string(), zone.to_string()))?;
+        let ts = z.ts?;
+        if z.stored.is_some_and(|t| (ts - t).num_milliseconds() < MAP_SERIES_EVERY_MS) {
+            return None;
+        }
+        z.stored = Some(ts);
+        Some(Reading {
+            site: site.to_string(),
+            zone: zone.to_string(),
+            source: SourceKind::Fused,
+            source_id: MAP_SERIES.to_string(),
+            ts,
+            seq: 0,
+            epoch: 0,
+            count: z.count?,
+            area_m2: z.coverage? * area,
+            density: z.density?,
+            confidence: z.confidence?,
+            classes: None,
+            inflow_per_min: None,
+            outflow_per_min: None,
+            conflict: None,
+        })
+    }
+
     /// One zone's state.
     pub fn zone(&self, site: &str, zone: &str) -> Option<&ZoneLive> {
         self.zones.get(&(site.to_string(), zone.to_string()))
@@ -288,6 +327,29 @@ mod tests {
         let z = live.zone("t", "z").unwrap();
         assert!((z.confidence.unwrap() - 0.21).abs() < 1e-9 && (z.coverage.unwrap() - 0.3).abs() < 1e-9);
         assert_eq!(ev.level, Level::Notice, "3.2 after 3.1: still under warning");
+    }
+
+    #[test]
+    fn the_map_number_is_stored_as_its_own_series_once_a_data_second() {
+        let mut live = Live::new(&[test_site()], Duration::seconds(120));
+        let area = test_site().zone("z").unwrap().area_m2;
+        assert!(live.series_row("t", "z").is_none(), "nothing fused yet");
+        let now = Utc::now();
+        let mut r = Reading::new("t", "z", SourceKind::Drone, "e2/drone", now, 0.3 * area * 3.4, 0.3 * area, 0.7);
+        r.density = 3.4;
+        live.apply(&r).unwrap();
+        let row = live.series_row("t", "z").unwrap();
+        assert_eq!((row.source_id.as_str(), row.source, row.ts), (MAP_SERIES, SourceKind::Fused, now));
+        assert!((row.density - 3.4).abs() < 1e-12 && (row.count - 3.4 * area).abs() < 1e-6, "{row:?}");
+        assert!((row.area_m2 - 0.3 * area).abs() < 1e-6, "the area observed: {row:?}");
+        assert!(row.source_id.starts_with(crowdgrid_proto::signed::CENTRE), "the centre's reserved identity");
+        // 400 ms of data later: no second row; a second later: the next.
+        r.ts = now + Duration::milliseconds(400);
+        live.apply(&r).unwrap();
+        assert!(live.series_row("t", "z").is_none());
+        r.ts = now + Duration::milliseconds(1000);
+        live.apply(&r).unwrap();
+        assert_eq!(live.series_row("t", "z").unwrap().ts, r.ts);
     }
 
     #[test]

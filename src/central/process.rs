@@ -69,6 +69,7 @@ impl Processor {
             let mut good = Vec::with_capacity(buf.len());
             let mut acks = Vec::new();
             let mut fired = Vec::new();
+            let mut map_rows = Vec::new();
             let (marks, early) = {
                 let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
                 let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
@@ -118,6 +119,7 @@ impl Processor {
                                     fired.extend(engine.observe(&obs));
                                 }
                                 self.events.send(LiveEvent::Zone(changed));
+                                map_rows.extend(live.series_row(&r.site, &r.zone));
                             }
                             good.push(r);
                         }
@@ -130,6 +132,8 @@ impl Processor {
                 }
                 marks_after(&dedup, &good)
             };
+            // The map's own series rides in the same batch; it has no sequence marks (it is not an edge's).
+            good.append(&mut map_rows);
             if !good.is_empty() || !acks.is_empty() {
                 self.metrics.store_pending.add(good.len() as i64);
                 if let Some(sink) = &self.influx {

@@ -54,7 +54,8 @@ pub struct SeriesQuery {
     pub from: DateTime<Utc>,
     /// Inclusive end.
     pub to: DateTime<Utc>,
-    /// Only this source kind (e.g. `fused`) when set.
+    /// Only this source kind (e.g. `fused`) or this source id (e.g. `crowdgrid-central/fused`, the map's own
+    /// series) when set.
     pub source: Option<String>,
     /// Most points returned (oldest first).
     pub limit: usize,
@@ -85,7 +86,7 @@ impl SeriesReader {
             let mut stmt = c.prepare_cached(
                 "SELECT ts, source_id, source, seq, count, density, confidence, person, vehicle, inflow, outflow,
                  conflict FROM readings WHERE site = ?1 AND zone = ?2 AND ts >= ?3 AND ts <= ?4
-                 AND (?5 IS NULL OR source = ?5) ORDER BY ts, source_id, seq LIMIT ?6",
+                 AND (?5 IS NULL OR source = ?5 OR source_id = ?5) ORDER BY ts, source_id, seq LIMIT ?6",
             )?;
             let rows =
                 stmt.query_map(params![q.site, q.zone, ms(q.from), ms(q.to), q.source, q.limit as i64], |r| {

@@ -7,6 +7,9 @@ import {
 } from './api.js';
 import { drawChart } from './chart.js';
 
+/** The centre's fusion of every source of a zone, stored as its own series: what the map showed. */
+const MAP_SERIES = 'crowdgrid-central/fused';
+
 const S = {
   who: null,
   sites: [],
@@ -620,7 +623,7 @@ async function refreshChart() {
     bySource.get(p.source_id).points.push([Date.parse(p.ts), p.density]);
   }
   const series = [...bySource.entries()]
-    .map(([sid, s]) => ({ label: sid.includes('/') ? sid.split('/').slice(1).join('/') : sid, kind: s.kind, fused: s.kind === 'fused', points: s.points }))
+    .map(([sid, s]) => ({ label: sid === MAP_SERIES ? 'map (all sources)' : sid.includes('/') ? sid.split('/').slice(1).join('/') : sid, kind: s.kind, fused: sid === MAP_SERIES, points: s.points }))
     .sort((a, b) => Number(a.fused) - Number(b.fused));
   drawChart(box, series, { from, to, thresholds: z?.thresholds, offsetMin: S.siteInfo?.utc_offset_minutes, title: `Density of ${z?.name}` });
 }
@@ -704,7 +707,7 @@ async function loadReplay() {
   await Promise.all(
     [...S.zones.keys()].map(async (id) => {
       const pts = await api(
-        `/zones/${encodeURIComponent(S.site)}/${encodeURIComponent(id)}/series?source=fused&from=${new Date(from).toISOString()}&to=${new Date(
+        `/zones/${encodeURIComponent(S.site)}/${encodeURIComponent(id)}/series?source=crowdgrid-central%2Ffused&from=${new Date(from).toISOString()}&to=${new Date(
           to,
         ).toISOString()}&limit=100000`,
       );

@@ -352,6 +352,9 @@ fn folder(
     index: &mut u64,
 ) {
     let mut seen: Option<PathBuf> = None;
+    // Images since the folder (re)started: a looping folder is a recorded patrol, and its telemetry sidecar
+    // numbers frames from the first image, on every pass.
+    let mut local: u64 = 0;
     while !stop.is_cancelled() {
         let files = match images_in(dir) {
             Ok(f) => f,
@@ -367,6 +370,7 @@ fn folder(
         if fresh.is_empty() {
             if repeat && !files.is_empty() {
                 seen = None;
+                local = 0;
                 continue;
             }
             if !sleep_unless(stop, Duration::from_millis(500)) {
@@ -385,8 +389,9 @@ fn folder(
                 continue;
             }
             pacer.wait(stop);
-            slot.put(Frame { mat, index: *index, local_index: *index });
+            slot.put(Frame { mat, index: *index, local_index: local });
             *index += 1;
+            local += 1;
         }
     }
 }
