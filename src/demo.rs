@@ -32,6 +32,10 @@ pub struct DemoArgs {
     /// Exit with status 1 unless every scenario raised at least one ticket (for tests).
     #[arg(long)]
     pub expect_tickets: bool,
+    /// Exit with status 1 if a camera or drone edge cannot run here (for tests: without it a machine missing
+    /// ONNX Runtime or the video would run a demo without detection and still pass).
+    #[arg(long)]
+    pub expect_video: bool,
     /// API listen address (a free port is used if it is taken).
     #[arg(long, default_value = "127.0.0.1:8088")]
     pub api_listen: SocketAddr,
@@ -48,6 +52,7 @@ struct ZoneRow {
     density: Option<f64>,
     count: Option<f64>,
     area_m2: f64,
+    coverage: Option<f64>,
     sources: BTreeMap<String, serde_json::Value>,
 }
 
@@ -58,6 +63,10 @@ struct TicketRow {
     zone: String,
     rule: String,
     level: String,
+    #[serde(default)]
+    value: f64,
+    #[serde(default)]
+    unit: String,
     state: String,
     tier: String,
     assignee: Option<String>,
@@ -158,18 +167,14 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
         edges.push((None, loaded));
         for file in vision_edges(&dir)? {
             let name = file.strip_prefix(&args.config_dir).unwrap_or(&file).display().to_string();
-            let loaded = match EdgeConfig::load(&file) {
-                Ok(l) => l,
-                Err(e) => {
-                    println!("  skipped  {name}: {e}");
-                    continue;
-                }
-            };
-            if let Some(why) = not_runnable_here(&loaded.config) {
-                println!("  skipped  {name}: {why}");
-                continue;
+            let runnable = EdgeConfig::load(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|l| not_runnable_here(&l.config).map_or(Ok(l), Err));
+            match runnable {
+                Ok(loaded) => edges.push((Some(name), loaded)),
+                Err(why) if args.expect_video => return Err(format!("{name} cannot run here: {why}").into()),
+                Err(why) => println!("  skipped  {name}: {why}"),
             }
-            edges.push((Some(name), loaded));
         }
     }
     // Every edge gets its own credential before the centre starts (so the centre has them in force at once).
@@ -214,6 +219,7 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
                 println!("  edge     {name} ({id}): real detection on video");
                 agents.push(a);
             }
+            (Some(name), Err(e)) if args.expect_video => return Err(format!("{name} did not start: {e}").into()),
             (Some(name), Err(e)) => println!("  skipped  {name}: {e}"),
         }
     }
@@ -319,22 +325,33 @@ async fn progress(
         .json()
         .await?;
     println!("\n── t+{:>3} s ───────────────────────────────────────────────────────────────", elapsed.as_secs());
-    println!("  {:<12} {:<18} {:>9} {:>8} {:>9}  {:<8} sources", "site", "zone", "people", "/m²", "area m²", "level");
+    println!(
+        "  {:<12} {:<18} {:>9} {:>8} {:>9} {:>5}  {:<8} sources",
+        "site", "zone", "people", "/m²", "area m²", "seen", "level"
+    );
     for z in &zones {
         let marker = match z.level.as_str() {
             "critical" => "!!",
             "warning" => "! ",
             _ => "  ",
         };
+        // What the map's number is made of: the kinds of source fused into it (not the edges' own `fused`).
+        let kinds: std::collections::BTreeSet<&str> = z
+            .sources
+            .values()
+            .filter_map(|v| v.get("kind").and_then(|k| k.as_str()))
+            .filter(|k| *k != "fused")
+            .collect();
         println!(
-            "{marker}{:<12} {:<18} {:>9} {:>8} {:>9.0}  {:<8} {}",
+            "{marker}{:<12} {:<18} {:>9} {:>8} {:>9.0} {:>5}  {:<8} {}",
             z.site,
             z.zone,
             z.count.map_or("-".to_string(), |c| format!("{c:.0}")),
             z.density.map_or("-".to_string(), |d| format!("{d:.2}")),
             z.area_m2,
+            z.coverage.map_or("-".to_string(), |c| format!("{:.0}%", c * 100.0)),
             z.level,
-            z.sources.len()
+            kinds.into_iter().collect::<Vec<_>>().join(" ")
         );
     }
     let mut per_site = BTreeMap::new();
@@ -345,12 +362,13 @@ async fn progress(
     println!("  tickets: {} raised, {} open", tickets.len(), open.len());
     for t in open.iter().take(8) {
         println!(
-            "    #{:<4} {:<12} {:<18} {:<22} {:<8} {:<12} {:<11} -> {}",
+            "    #{:<4} {:<12} {:<18} {:<22} {:<8} {:>22} {:<12} {:<11} -> {}",
             t.id,
             t.site,
             t.zone,
             t.rule,
             t.level,
+            format!("{:.2} {}", t.value, t.unit),
             t.state,
             t.tier,
             t.assignee.as_deref().unwrap_or("(engineers)")

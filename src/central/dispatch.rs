@@ -103,7 +103,8 @@ impl Dispatcher {
                         self.notifier.ticket("reopened", &ticket).await;
                     }
                     Raised::Existing(ticket) if ticket.level() < level => {
-                        if let Some(t) = self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, measure(ev, value), ev.ts).await?
+                        if let Some(t) =
+                            self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, measure(ev, value), ev.ts).await?
                         {
                             self.notifier.ticket("upgraded", &t).await;
                         }
@@ -112,7 +113,9 @@ impl Dispatcher {
                 }
             }
             Transition::Upgrade { level, value } => {
-                if let Some(t) = self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, measure(ev, value), ev.ts).await? {
+                if let Some(t) =
+                    self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, measure(ev, value), ev.ts).await?
+                {
                     tracing::info!(ticket = t.id, level = level.as_str(), value, "ticket upgraded");
                     self.notifier.ticket("upgraded", &t).await;
                 }
@@ -184,11 +187,5 @@ pub async fn sla_clock(
 
 /// The ticket's measure of a rule event carrying `value`.
 fn measure(ev: &RuleEvent, value: f64) -> Measure {
-    Measure {
-        metric: ev.metric,
-        unit: ev.unit,
-        value,
-        lower_is_urgent: ev.lower_is_urgent,
-        density: ev.density,
-    }
+    Measure { metric: ev.metric, unit: ev.unit, value, lower_is_urgent: ev.lower_is_urgent, density: ev.density }
 }
