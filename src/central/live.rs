@@ -17,11 +17,9 @@ use super::fusion::{self, Estimate};
 
 /// What a zone's density is, in the live state and its events.
 pub const FUSED: &str = "fused";
-/// Source id of the map's own series: the centre's fusion stored beside the sources it came from, so history,
-/// replay and backtests see the number operators saw (`crowdgrid-central` is the centre's reserved identity:
-/// no edge can be issued a credential under it).
-pub const MAP_SERIES: &str = "crowdgrid-central/fused";
-/// At most one row of [`MAP_SERIES`] per zone and this much data time.
+pub use crate::store::series::MAP_SERIES;
+/// At most one row of [`MAP_SERIES`] per zone and this much data time (history, replay and backtests then see
+/// the number operators saw).
 const MAP_SERIES_EVERY_MS: i64 = 1000;
 use crate::rules::SourceValue;
 

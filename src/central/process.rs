@@ -132,16 +132,14 @@ impl Processor {
                 }
                 marks_after(&dedup, &good)
             };
-            // The map's own series rides in the same batch; it has no sequence marks (it is not an edge's).
-            good.append(&mut map_rows);
-            if !good.is_empty() || !acks.is_empty() {
+            if !good.is_empty() || !acks.is_empty() || !map_rows.is_empty() {
                 self.metrics.store_pending.add(good.len() as i64);
                 if let Some(sink) = &self.influx {
                     if !good.is_empty() {
                         sink.offer(good.clone());
                     }
                 }
-                let batch = Batch { readings: good, marks, early, acks };
+                let batch = Batch { readings: good, marks, early, acks, map: map_rows };
                 if let Err(e) = self.writer.write(batch).await {
                     tracing::error!(error = %e, "store writer gone");
                     break;

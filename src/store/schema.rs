@@ -25,6 +25,16 @@ CREATE TABLE IF NOT EXISTS readings (
     conflict REAL,
     PRIMARY KEY (site, zone, ts, source_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS map_series (
+    site TEXT NOT NULL,
+    zone TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    count REAL NOT NULL,
+    density REAL NOT NULL,
+    area_m2 REAL NOT NULL,
+    confidence REAL NOT NULL,
+    PRIMARY KEY (site, zone, ts)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS source_marks (
     source_id TEXT PRIMARY KEY,
     epoch INTEGER NOT NULL,

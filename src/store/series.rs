@@ -61,6 +61,11 @@ pub struct SeriesQuery {
     pub limit: usize,
 }
 
+/// Source id under which the map's own values (the centre's fusion of every source, table `map_series`) are
+/// served beside the sources' series. `crowdgrid-central` is the centre's identity: no edge can be issued a
+/// credential under it.
+pub const MAP_SERIES: &str = "crowdgrid-central/fused";
+
 /// Read side of the store.
 #[derive(Clone)]
 pub struct SeriesReader {
@@ -86,10 +91,15 @@ impl SeriesReader {
             let mut stmt = c.prepare_cached(
                 "SELECT ts, source_id, source, seq, count, density, confidence, person, vehicle, inflow, outflow,
                  conflict FROM readings WHERE site = ?1 AND zone = ?2 AND ts >= ?3 AND ts <= ?4
-                 AND (?5 IS NULL OR source = ?5 OR source_id = ?5) ORDER BY ts, source_id, seq LIMIT ?6",
+                 AND (?5 IS NULL OR source = ?5 OR source_id = ?5)
+                 UNION ALL
+                 SELECT ts, ?7, 'fused', 0, count, density, confidence, NULL, NULL, NULL, NULL, NULL FROM map_series
+                 WHERE site = ?1 AND zone = ?2 AND ts >= ?3 AND ts <= ?4 AND (?5 IS NULL OR ?5 IN ('fused', ?7))
+                 ORDER BY 1, 2, 4 LIMIT ?6",
             )?;
-            let rows =
-                stmt.query_map(params![q.site, q.zone, ms(q.from), ms(q.to), q.source, q.limit as i64], |r| {
+            let rows = stmt.query_map(
+                params![q.site, q.zone, ms(q.from), ms(q.to), q.source, q.limit as i64, MAP_SERIES],
+                |r| {
                     Ok(Point {
                         ts: from_ms(r.get(0)?),
                         source_id: r.get(1)?,
@@ -104,7 +114,8 @@ impl SeriesReader {
                         outflow_per_min: r.get(10)?,
                         conflict: r.get(11)?,
                     })
-                })?;
+                },
+            )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await

@@ -53,6 +53,9 @@ pub struct Batch {
     pub early: Vec<(String, u64, u64)>,
     /// Acknowledged once the transaction is durable (duplicates too: they are stored already).
     pub acks: Vec<Ack>,
+    /// The map's own values (the centre's fusion, [`crate::store::series::MAP_SERIES`]) the batch produced:
+    /// kept in `map_series`, not among the sources' readings.
+    pub map: Vec<Reading>,
 }
 
 impl Batch {
@@ -61,6 +64,7 @@ impl Batch {
         self.marks.extend(more.marks);
         self.early.extend(more.early);
         self.acks.extend(more.acks);
+        self.map.extend(more.map);
     }
 
     fn len(&self) -> usize {
@@ -232,6 +236,13 @@ fn write_batch(conn: &mut Connection, batch: &Batch) -> Result<(), StoreError> {
                 r.conflict,
             ])?;
         }
+        let mut map = tx.prepare_cached(
+            "INSERT OR REPLACE INTO map_series (site, zone, ts, count, density, area_m2, confidence)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for r in &batch.map {
+            map.execute(params![r.site, r.zone, ms(r.ts), r.count, r.density, r.area_m2, r.confidence])?;
+        }
         for (source, epoch, seq) in &batch.early {
             early_in.execute(params![source, *epoch as i64, *seq as i64])?;
         }
@@ -249,7 +260,7 @@ fn write_batch(conn: &mut Connection, batch: &Batch) -> Result<(), StoreError> {
 
 fn apply_retention(conn: &Connection, days: u32) {
     let cutoff = ms(chrono::Utc::now() - chrono::Duration::days(i64::from(days)));
-    for (table, column) in [("readings", "ts"), ("evidence", "received")] {
+    for (table, column) in [("readings", "ts"), ("map_series", "ts"), ("evidence", "received")] {
         match conn.execute(&format!("DELETE FROM {table} WHERE {column} < ?1"), params![cutoff]) {
             Ok(0) => {}
             Ok(n) => tracing::info!(table, deleted = n, days, "retention applied"),
@@ -307,9 +318,11 @@ mod tests {
             .collect();
         // Seq 260 arrived early (259 and below missing): kept as an early arrival.
         let marks = vec![MarkRow { source_id: "e/g".into(), epoch: 3, low: 250, high: 260 }];
-        w.write(Batch { readings: batch, marks, early: vec![("e/g".into(), 3, 260)], acks: acks.clone() })
-            .await
-            .unwrap();
+        // The map's value at that moment rides along, into its own table.
+        let mut map = Reading::new("t", "z", SourceKind::Fused, "crowdgrid-central/fused", now, 12.0, 100.0, 0.9);
+        map.density = 0.12;
+        let early = vec![("e/g".into(), 3, 260)];
+        w.write(Batch { readings: batch, marks, early, acks: acks.clone(), map: vec![map] }).await.unwrap();
         let got = ack_rx.recv().await.unwrap();
         assert_eq!(got, acks, "acknowledged once committed");
         w.close().await;
@@ -317,7 +330,10 @@ mod tests {
         assert_eq!(metrics.store_pending.get(), 0);
         let conn = schema::open(&path).unwrap();
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM readings", [], |r| r.get(0)).unwrap();
-        assert_eq!(n, 250);
+        assert_eq!(n, 250, "the sources' readings only");
+        let m: (f64, f64) =
+            conn.query_row("SELECT count, density FROM map_series", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        assert_eq!(m, (12.0, 0.12));
         assert_eq!(
             load_marks(&conn).unwrap(),
             vec![(MarkRow { source_id: "e/g".into(), epoch: 3, low: 250, high: 260 }, vec![260])]
