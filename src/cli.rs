@@ -67,6 +67,8 @@ enum Command {
     },
     /// Governance KPIs (tier shares against 70/80/95 %, response times, per worker and department).
     Kpis(crate::kpi_cli::KpiArgs),
+    /// Replay stored readings through the current and candidate rule sets: the tickets each would have raised.
+    Backtest(crate::backtest_cli::BacktestArgs),
     /// Validate configuration files (central, edge or site; detected by their keys). Exit 64 if any is invalid.
     CheckConfig {
         /// Files to check.
@@ -240,6 +242,9 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Kpis(args) => crate::kpi_cli::run(args).await,
+        Command::Backtest(args) => {
+            tokio::task::spawn_blocking(move || crate::backtest_cli::run(args)).await.unwrap_or(ExitCode::FAILURE)
+        }
         Command::Token { command } => token_command(command).await,
         Command::EdgeCredential(args) => crate::credential_cli::run(args).await,
         Command::BrokerAcl(args) => crate::credential_cli::broker_acl(args).await,

@@ -5,6 +5,7 @@
 //! - [`store`]: SQLite series and tickets, the InfluxDB sink.
 //! - [`api`]: the HTTP API.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`backtest`]: stored readings replayed through the centre's engine with candidate rule sets.
 //! - [`demo`]: both scenarios on the embedded defaults.
 //! - [`cli`]: the `crowdgrid` command line.
 //!
@@ -12,6 +13,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod backtest;
+pub mod backtest_cli;
 pub mod central;
 pub mod cli;
 pub mod credential_cli;

@@ -12,6 +12,7 @@ pub mod events;
 pub mod evidence_in;
 pub mod fusion;
 pub mod ingest;
+pub mod judge;
 pub mod kpi;
 pub mod live;
 pub mod notify;

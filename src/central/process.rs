@@ -9,9 +9,10 @@ use super::dedup::{Dedup, Verdict};
 use super::edges::Edges;
 use super::events::{Events, LiveEvent};
 use super::ingest::Incoming;
+use super::judge::judge;
 use super::live::Live;
 use crate::metrics::Metrics;
-use crate::rules::{Engine, Observation, RuleEvent};
+use crate::rules::{Engine, RuleEvent};
 use crate::store::influx::InfluxSink;
 use crate::store::writer::{Ack, Batch, MarkRow, StoreWriter};
 
@@ -103,21 +104,8 @@ impl Processor {
                                     continue;
                                 }
                             }
-                            if let Some(changed) = live.apply(&r) {
-                                if let Some(z) = live.zone(&r.site, &r.zone) {
-                                    let sources = z.source_values();
-                                    let obs = Observation {
-                                        site: &r.site,
-                                        zone: &r.zone,
-                                        ts: changed.ts,
-                                        density: changed.density,
-                                        count: changed.count,
-                                        inflow_per_min: z.inflow_per_min(),
-                                        conflict: z.conflict(changed.ts, live.fresh()),
-                                        sources: &sources,
-                                    };
-                                    fired.extend(engine.observe(&obs));
-                                }
+                            if let Some((changed, events)) = judge(&mut live, &r, &mut [&mut *engine]) {
+                                fired.extend(events.into_iter().flatten());
                                 self.events.send(LiveEvent::Zone(changed));
                                 map_rows.extend(live.series_row(&r.site, &r.zone));
                             }

@@ -1,4 +1,5 @@
-//! Property test: over random density series, an alert never flaps inside its hysteresis band.
+//! Property test: over random density series, an alert never flaps inside its hysteresis band (safety), and it
+//! does fire and clear when it must (liveness: an engine that never fires passes the first half alone).
 
 use proptest::prelude::*;
 
@@ -59,6 +60,14 @@ proptest! {
                         last_clear = Some(ts);
                     }
                 }
+            }
+            // Liveness: held at/above warning for `for` (out of the cooldown) it has fired; held below the clear
+            // level for `clear_for` it has cleared.
+            if above_since.is_some_and(|s| ts - s >= for_s) && last_clear.is_none_or(|c| ts - c >= cooldown_s) {
+                prop_assert!(active, "{v} at/above {WARNING} since {above_since:?}, for_s {for_s}: no alert at {ts}");
+            }
+            if below_since.is_some_and(|s| ts - s >= clear_for_s) {
+                prop_assert!(!active, "{v} below {CLEAR_BELOW} since {below_since:?}, clear_for_s {clear_for_s}: still active at {ts}");
             }
         }
     }
