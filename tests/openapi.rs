@@ -349,6 +349,30 @@ async fn centre_serves_the_document_and_answers_match_it() {
     let detail = api.call("GET", "/api/v1/tickets/{id}", &format!("/api/v1/tickets/{id}"), a, None, 200).await;
     assert!(detail["events"].as_array().unwrap().len() >= 3, "raised, acknowledged, resolved: {detail:#}");
 
+    // The engineers' tuning loop: rules in force and versions, a check, a change, a rollback, a backtest.
+    let sets = "/api/v1/rulesets";
+    api.call("GET", sets, sets, a, None, 200).await;
+    api.call("GET", sets, sets, Some(&worker), None, 403).await;
+    let rules = "site = \"west-taihu\"\n[[rule]]\nid = \"jetty-crowd\"\nmetric = \"density\"\nzones = [\"jetty\"]\n";
+    let change = json!({ "site": "west-taihu", "toml": rules, "note": "openapi" });
+    api.call("POST", "/api/v1/rulesets/check", "/api/v1/rulesets/check", Some(&engineer), Some(change.clone()), 200)
+        .await;
+    let bad = json!({ "site": "west-taihu", "toml": rules.replace("jetty\"]", "moon\"]") });
+    api.call("POST", "/api/v1/rulesets/check", "/api/v1/rulesets/check", Some(&engineer), Some(bad.clone()), 422).await;
+    api.call("POST", sets, sets, Some(&engineer), Some(bad), 422).await;
+    api.call("POST", sets, sets, Some(&worker), Some(change.clone()), 403).await;
+    let made = api.call("POST", sets, sets, Some(&engineer), Some(change.clone()), 201).await;
+    let stricter = json!({ "site": "west-taihu", "toml": format!("{rules}levels = {{ warning = 2.0 }}\n") });
+    api.call("POST", sets, sets, Some(&engineer), Some(stricter), 201).await;
+    let back = "/api/v1/rulesets/{version}/rollback";
+    let first = made["version"].as_i64().unwrap();
+    api.call("POST", back, &format!("/api/v1/rulesets/{first}/rollback"), Some(&engineer), Some(json!({})), 201).await;
+    api.call("POST", back, "/api/v1/rulesets/99999/rollback", Some(&engineer), Some(json!({})), 404).await;
+    api.call("GET", sets, sets, a, None, 200).await;
+    let bt = json!({ "candidates": [{ "site": "west-taihu", "toml": rules }] });
+    api.call("POST", "/api/v1/backtest", "/api/v1/backtest", Some(&engineer), Some(bt.clone()), 200).await;
+    api.call("POST", "/api/v1/backtest", "/api/v1/backtest", Some(&worker), Some(bt), 403).await;
+
     let new = json!({ "name": "openapi-op", "role": "operator" });
     api.call("POST", "/api/v1/tokens", "/api/v1/tokens", Some(&worker), Some(new.clone()), 403).await;
     let created = api.call("POST", "/api/v1/tokens", "/api/v1/tokens", a, Some(new), 200).await;

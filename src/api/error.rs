@@ -27,6 +27,14 @@ pub enum ApiError {
     /// 429: over the per-token rate.
     #[error("{0}")]
     TooMany(String),
+    /// 422: the submitted document is invalid; every problem is listed.
+    #[error("{message}")]
+    Invalid {
+        /// Summary.
+        message: String,
+        /// Every problem, one per line as `check-config` prints them.
+        problems: Vec<String>,
+    },
     /// 503: a bounded resource (event streams) is full.
     #[error("{0}")]
     Unavailable(String),
@@ -45,6 +53,28 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crowdgrid_proto::config::ConfigError> for ApiError {
+    fn from(e: crowdgrid_proto::config::ConfigError) -> Self {
+        use crowdgrid_proto::config::ConfigError;
+        let problems = match &e {
+            ConfigError::Invalid { problems, .. } => problems.clone(),
+            other => vec![other.to_string()],
+        };
+        ApiError::Invalid { message: format!("invalid rules: {} problem(s)", problems.len()), problems }
+    }
+}
+
+impl From<crate::central::rulebook::RulebookError> for ApiError {
+    fn from(e: crate::central::rulebook::RulebookError) -> Self {
+        use crate::central::rulebook::RulebookError;
+        match e {
+            RulebookError::Invalid(c) => c.into(),
+            RulebookError::NotFound(m) => ApiError::NotFound(m),
+            RulebookError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
@@ -54,13 +84,20 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, "api error");
         }
-        let mut resp = (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response();
+        let body = match &self {
+            ApiError::Invalid { problems, .. } => {
+                serde_json::json!({ "error": self.to_string(), "problems": problems })
+            }
+            _ => serde_json::json!({ "error": self.to_string() }),
+        };
+        let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));

@@ -9,6 +9,7 @@ pub mod limit;
 mod ops;
 pub mod serve;
 mod tickets;
+pub mod tuning;
 mod ui;
 mod zones;
 
@@ -72,6 +73,10 @@ pub struct AppState {
     pub limiter: limit::RateLimiter,
     /// Series queries running at once (see `zones::series`).
     pub series_slots: Arc<tokio::sync::Semaphore>,
+    /// The live rule set, its versions and changes.
+    pub rulebook: crate::central::rulebook::Rulebook,
+    /// Backtests from the API.
+    pub backtests: tuning::Backtests,
 }
 
 /// Series queries answered at once.
@@ -98,6 +103,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/edges"),
     ("GET", "/api/v1/rules"),
+    ("GET", "/api/v1/rulesets"),
+    ("POST", "/api/v1/rulesets"),
+    ("POST", "/api/v1/rulesets/check"),
+    ("POST", "/api/v1/rulesets/{version}/rollback"),
+    ("POST", "/api/v1/backtest"),
     ("GET", "/api/v1/kpis"),
     ("GET", "/api/v1/outbox"),
 ];
@@ -127,6 +137,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/edges", get(ops::edges))
         .route("/api/v1/sequences", get(ops::sequences))
         .route("/api/v1/rules", get(ops::rules))
+        .route("/api/v1/rulesets", get(tuning::rulesets).post(tuning::change))
+        .route("/api/v1/rulesets/check", post(tuning::check))
+        .route("/api/v1/rulesets/{version}/rollback", post(tuning::rollback))
+        .route("/api/v1/backtest", post(tuning::backtest))
         .route("/api/v1/kpis", get(kpis::kpis))
         .route("/api/v1/outbox", get(ops::outbox))
         .with_state(state)

@@ -17,6 +17,7 @@ pub mod kpi;
 pub mod live;
 pub mod notify;
 pub mod process;
+pub mod rulebook;
 pub mod run;
 pub mod tick;
 pub mod tls;

@@ -22,12 +22,13 @@ use super::ingest::{self, MqttSettings};
 use super::live::Live;
 use super::notify::{self, Notifier};
 use super::process::Processor;
+use super::rulebook::{Rulebook, RulebookError};
 use super::tick;
 use super::validate::Validator;
 use crate::api::{self, AppState};
 use crate::auth::edge_credentials::{Authentication, Registry, CENTRE_ID};
 use crate::metrics::Metrics;
-use crate::rules::{self, Engine, RuleEvent, RuleSet};
+use crate::rules::{self, Engine, RuleEvent};
 use crate::store::dispatch_db::DispatchDb;
 use crate::store::evidence::EvidenceStore;
 use crate::store::influx::{InfluxError, InfluxSink};
@@ -147,9 +148,14 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         None => None,
     };
 
-    // Rules: the files, or the zones' thresholds; state resumed from the last snapshot and the open tickets.
-    let ruleset =
-        if config.rule_files.is_empty() { RuleSet::defaults(&sites) } else { rules::load(&config.rule_files, &sites)? };
+    // State resumed from the last snapshot and the open tickets.
+    // Rules: each site's file (or its zones' thresholds), or the newest version changed through the API.
+    let (ruleset, rules_version) = match Rulebook::initial(&sites, &config.rule_files, &dispatch_db).await {
+        Ok(r) => r,
+        Err(RulebookError::Store(e)) => return Err(e.into()),
+        Err(RulebookError::Invalid(e)) => return Err(e.into()),
+        Err(RulebookError::NotFound(m)) => return Err(CentralError::Store(StoreError::Join(m))),
+    };
     let mut engine = Engine::new(ruleset);
     if let Some(s) = snapshot {
         engine.restore(s);
@@ -182,6 +188,8 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         })
         .collect();
     let engine = Arc::new(Mutex::new(engine));
+    let rulebook =
+        Rulebook::new(sites.clone(), config.rule_files.clone(), dispatch_db.clone(), engine.clone(), rules_version);
 
     let settings = match &config.broker {
         BrokerConfig::Embedded { listen, max_payload_bytes, .. } => {
@@ -277,6 +285,15 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         stream_tickets: Default::default(),
         limiter: crate::api::limit::RateLimiter::new(config.api.rate_per_token),
         series_slots: Arc::new(tokio::sync::Semaphore::new(crate::api::SERIES_AT_ONCE)),
+        rulebook: rulebook.clone(),
+        backtests: crate::api::tuning::Backtests::new(
+            db.clone(),
+            crate::backtest::Settings {
+                fused_fresh: chrono::Duration::seconds(config.rules.fused_fresh_s),
+                reopen_window: chrono::Duration::seconds(config.escalation.reopen_window_s),
+                tick: chrono::Duration::seconds(1),
+            },
+        ),
     };
 
     let mut tasks = Vec::new();
@@ -305,6 +322,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     )));
     let acker = tokio::spawn(acker::run(notifier_client.clone(), prefix.clone(), registry, metrics.clone(), ack_rx));
     tasks.push(tokio::spawn(ingest::run(ingest_task, shutdown.clone())));
+    tasks.push(tokio::spawn(rulebook.run(shutdown.clone())));
     let processor = Processor {
         dedup: dedup.clone(),
         live,

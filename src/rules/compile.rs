@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Duration;
-use crowdgrid_proto::config::{load_toml, ConfigError, Problems};
+use crowdgrid_proto::config::{parse_toml, ConfigError, Problems};
 use crowdgrid_proto::site::{Site, Zone};
 use crowdgrid_proto::{Level, SourceKind};
 use serde::Serialize;
@@ -95,7 +95,7 @@ impl Metric {
 }
 
 /// One compiled rule of a site.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     /// Identifier (the ticket's rule name).
     pub id: String,
@@ -112,7 +112,7 @@ pub struct Rule {
 }
 
 /// A rule bound to one zone, with that zone's resolved levels.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Target {
     /// Index of the zone in `Site::zones`.
     pub zone: usize,
@@ -185,14 +185,44 @@ pub fn zone_target(zone_idx: usize, rule: usize, zone: &Zone, fire_from: Level) 
     }
 }
 
+/// A rules file's text and the name its problems are reported under (its path, or `west-taihu, version 7`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleText {
+    /// Path or label.
+    pub name: PathBuf,
+    /// The TOML.
+    pub text: String,
+}
+
 /// Loads the rule files (at most one per site) and compiles them against `sites`; sites without a file get
 /// [`RuleSet::defaults`]. Every problem of every file is reported at once.
 pub fn load(files: &[PathBuf], sites: &[Arc<Site>]) -> Result<RuleSet, ConfigError> {
+    let mut texts = Vec::new();
     let mut failures = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => texts.push(RuleText { name: file.clone(), text }),
+            Err(source) => failures.push(ConfigError::Read { path: file.clone(), source }),
+        }
+    }
+    compile_texts(&texts, sites, failures)
+}
+
+/// [`load`] on texts already in memory (a rule set version from the database, a candidate from the console).
+pub fn compile(texts: &[RuleText], sites: &[Arc<Site>]) -> Result<RuleSet, ConfigError> {
+    compile_texts(texts, sites, Vec::new())
+}
+
+fn compile_texts(
+    texts: &[RuleText],
+    sites: &[Arc<Site>],
+    mut failures: Vec<ConfigError>,
+) -> Result<RuleSet, ConfigError> {
     let mut compiled: Vec<Option<SiteRules>> = vec![None; sites.len()];
     let mut owner: Vec<Option<&Path>> = vec![None; sites.len()];
-    for file in files {
-        let parsed: RuleFile = match load_toml(file) {
+    for doc in texts {
+        let file = doc.name.as_path();
+        let parsed: RuleFile = match parse_toml(file, &doc.text) {
             Ok(f) => f,
             Err(e) => {
                 failures.push(e);

@@ -215,3 +215,30 @@ fn resume_alert_and_views() {
     let json = serde_json::to_value(&v[0]).expect("serialises");
     assert_eq!(json["state"]["level"], "warning");
 }
+
+/// Applying a new rule set live: an unchanged rule keeps its pending `for` timer; a rule whose levels changed
+/// keeps its active alert (its ticket is cleared by the new levels) but not its timers.
+#[test]
+fn replacing_rules_keeps_the_state_of_unchanged_rules_and_the_alerts_of_changed_ones() {
+    let two = |warning: f64| {
+        format!(
+            "{DENSITY_FOR_60}\n[[rule]]\nid = \"jetty\"\nmetric = \"density\"\nzones = [\"jetty\"]\n\
+             levels = {{ notice = 1.0, warning = {warning}, critical = 9.0 }}\nclear_for_s = 30\n"
+        )
+    };
+    let mut e = engine(&two(2.5));
+    assert!(feed(&mut e, "beach", t(0), 4.0).is_empty(), "pending: `for` is 60 s");
+    let fired = feed(&mut e, "jetty", t(0), 3.0);
+    assert!(matches!(fired[0].transition, Transition::Fire { level: Level::Warning, .. }), "{fired:?}");
+    // Same beach rule, the jetty's warning raised to 4.0.
+    e.replace_rules(rules(&two(4.0)));
+    let fired = feed(&mut e, "beach", t(60), 4.0);
+    assert!(matches!(fired[..], [ref f] if matches!(f.transition, Transition::Fire { .. })), "timer kept: {fired:?}");
+    assert!(feed(&mut e, "jetty", t(10), 3.0).is_empty(), "the jetty's alert is still active, nothing re-fired");
+    // 3.0 is under the new clear level (0.8 × 4.0 = 3.2): cleared after 30 s by the new rule.
+    let cleared = feed(&mut e, "jetty", t(45), 3.0);
+    assert!(matches!(cleared[..], [ref c] if matches!(c.transition, Transition::Clear { .. })), "{cleared:?}");
+    // A rule that is no longer there is gone; one that is new starts fresh.
+    e.replace_rules(rules(DENSITY_FOR_60));
+    assert_eq!(e.views_at(None, t(60)).len(), 1);
+}

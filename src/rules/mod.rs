@@ -39,7 +39,7 @@ use chrono::{DateTime, Utc};
 use crowdgrid_proto::{Level, SourceKind};
 use serde::{Deserialize, Serialize};
 
-pub use compile::{load, Metric, Rule, RuleSet, SiteRules, Target};
+pub use compile::{compile, load, Metric, Rule, RuleSet, RuleText, SiteRules, Target};
 pub use engine::Engine;
 pub use view::{RuleView, Snapshot, StateView};
 

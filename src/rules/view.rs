@@ -170,6 +170,41 @@ impl Engine {
         snap
     }
 
+    /// Swaps in `rules` without losing what is going on: a (zone, rule) whose rule and levels are unchanged keeps
+    /// its whole state (pending `for` and clear timers, cooldown, alert); a changed one keeps only its active
+    /// alert (so its open ticket is cleared by the new rule, not orphaned) and starts its timers afresh; a new one
+    /// starts fresh. Sources heard, the zones' latest density and the predictive trends are kept.
+    pub fn replace_rules(&mut self, rules: super::RuleSet) {
+        let mut next = Engine::new(rules);
+        for z in &self.zones {
+            let s = &self.sites[z.site];
+            let (site, zone) = (&s.site.config.id, &s.site.zones[z.zone].config.id);
+            let Some(zi) = next.find(site, zone) else { continue };
+            let nz = &mut next.zones[zi];
+            nz.heard = z.heard.clone();
+            nz.density = z.density;
+            if let (Some(old), Some(new)) = (&z.trend, &mut nz.trend) {
+                new.0 = old.0.clone();
+            }
+            let ns = &next.sites[nz.site];
+            for sl in &z.slots {
+                let (t, r) = (&s.targets[sl.target], &s.rules[s.targets[sl.target].rule]);
+                let Some(nsl) = nz.slots.iter_mut().find(|n| ns.rules[ns.targets[n.target].rule].id == r.id) else {
+                    continue;
+                };
+                let (nt, nr) = (&ns.targets[nsl.target], &ns.rules[ns.targets[nsl.target].rule]);
+                if nr == r && nt.levels == t.levels {
+                    nsl.state = sl.state.clone();
+                } else if let Some(level) = sl.state.alert {
+                    nsl.state.alert = Some(level);
+                    nsl.state.firing_since = sl.state.firing_since;
+                    nsl.state.last_fired = sl.state.last_fired;
+                }
+            }
+        }
+        *self = next;
+    }
+
     /// Puts saved state back; entries for rules or zones that no longer exist are dropped.
     pub fn restore(&mut self, snap: Snapshot) {
         for saved in snap.states {

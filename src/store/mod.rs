@@ -9,6 +9,7 @@ pub mod influx;
 pub mod outbox;
 pub mod pg_schema;
 pub mod rule_state;
+pub mod rule_versions;
 pub mod schema;
 pub mod series;
 pub mod tickets;

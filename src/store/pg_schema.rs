@@ -86,6 +86,16 @@ CREATE TABLE IF NOT EXISTS tokens (
     worker TEXT,
     created_at BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rule_versions (
+    version BIGSERIAL PRIMARY KEY,
+    site TEXT NOT NULL,
+    toml TEXT NOT NULL,
+    author TEXT NOT NULL,
+    note TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    diff TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rule_versions_site ON rule_versions (site, version);
 -- Tables from before v5 kept the rule's value in `density` whatever it measured: add `metric`, `unit`, `value`
 -- and `peak_value` once, moving what was stored to `value` (its metric was not kept).
 DO $$ BEGIN

@@ -25,6 +25,16 @@ CREATE TABLE IF NOT EXISTS readings (
     conflict REAL,
     PRIMARY KEY (site, zone, ts, source_id, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rule_versions (
+    version INTEGER PRIMARY KEY AUTOINCREMENT,
+    site TEXT NOT NULL,
+    toml TEXT NOT NULL,
+    author TEXT NOT NULL,
+    note TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    diff TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rule_versions_site ON rule_versions (site, version);
 CREATE TABLE IF NOT EXISTS map_series (
     site TEXT NOT NULL,
     zone TEXT NOT NULL,
