@@ -69,12 +69,23 @@ enum Command {
     Kpis(crate::kpi_cli::KpiArgs),
     /// Replay stored readings through the current and candidate rule sets: the tickets each would have raised.
     Backtest(crate::backtest_cli::BacktestArgs),
+    /// The live rule sets (changed through the API) as files.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Validate configuration files (central, edge or site; detected by their keys). Exit 64 if any is invalid.
     CheckConfig {
         /// Files to check.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Write every site's rules in force as `<site>.rules.toml` (to use as `rule_files`, or to review).
+    Export(crate::backtest_cli::ExportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -246,6 +257,7 @@ async fn run(cli: Cli) -> ExitCode {
             tokio::task::spawn_blocking(move || crate::backtest_cli::run(args)).await.unwrap_or(ExitCode::FAILURE)
         }
         Command::Token { command } => token_command(command).await,
+        Command::Rules { command: RulesCommand::Export(args) } => crate::backtest_cli::export(args).await,
         Command::EdgeCredential(args) => crate::credential_cli::run(args).await,
         Command::BrokerAcl(args) => crate::credential_cli::broker_acl(args).await,
         Command::TlsSelfsigned { out, hosts } => match crate::central::tls::write_self_signed(&out, &hosts) {

@@ -154,6 +154,26 @@ async fn a_rule_change_is_applied_live_audited_and_rolled_back() {
     assert_eq!(report["sets"][1]["tickets"].as_array().unwrap().len(), 1, "{report}");
     assert_eq!(report["sets"][0]["tickets"].as_array().unwrap().len(), 0, "2.2 is under the current 2.5: {report}");
     central.stop().await;
+
+    // `crowdgrid rules export`: the live set back as files (here the rolled-back text, as the newest version).
+    let config = dir.path().join("central.toml");
+    let site = common::root().join("config/west-taihu/site.toml");
+    std::fs::write(
+        &config,
+        format!("sites = [\"{}\"]\nrule_files = [\"rules.toml\"]\n[store]\npath = \"central.db\"\n", site.display()),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crowdgrid"))
+        .args(["rules", "export", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.path().join("export"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("west-taihu:") && text.contains("(version"), "{text}");
+    let exported = std::fs::read_to_string(dir.path().join("export/west-taihu.rules.toml")).unwrap();
+    assert_eq!(exported, rules(2.5));
 }
 
 /// Two centre instances sharing PostgreSQL: a change made through one is in force on the other.

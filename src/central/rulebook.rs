@@ -89,6 +89,15 @@ impl Rulebook {
         Ok((out, newest))
     }
 
+    /// Each site's rules file in force, as `(site, toml, version)` (`crowdgrid rules export`).
+    pub async fn in_force(
+        files: &[PathBuf],
+        db: &DispatchDb,
+    ) -> Result<Vec<(String, String, Option<i64>)>, RulebookError> {
+        let (texts, _) = Self::texts(files, db).await?;
+        Ok(texts.into_iter().map(|(site, doc, v)| (site, doc.text, v)).collect())
+    }
+
     /// The rule set to start with, and the version it includes.
     pub async fn initial(
         sites: &[Arc<Site>],
