@@ -461,7 +461,9 @@ fn check_central(bytes: &[u8]) {
         }
     }
     for level in [Level::Notice, Level::Warning, Level::Critical] {
-        let _ = escalation::deadlines(&c.escalation, level, now);
+        for audience in ["grid_worker", "engineer"] {
+            let _ = escalation::deadlines(&c.escalation, audience, level, now);
+        }
     }
 }
 

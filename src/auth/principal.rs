@@ -47,12 +47,14 @@ impl Principal {
         self.reads_all() || self.grids.iter().any(|(s, g)| s == site && g == grid)
     }
 
-    /// May act on `ticket` (acknowledge, on site, resolve, escalate).
+    /// May act on `ticket` (acknowledge, on site, resolve, escalate): operators and admins on any, a grid worker
+    /// on the ones assigned to them, an engineer on engineers' tickets.
     pub fn may_act_on(&self, ticket: &Ticket) -> bool {
         match self.role {
             Role::Operator | Role::Admin => true,
             Role::GridWorker => self.worker.is_some() && ticket.assignee == self.worker,
-            Role::Engineer => false,
+            // Engineers close their own loop: the tickets addressed to them (data quality, offline edges).
+            Role::Engineer => ticket.audience == "engineer",
         }
     }
 

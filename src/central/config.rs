@@ -80,6 +80,10 @@ pub struct EscalationConfig {
     /// Critical tickets.
     #[serde(default = "default_sla_critical")]
     pub critical: Sla,
+    /// Engineers' tickets (data quality, silent sources, offline edges), whatever their level: an engineer
+    /// acknowledges within `ack_s` and resolves within `resolve_s`, or it climbs the same ladder.
+    #[serde(default = "default_sla_engineering")]
+    pub engineering: Sla,
     /// How often deadlines are checked.
     #[serde(default = "default_check_ms")]
     pub check_interval_ms: u64,
@@ -97,6 +101,9 @@ fn default_sla_warning() -> Sla {
 fn default_sla_critical() -> Sla {
     Sla { ack_s: 120, resolve_s: 900, subdistrict_s: 1800 }
 }
+fn default_sla_engineering() -> Sla {
+    Sla { ack_s: 1800, resolve_s: 14_400, subdistrict_s: 28_800 }
+}
 fn default_check_ms() -> u64 {
     1000
 }
@@ -108,6 +115,7 @@ impl Default for EscalationConfig {
             notice: default_sla_notice(),
             warning: default_sla_warning(),
             critical: default_sla_critical(),
+            engineering: default_sla_engineering(),
             check_interval_ms: default_check_ms(),
         }
     }
@@ -120,6 +128,15 @@ impl EscalationConfig {
             crowdgrid_proto::Level::Critical => self.critical,
             crowdgrid_proto::Level::Warning => self.warning,
             _ => self.notice,
+        }
+    }
+
+    /// The SLA of a ticket for `audience` (`engineer` tickets have their own) at `level`.
+    pub fn sla_for(&self, audience: &str, level: crowdgrid_proto::Level) -> Sla {
+        if audience == "engineer" {
+            self.engineering
+        } else {
+            self.sla(level)
         }
     }
 }
@@ -583,6 +600,7 @@ impl CentralConfig {
             ("notice", self.escalation.notice),
             ("warning", self.escalation.warning),
             ("critical", self.escalation.critical),
+            ("engineering", self.escalation.engineering),
         ] {
             for (key, v) in [("ack_s", sla.ack_s), ("resolve_s", sla.resolve_s), ("subdistrict_s", sla.subdistrict_s)] {
                 check_seconds(p, format!("escalation.{name}.{key}"), v, true);

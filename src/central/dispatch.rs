@@ -69,11 +69,16 @@ impl Dispatcher {
                 let subdistrict = site.community(&community).map(|c| c.subdistrict.clone()).unwrap_or_default();
                 let (kind, audience, candidates, ack_due, resolve_due) = match ev.audience {
                     Audience::GridWorker => {
-                        let (ack, resolve) = escalation::deadlines(&self.escalation, level, ev.ts);
+                        let (ack, resolve) = escalation::deadlines(&self.escalation, "grid_worker", level, ev.ts);
                         let workers = site.on_duty_workers_of_grid(&grid, ev.ts).map(|w| w.id.clone()).collect();
                         ("crowd", "grid_worker", workers, Some(ack), Some(resolve))
                     }
-                    Audience::Engineer => ("data_quality", "engineer", Vec::new(), None, None),
+                    // Engineers' tickets have no worker; their own SLA (`[escalation] engineering`) climbs the same
+                    // ladder when no engineer acknowledges or resolves them in time.
+                    Audience::Engineer => {
+                        let (ack, resolve) = escalation::deadlines(&self.escalation, "engineer", level, ev.ts);
+                        ("data_quality", "engineer", Vec::new(), Some(ack), Some(resolve))
+                    }
                 };
                 let t = NewTicket {
                     site: ev.site.clone(),

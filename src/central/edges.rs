@@ -38,6 +38,12 @@ impl Edges {
         (map.values().filter(|v| v.status.state == EdgeState::Online).count(), view)
     }
 
+    /// The last known state of an edge.
+    pub fn state(&self, site: &str, edge: &str) -> Option<EdgeState> {
+        let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        map.get(&(site.to_string(), edge.to_string())).map(|v| v.status.state)
+    }
+
     /// Every edge, by site then id.
     pub fn list(&self) -> Vec<EdgeView> {
         self.inner.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()

@@ -8,19 +8,20 @@ use crate::store::tickets::{Ticket, Tier};
 /// Deadlines for a new ticket at `level`, raised at `at`.
 pub fn deadlines(
     cfg: &EscalationConfig,
+    audience: &str,
     level: crowdgrid_proto::Level,
     at: DateTime<Utc>,
 ) -> (DateTime<Utc>, DateTime<Utc>) {
-    let sla = cfg.sla(level);
+    let sla = cfg.sla_for(audience, level);
     (at + Duration::seconds(sla.ack_s), at + Duration::seconds(sla.resolve_s))
 }
 
 /// The escalation due for `t` at `now`: the reason and the new resolve deadline.
 pub fn due(cfg: &EscalationConfig, t: &Ticket, now: DateTime<Utc>) -> Option<(String, Option<DateTime<Utc>>)> {
-    if !t.is_open() || t.audience != "grid_worker" {
+    if !t.is_open() {
         return None;
     }
-    let sla = cfg.sla(t.level());
+    let sla = cfg.sla_for(&t.audience, t.level());
     let tier = t.tier();
     let unacked = matches!(t.state.as_str(), "raised" | "dispatched");
     if tier == Tier::Grid && unacked && t.ack_due.is_some_and(|d| now > d) {
@@ -48,7 +49,7 @@ pub fn due(cfg: &EscalationConfig, t: &Ticket, now: DateTime<Utc>) -> Option<(St
 /// The resolve deadline after a manual escalation (whistle) from `tier`.
 pub fn after_manual(cfg: &EscalationConfig, t: &Ticket, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     match t.tier().next() {
-        Some(Tier::Subdistrict) => Some(now + Duration::seconds(cfg.sla(t.level()).subdistrict_s)),
+        Some(Tier::Subdistrict) => Some(now + Duration::seconds(cfg.sla_for(&t.audience, t.level()).subdistrict_s)),
         Some(Tier::Community) => t.resolve_due,
         _ => None,
     }
@@ -60,7 +61,7 @@ mod tests {
     use crowdgrid_proto::Level;
 
     fn ticket(tier: &str, state: &str, opened: DateTime<Utc>, cfg: &EscalationConfig) -> Ticket {
-        let (ack, resolve) = deadlines(cfg, Level::Warning, opened);
+        let (ack, resolve) = deadlines(cfg, "grid_worker", Level::Warning, opened);
         Ticket {
             id: 1,
             site: "s".into(),
@@ -117,9 +118,24 @@ mod tests {
         let (why, resolve) = due(&cfg, &sub, t0 + Duration::seconds(5402)).unwrap();
         assert!(why.contains("whistle"), "{why}");
         assert_eq!(resolve, None);
+    }
 
-        let mut engineer = ticket("grid", "dispatched", t0, &cfg);
-        engineer.audience = "engineer".into();
-        assert_eq!(due(&cfg, &engineer, t0 + Duration::days(1)), None, "data-quality tickets do not climb the ladder");
+    /// Issue 11: an engineers' ticket had no deadline and never escalated. It has its own SLA now (acknowledge
+    /// within 30 min, resolve within 4 h by default) and climbs the same ladder when missed.
+    #[test]
+    fn an_unacknowledged_engineers_ticket_escalates_on_its_own_sla() {
+        let cfg = EscalationConfig::default();
+        let t0 = DateTime::parse_from_rfc3339("2026-05-01T08:00:00Z").unwrap().with_timezone(&Utc);
+        let (ack, resolve) = deadlines(&cfg, "engineer", Level::Warning, t0);
+        assert_eq!((ack - t0, resolve - t0), (Duration::seconds(1800), Duration::seconds(14_400)));
+        let mut t = ticket("grid", "raised", t0, &cfg);
+        (t.audience, t.kind, t.assignee, t.ack_due, t.resolve_due) =
+            ("engineer".into(), "data_quality".into(), None, Some(ack), Some(resolve));
+        assert_eq!(due(&cfg, &t, t0 + Duration::seconds(1800)), None);
+        let (why, _) = due(&cfg, &t, t0 + Duration::seconds(1801)).expect("late: escalates");
+        assert!(why.contains("not acknowledged within 1800 s"), "{why}");
+        t.state = "acknowledged".into();
+        let (why, _) = due(&cfg, &t, t0 + Duration::seconds(14_401)).expect("unresolved: escalates");
+        assert!(why.contains("not resolved within 14400 s"), "{why}");
     }
 }

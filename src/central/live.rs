@@ -275,6 +275,19 @@ impl Live {
         })
     }
 
+    /// The first zone of `site` (in site order) that `edge` has reported for, if any.
+    pub fn zone_of_edge(&self, site: &str, edge: &str) -> Option<String> {
+        let s = self.sites.get(site)?;
+        s.zones
+            .iter()
+            .find(|z| {
+                self.zones.get(&(site.to_string(), z.config.id.clone())).is_some_and(|l| {
+                    l.sources.keys().any(|id| crowdgrid_proto::reading::edge_of_source(id) == Some(edge))
+                })
+            })
+            .map(|z| z.config.id.clone())
+    }
+
     /// One zone's state.
     pub fn zone(&self, site: &str, zone: &str) -> Option<&ZoneLive> {
         self.zones.get(&(site.to_string(), zone.to_string()))

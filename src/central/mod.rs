@@ -6,6 +6,7 @@ pub mod broker;
 pub mod config;
 pub mod dedup;
 pub mod dispatch;
+pub mod edge_watch;
 pub mod edges;
 pub mod escalation;
 pub mod events;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 
 use super::dedup::{Dedup, Verdict};
+use super::edge_watch;
 use super::edges::Edges;
 use super::events::{Events, LiveEvent};
 use super::ingest::Incoming;
@@ -112,6 +113,9 @@ impl Processor {
                             good.push(r);
                         }
                         Incoming::Status(s) => {
+                            let before = self.edges.state(&s.site, &s.edge_id);
+                            let (site, edge, state, at) = (s.site.clone(), s.edge_id.clone(), s.state, s.ts);
+                            fired.extend(edge_watch::event(&live, &site, &edge, before, state, at));
                             let (online, view) = self.edges.update(s);
                             self.metrics.edges_online.set(online as i64);
                             self.events.send(LiveEvent::Edge(Box::new(view)));
