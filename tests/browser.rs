@@ -1,7 +1,9 @@
 //! The web app end to end in headless Chromium: a centre on the embedded broker, tokens for an operator and
 //! the West Taihu grid workers, then `node tests/browser/e2e.mjs` (playwright-core driving Debian's
 //! `/usr/bin/chromium`): the map draws every zone, a reading over MQTT recolours a zone live and raises a
-//! ticket, the grid worker acknowledges and resolves it on the phone view, the operator sees it resolved.
+//! ticket, the grid worker acknowledges and resolves it on the phone view, the operator sees it resolved; an
+//! engineer tightens the jetty's warning level in the console, backtests it (the candidate's extra ticket on the
+//! chart), applies it, and the next jetty reading raises a ticket under the new level.
 //! Screenshots of each step are kept in `target/browser-screenshots/`.
 
 mod common;
@@ -61,6 +63,7 @@ async fn web_app_end_to_end_in_chromium() {
     // An operator, and every worker of the West Taihu roster (the ticket goes to the least-loaded one).
     let tokens = Tokens::open(&db).expect("token table");
     let operator = tokens.create("e2e-operator", Role::Operator, None).await.unwrap();
+    let engineer = tokens.create("e2e-engineer", Role::Engineer, None).await.unwrap();
     let workers = ["wang-lei", "zhang-min", "chen-jie", "liu-fang", "zhao-qiang"];
     let mut worker_tokens = serde_json::Map::new();
     for w in workers {
@@ -79,6 +82,7 @@ async fn web_app_end_to_end_in_chromium() {
         .current_dir(&browser_dir)
         .env("BASE_URL", &base)
         .env("OPERATOR_TOKEN", &operator)
+        .env("ENGINEER_TOKEN", &engineer)
         .env("WORKER_TOKEN", &wang_lei)
         .env("WORKER_TOKENS", serde_json::Value::Object(worker_tokens).to_string())
         .env("MQTT_HOST", &mqtt_host)

@@ -11,7 +11,9 @@
 // Steps: (1) the operator's map draws every zone of the site; (2) readings published over MQTT push a zone
 // above its warning level: its polygon changes colour without a reload and a ticket appears in the panel;
 // (3) the assigned grid worker opens the ticket's camera snapshot, acknowledges and resolves it on the phone view; (4) the operator's panel shows
-// it resolved, live. Screenshots of every step go to SCREENSHOT_DIR. Exits 1 with a message on any failure.
+// it resolved, live; (5) with ENGINEER_TOKEN: an engineer tightens the jetty's warning level in the console, runs
+// the backtest (the candidate's extra ticket on the chart), applies it, and the next jetty reading raises a ticket
+// under the new level. Screenshots of every step go to SCREENSHOT_DIR. Exits 1 with a message on any failure.
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -35,6 +37,7 @@ function fail(msg) {
 
 const BASE = env('BASE_URL').replace(/\/$/, '');
 const OP = env('OPERATOR_TOKEN');
+const ENGINEER = process.env.ENGINEER_TOKEN || '';
 const WORKER_TOKEN = process.env.WORKER_TOKEN || '';
 const WORKER_TOKENS = JSON.parse(process.env.WORKER_TOKENS || '{}');
 const MQTT_HOST = env('MQTT_HOST', '127.0.0.1');
@@ -265,6 +268,47 @@ try {
     await ec.waitForTimeout(500);
     await shot(ec, 'engineer-console');
   });
+
+  // (5) The engineers' tuning loop: edit a zone's warning level, backtest, apply, judged live.
+  if (ENGINEER) {
+    const jetty = zones.find((z) => z.zone === 'jetty');
+    if (!jetty) fail(`no jetty in ${SITE}`);
+    const quiet = Math.round(jetty.area_m2 * 1.5); // 1.5/m²: under the jetty's 2.5 warning, over the candidate's 1.0
+    const rules = `site = "${SITE}"\n\n[[rule]]\nid = "density"\nmetric = "density"\nclear_for_s = 120\n\n[[rule]]\nid = "jetty-tight"\nmetric = "density"\nzones = ["jetty"]\nlevels = { notice = 0.5, warning = 1.0, critical = 3.5 }\n`;
+    const ecCtx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+    const ec = await ecCtx.newPage();
+    watch(ec, 'engineer');
+    ec.on('dialog', (d) => d.accept());
+    for (let i = 0; i < 3; i++) {
+      publish('jetty', quiet, jetty.area_m2);
+      await new Promise((res) => setTimeout(res, 400));
+    }
+    await step('an engineer edits the jetty\'s warning level and backtests it', async () => {
+      await ec.goto(`${BASE}/ui/engineer.html?site=${SITE}#token=${encodeURIComponent(ENGINEER)}`);
+      await ec.waitForFunction(() => document.getElementById('tune-toml')?.value.includes('site ='), null, { timeout: 15000 });
+      await ec.fill('#tune-toml', rules);
+      await ec.selectOption('#tune-hours', '1');
+      await ec.click('#tune-run');
+      await ec.waitForSelector('#tune-result tr[data-zone="jetty"].changed', { timeout: 30000 });
+      await ec.selectOption('#tune-zone', 'jetty');
+      await ec.waitForSelector('svg.tune-chart rect.tk[data-set="candidate"][data-added="1"]', { timeout: 15000 });
+      if (await ec.$('svg.tune-chart rect.tk[data-set="current"]')) throw new Error('the rules in force had a jetty ticket at 1.5/m²');
+      await ec.locator('#tune-chart').scrollIntoViewIfNeeded();
+      await shot(ec, 'engineer-backtest');
+    });
+    await step('the engineer applies it and the next reading is judged by it', async () => {
+      await ec.fill('#tune-note', 'ferry queue: dispatch from 1.0/m² (e2e test)');
+      await ec.click('#tune-apply');
+      await ec.waitForFunction(() => /Version \d+ is in force/.test(document.getElementById('tune-problems').textContent), null, { timeout: 15000 });
+      await ec.waitForSelector('#tune-history li[data-version] .pill.online', { state: 'attached', timeout: 10000 });
+      publish('jetty', quiet, jetty.area_m2);
+      await op.waitForSelector('#tickets li.ticket[data-zone="jetty"]', { timeout: 30000 });
+      const open = await apiGet('/tickets?site=' + SITE);
+      const t = open.find((x) => x.zone === 'jetty' && x.rule === 'jetty-tight');
+      if (!t) throw new Error(`no jetty-tight ticket: ${JSON.stringify(open.map((x) => [x.zone, x.rule]))}`);
+      await shot(ec, 'engineer-applied');
+    });
+  }
 
   if (pageErrors.length) fail(`uncaught errors in the pages:\n  ${pageErrors.join('\n  ')}`);
   log('all steps passed');

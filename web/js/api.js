@@ -38,9 +38,11 @@ export function toLogin(reason) {
 }
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, data = null) {
     super(message);
     this.status = status;
+    /** The JSON body of the answer (e.g. `problems` of a 422). */
+    this.data = data;
   }
 }
 
@@ -69,7 +71,7 @@ export async function api(path, { method = 'GET', body, redirect401 = true } = {
   }
   if (!resp.ok) {
     const msg = (data && data.error) || (typeof data === 'string' && data) || resp.statusText;
-    throw new ApiError(resp.status, `${method} ${path}: ${resp.status} ${msg}`);
+    throw new ApiError(resp.status, `${method} ${path}: ${resp.status} ${msg}`, data);
   }
   return data;
 }
@@ -224,6 +226,12 @@ export function levelOf(density, th) {
 
 export const OPEN_STATES = ['raised', 'dispatched', 'acknowledged', 'on_site'];
 export const isOpen = (t) => OPEN_STATES.includes(t.state);
+
+/** A ticket's state as shown: engineers' tickets have no grid worker, so "no one on duty" is not their story. */
+export function stateLabel(t) {
+  if (t.audience === 'engineer' && t.state === 'raised') return 'raised — for the engineers';
+  return STATE_LABEL[t.state] || t.state;
+}
 
 export const STATE_LABEL = {
   raised: 'raised — no one on duty',

@@ -1,9 +1,11 @@
-// Engineers' console: KPIs against the 70/80/95 targets, rules per zone, sources' health, models per edge,
-// and the entry point to replay/tuning.
+// Engineers' console: KPIs against the 70/80/95 targets, the engineers' own tickets, rules per zone, sources'
+// health, models per edge, and replay & tuning (tuning.js).
 import {
   api, captureToken, me, liveUpdates, renderIdentity, esc,
   fmtNum, fmtDensity, fmtDuration, fmtDateTime, ageOf, fmtMetric, sortedLevels,
 } from './api.js';
+import { renderEngineerTickets } from './eng_tickets.js';
+import { initTuning } from './tuning.js';
 
 const S = { who: null, sites: [], site: '', zones: new Map(), edges: [] };
 const offsetOf = (site) => S.sites.find((s) => s.id === site)?.utc_offset_minutes;
@@ -57,6 +59,7 @@ async function main() {
   setInterval(() => {
     renderRules();
     renderEdges();
+    renderEngineerTickets(S.site, offsetOf);
   }, 10000);
 }
 
@@ -75,7 +78,7 @@ async function refreshAll() {
   } catch {
     /* names fall back to ids */
   }
-  await Promise.all([renderKpis(), renderRules(), refreshEdges()]);
+  await Promise.all([renderKpis(), renderRules(), refreshEdges(), renderEngineerTickets(S.site, offsetOf)]);
 }
 
 function unavailable(e, what) {
@@ -294,27 +297,12 @@ function renderModels(edges) {
     .join('');
 }
 
-// ── replay & tuning ──────────────────────────────────────────────────────────────────────────────
+// ── replay & tuning (tuning.js) ───────────────────────────────────────────────────────────────────
 
-async function renderTools() {
-  const box = document.getElementById('tools-body');
-  let paths = [];
-  try {
-    const spec = await fetch('/api/v1/openapi.json').then((r) => (r.ok ? r.json() : null));
-    paths = Object.keys(spec?.paths || {}).filter((p) => /replay|tun|simulat|what.?if/i.test(p));
-  } catch {
-    /* no spec */
-  }
-  box.classList.add('tools');
-  box.innerHTML = paths.length
-    ? `<p>The centre offers these replay/tuning endpoints:</p><ul>${paths.map((p) => `<li><code>${esc(p)}</code></li>`).join('')}</ul>
-       <p class="muted">See <a href="/api/v1/openapi.json">openapi.json</a> for their parameters.</p>`
-    : `<p><b>Not built yet.</b> Replaying stored readings against candidate thresholds and model confidence settings,
-       to see which tickets a change would have raised before it goes live, is planned but does not exist in this release.</p>
-       <p class="muted">Meanwhile: the live map’s time slider replays the last hours of fused density;
-       the stored series of any zone are at <code>GET /api/v1/zones/{site}/{zone}/series</code>
-       (<a href="/api/v1/openapi.json">openapi.json</a>, <code>docs/API.md</code> in the repository); thresholds live in
-       <code>config/&lt;site&gt;/site.toml</code> and are checked with <code>crowdgrid check-config</code>.</p>`;
+function renderTools() {
+  initTuning({ sites: S.sites, site: S.site, offsetOf, onApplied: () => refreshAll() }).catch((e) => {
+    if (e.status !== 401) document.getElementById('tools-body').innerHTML = unavailable(e, '/rulesets');
+  });
 }
 
 main().catch((e) => {

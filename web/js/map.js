@@ -2,7 +2,7 @@
 /* global L */
 import {
   api, captureToken, me, liveUpdates, renderIdentity, toast, esc,
-  LEVELS, LEVEL_COLOR, LEVEL_RANK, levelOf, isOpen, queueOrder, STATE_LABEL, TIER_LABEL,
+  LEVELS, LEVEL_COLOR, LEVEL_RANK, levelOf, isOpen, queueOrder, stateLabel, TIER_LABEL,
   fmtNum, fmtDensity, fmtMeasure, fmtDuration, fmtClock, fmtDateTime, ageOf, trendText, centroid, fmtMetric, sortedLevels,
 } from './api.js';
 import { drawChart } from './chart.js';
@@ -417,15 +417,15 @@ function ticketItem(t, highlight) {
       <span class="tid">#${t.id}</span>
       <span class="badge ${esc(t.level)}">${esc(t.level)}</span>
       <span class="zone-name" title="Show the zone">${esc(zoneName(t.zone))}</span>
-      <span class="pill state-${esc(t.state)}" data-role="state">${esc(STATE_LABEL[t.state] || t.state)}</span>
+      <span class="pill state-${esc(t.state)}" data-role="state">${esc(stateLabel(t))}</span>
     </div>
     <div class="row2">
       <span>${open ? 'open' : 'took'} <b class="num">${fmtDuration(((open ? now : Date.parse(t.closed_at || t.updated_at)) - Date.parse(t.opened_at)) / 1000)}</b></span>
-      <span>→ <b>${esc(t.assignee || 'unassigned')}</b></span>
+      <span>→ <b>${esc(t.assignee || (t.audience === 'engineer' ? 'engineers' : 'unassigned'))}</b></span>
       <span>tier <b>${esc(TIER_LABEL[t.tier] || t.tier || '–')}</b></span>
       <span class="num">${esc(fmtMeasure(t))}</span>
       ${t.rule ? `<span>rule ${esc(t.rule)}</span>` : ''}
-      ${t.kind && t.kind !== 'crowd' ? `<span class="pill">${esc(t.kind)}</span>` : ''}
+      ${t.audience === 'engineer' ? '<span class="pill eng" title="for the engineers: data quality, silent sources, offline edges">engineering</span>' : ''}
       ${ackOverdue ? `<span class="overdue">ack overdue since ${fmtClock(t.ack_due, off)}</span>` : ''}
       ${!ackOverdue && resOverdue ? `<span class="overdue">resolve overdue since ${fmtClock(t.resolve_due, off)}</span>` : ''}
       ${!open && t.closed_at ? `<span>closed ${fmtClock(t.closed_at, off)}${t.resolved_by ? ` by <b>${esc(t.resolved_by)}</b>` : ''}</span>` : ''}
@@ -456,7 +456,7 @@ function renderPins() {
     });
     m.bindTooltip(
       `<div class="tip-name">Ticket #${t.id} — ${esc(zoneName(t.zone))}</div>
-       <div><span class="badge ${esc(t.level)}">${esc(t.level)}</span> ${esc(STATE_LABEL[t.state] || t.state)} → ${esc(t.assignee || 'unassigned')}</div>
+       <div><span class="badge ${esc(t.level)}">${esc(t.level)}</span> ${esc(stateLabel(t))} → ${esc(t.assignee || (t.audience === 'engineer' ? 'engineers' : 'unassigned'))}</div>
        <div class="muted">open ${fmtDuration(ageOf(t.opened_at))}</div>`,
       { className: 'zone-tip', direction: 'top' },
     );
