@@ -203,11 +203,12 @@ impl Report {
                 let _ = writeln!(out, "  no difference");
             }
             for (zone, z) in &d.zones {
+                let sign = if z.open_s < 0.0 { "-" } else { "+" };
                 let _ = writeln!(
                     out,
-                    "  {zone:<26} tickets {:+}  open {:+.0} s  adds {}  drops {}",
+                    "  {zone:<26} tickets {:+}  open {sign}{}  adds {}  drops {}",
                     z.tickets,
-                    z.open_s,
+                    dur(z.open_s.abs()),
                     z.added.len(),
                     z.dropped.len()
                 );

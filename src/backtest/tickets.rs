@@ -43,9 +43,10 @@ impl SimTicket {
         self.closed.unwrap_or(end) - self.opened
     }
 
-    /// Whether it was open at any time in `[from, to)`.
+    /// Whether the two were open at a common moment (closed intervals: a ticket raised by the range's last
+    /// reading is open for 0 s and still counts).
     pub fn overlaps(&self, other: &SimTicket, end: DateTime<Utc>) -> bool {
-        self.opened < other.closed.unwrap_or(end) && other.opened < self.closed.unwrap_or(end)
+        self.opened <= other.closed.unwrap_or(end) && other.opened <= self.closed.unwrap_or(end)
     }
 }
 
