@@ -27,3 +27,4 @@ pub mod metrics;
 pub mod rules;
 pub mod shutdown;
 pub mod store;
+pub mod ticket_state;

@@ -73,6 +73,8 @@ pub struct AppState {
     pub limiter: limit::RateLimiter,
     /// Series queries running at once (see `zones::series`).
     pub series_slots: Arc<tokio::sync::Semaphore>,
+    /// Ticket changes: store → metrics → notifications.
+    pub ticket_service: crate::central::ticket_service::TicketService,
     /// The live rule set, its versions and changes.
     pub rulebook: crate::central::rulebook::Rulebook,
     /// Backtests from the API.

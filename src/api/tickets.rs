@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::auth::Caller;
 use super::{ApiError, AppState};
 use crate::auth::Role;
-use crate::central::escalation;
-use crate::store::tickets::{ListFilter, Ticket, TicketEvent};
+use crate::store::tickets::{Action, ListFilter, Ticket, TicketEvent};
 
 /// `?state=open|all&site=&zone=&assignee=`
 #[derive(Deserialize)]
@@ -101,47 +100,31 @@ pub async fn act(
         return Err(ApiError::Forbidden(format!("{} may not act on ticket {id}", p.actor())));
     }
     let actor = p.actor();
-    let (event, t) = match action.as_str() {
-        "acknowledge" => ("acknowledged", s.tickets.transition(id, "acknowledged", &actor, &body.note).await?),
-        "on_site" => ("on_site", s.tickets.transition(id, "on_site", &actor, &body.note).await?),
-        "resolve" => {
-            if body.note.trim().is_empty() {
-                return Err(ApiError::BadRequest("resolving needs a feedback note".into()));
-            }
-            let t = s.tickets.transition(id, "resolved", &actor, &body.note).await?;
-            s.engine.lock().unwrap_or_else(|e| e.into_inner()).mark_closed(
-                &t.site,
-                &t.zone,
-                &t.rule,
-                chrono::Utc::now(),
-            );
-            s.metrics.tickets_resolved.with_label_values(&["worker"]).inc();
-            ("resolved", t)
+    let Some(act) = Action::parse(&action) else {
+        return Err(ApiError::NotFound(format!("no action {action:?}")));
+    };
+    match act {
+        Action::Resolve if body.note.trim().is_empty() => {
+            return Err(ApiError::BadRequest("resolving needs a feedback note".into()))
         }
-        "escalate" => {
-            let reason = if body.note.trim().is_empty() { "whistle blown".to_string() } else { body.note.clone() };
-            let due = escalation::after_manual(&s.escalation, &ticket, chrono::Utc::now());
-            let t = s.tickets.escalate(id, &actor, &reason, due).await?;
-            s.metrics.escalations.with_label_values(&[t.tier.as_str()]).inc();
-            ("escalated", t)
-        }
-        "reassign" => {
+        Action::Reassign => {
             caller.require(&[Role::Operator, Role::Admin])?;
-            let to = body.to.clone().ok_or_else(|| ApiError::BadRequest("reassign needs \"to\"".into()))?;
+            let to = body.to.as_deref().ok_or_else(|| ApiError::BadRequest("reassign needs \"to\"".into()))?;
             let covers = s
                 .sites
                 .iter()
                 .filter(|x| x.config.id == ticket.site)
-                .flat_map(|x| x.workers_of_grid(&ticket.grid).map(|w| w.id.clone()).collect::<Vec<_>>())
-                .any(|w| w == to);
+                .any(|x| x.workers_of_grid(&ticket.grid).any(|w| w.id == to));
             if !covers {
                 return Err(ApiError::BadRequest(format!("{to:?} does not cover grid {}", ticket.grid)));
             }
-            ("reassigned", s.tickets.reassign(id, &to, &actor, &body.note).await?)
         }
-        other => return Err(ApiError::NotFound(format!("no action {other:?}"))),
-    };
-    tracing::info!(ticket = id, action = event, actor = %actor, "ticket action");
-    s.notifier.ticket(event, &t).await;
+        _ => {}
+    }
+    let t = s.ticket_service.act(&ticket, act, &actor, &body.note, body.to.as_deref(), &s.escalation).await?;
+    if act == Action::Resolve {
+        // The rule's cooldown starts now: the same crowd does not raise a new ticket the moment it is closed.
+        s.engine.lock().unwrap_or_else(|e| e.into_inner()).mark_closed(&t.site, &t.zone, &t.rule, chrono::Utc::now());
+    }
     Ok(Json(t))
 }

@@ -11,21 +11,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::EscalationConfig;
 use super::escalation;
-use super::notify::Notifier;
+use super::ticket_service::TicketService;
 use crate::metrics::Metrics;
 use crate::rules::{Audience, RuleEvent, Transition};
-use crate::store::tickets::Measure;
-use crate::store::tickets::{NewTicket, Raised, Ticket, TicketStore};
+use crate::store::tickets::{Measure, NewTicket, Raised};
 use crate::store::StoreError;
 
 /// Everything the dispatcher needs.
 pub struct Dispatcher {
     /// Sites.
     pub sites: Vec<Arc<Site>>,
-    /// Ticket store.
-    pub tickets: TicketStore,
-    /// Notification fan-out.
-    pub notifier: Notifier,
+    /// Tickets: store → metrics → notifications.
+    pub tickets: TicketService,
     /// SLAs.
     pub escalation: EscalationConfig,
     /// Metrics.
@@ -97,78 +94,23 @@ impl Dispatcher {
                     resolve_due,
                     reopen_window: chrono::Duration::seconds(self.escalation.reopen_window_s),
                 };
-                match self.tickets.raise(t).await? {
-                    Raised::New(ticket) => {
-                        self.metrics.tickets_opened.with_label_values(&[level.as_str()]).inc();
-                        tracing::info!(ticket = ticket.id, site = %ev.site, zone = %ev.zone, rule = %ev.rule, level = level.as_str(), value, assignee = ?ticket.assignee, detail = %ev.detail, "ticket raised");
-                        self.notifier.ticket("raised", &ticket).await;
-                    }
-                    Raised::Reopened(ticket) => {
-                        tracing::info!(ticket = ticket.id, site = %ev.site, zone = %ev.zone, rule = %ev.rule, "ticket reopened");
-                        self.notifier.ticket("reopened", &ticket).await;
-                    }
-                    Raised::Existing(ticket) if ticket.level() < level => {
-                        if let Some(t) =
-                            self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, measure(ev, value), ev.ts).await?
-                        {
-                            self.notifier.ticket("upgraded", &t).await;
-                        }
-                    }
-                    Raised::Existing(_) => {}
+                if let Raised::New(ticket) = self.tickets.raise(t).await? {
+                    tracing::info!(ticket = ticket.id, site = %ev.site, zone = %ev.zone, rule = %ev.rule, level = level.as_str(), value, assignee = ?ticket.assignee, detail = %ev.detail, "ticket raised");
                 }
             }
             Transition::Upgrade { level, value } => {
-                if let Some(t) =
-                    self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, measure(ev, value), ev.ts).await?
-                {
-                    tracing::info!(ticket = t.id, level = level.as_str(), value, "ticket upgraded");
-                    self.notifier.ticket("upgraded", &t).await;
-                }
+                self.tickets.upgrade(&ev.site, &ev.zone, &ev.rule, level, measure(ev, value), ev.ts).await?;
             }
             Transition::Clear { value } => {
-                if let Some(t) = self.tickets.clear(&ev.site, &ev.zone, &ev.rule, value, ev.ts).await? {
-                    self.metrics.tickets_resolved.with_label_values(&["auto"]).inc();
-                    tracing::info!(ticket = t.id, site = %ev.site, zone = %ev.zone, rule = %ev.rule, value, "ticket auto-resolved");
-                    self.notifier.ticket("resolved", &t).await;
-                }
+                self.tickets.auto_resolve(&ev.site, &ev.zone, &ev.rule, value, ev.ts).await?;
             }
         }
         Ok(())
     }
 }
 
-/// One pass of the SLA clock: moves every late ticket one tier up and returns the escalated ones. A
-/// ticket is escalated only if it is still at the tier read, so several centre instances sharing a
-/// PostgreSQL store escalate it once.
-pub async fn escalate_late(
-    tickets: &TicketStore,
-    cfg: &EscalationConfig,
-    now: chrono::DateTime<Utc>,
-) -> Result<Vec<Ticket>, StoreError> {
-    let late = tickets.overdue(now).await?;
-    let mut out = Vec::new();
-    for t in late {
-        let Some((reason, resolve_due)) = escalation::due(cfg, &t, now) else { continue };
-        match tickets.escalate_from(t.id, t.tier(), "system", &reason, resolve_due).await {
-            Ok(Some(up)) => {
-                tracing::warn!(ticket = up.id, site = %up.site, zone = %up.zone, tier = %up.tier, reason, "ticket escalated");
-                out.push(up);
-            }
-            Ok(None) => tracing::debug!(ticket = t.id, "already escalated or being escalated elsewhere"),
-            Err(e) => tracing::error!(error = %e, ticket = t.id, "escalation failed"),
-        }
-    }
-    Ok(out)
-}
-
 /// Moves late tickets up the ladder every `check_interval_ms` until `stop`.
-pub async fn sla_clock(
-    tickets: TicketStore,
-    notifier: Notifier,
-    cfg: EscalationConfig,
-    metrics: Metrics,
-    stop: CancellationToken,
-) {
+pub async fn sla_clock(tickets: TicketService, cfg: EscalationConfig, stop: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_millis(cfg.check_interval_ms));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -176,16 +118,8 @@ pub async fn sla_clock(
             _ = stop.cancelled() => break,
             _ = every.tick() => {}
         }
-        let escalated = match escalate_late(&tickets, &cfg, Utc::now()).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "SLA clock cannot read tickets");
-                continue;
-            }
-        };
-        for up in escalated {
-            metrics.escalations.with_label_values(&[up.tier.as_str()]).inc();
-            notifier.ticket("escalated", &up).await;
+        if let Err(e) = tickets.escalate_late(&cfg, Utc::now()).await {
+            tracing::error!(error = %e, "SLA clock cannot read tickets");
         }
     }
 }

@@ -46,6 +46,29 @@ pub fn due(cfg: &EscalationConfig, t: &Ticket, now: DateTime<Utc>) -> Option<(St
     None
 }
 
+/// One pass of the SLA clock over the store alone (no notification: `TicketService::escalate_late` notifies):
+/// moves every late ticket one tier up, only if it is still at the tier read, so several centre instances sharing
+/// a PostgreSQL store escalate it once. Returns the escalated tickets.
+pub async fn escalate_late(
+    tickets: &crate::store::tickets::TicketStore,
+    cfg: &EscalationConfig,
+    now: DateTime<Utc>,
+) -> Result<Vec<Ticket>, crate::store::StoreError> {
+    let mut out = Vec::new();
+    for t in tickets.overdue(now).await? {
+        let Some((reason, resolve_due)) = due(cfg, &t, now) else { continue };
+        match tickets.escalate_from(t.id, t.tier(), "system", &reason, resolve_due).await {
+            Ok(Some(up)) => {
+                tracing::warn!(ticket = up.id, site = %up.site, zone = %up.zone, tier = %up.tier, reason, "ticket escalated");
+                out.push(up);
+            }
+            Ok(None) => tracing::debug!(ticket = t.id, "already escalated or being escalated elsewhere"),
+            Err(e) => tracing::error!(error = %e, ticket = t.id, "escalation failed"),
+        }
+    }
+    Ok(out)
+}
+
 /// The resolve deadline after a manual escalation (whistle) from `tier`.
 pub fn after_manual(cfg: &EscalationConfig, t: &Ticket, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     match t.tier().next() {

@@ -21,6 +21,7 @@ pub mod process;
 pub mod rulebook;
 pub mod run;
 pub mod tick;
+pub mod ticket_service;
 pub mod tls;
 pub mod validate;
 

@@ -24,6 +24,7 @@ use super::notify::{self, Notifier};
 use super::process::Processor;
 use super::rulebook::{Rulebook, RulebookError};
 use super::tick;
+use super::ticket_service::TicketService;
 use super::validate::Validator;
 use crate::api::{self, AppState};
 use crate::auth::edge_credentials::{Authentication, Registry, CENTRE_ID};
@@ -286,6 +287,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         limiter: crate::api::limit::RateLimiter::new(config.api.rate_per_token),
         series_slots: Arc::new(tokio::sync::Semaphore::new(crate::api::SERIES_AT_ONCE)),
         rulebook: rulebook.clone(),
+        ticket_service: TicketService::new(tickets.clone(), metrics.clone(), notifier.clone()),
         backtests: crate::api::tuning::Backtests::new(
             db.clone(),
             crate::backtest::Settings {
@@ -342,13 +344,8 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         processor_done.cancel();
     }));
     tasks.push(tokio::spawn(tick::run(engine, act_tx, dispatch_db, Duration::from_secs(2), tick_stop)));
-    tasks.push(tokio::spawn(dispatch::sla_clock(
-        tickets.clone(),
-        notifier.clone(),
-        config.escalation.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-    )));
+    let service = TicketService::new(tickets.clone(), metrics.clone(), notifier.clone());
+    tasks.push(tokio::spawn(dispatch::sla_clock(service.clone(), config.escalation.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(notify::deliver_webhooks(
         outbox,
         tickets.clone(),
@@ -357,7 +354,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         notifier_stop.clone(),
     )));
     let dispatcher =
-        Dispatcher { sites, tickets, notifier, escalation: config.escalation.clone(), metrics: metrics.clone() };
+        Dispatcher { sites, tickets: service, escalation: config.escalation.clone(), metrics: metrics.clone() };
     let dispatcher_done = notifier_stop.clone();
     tasks.push(tokio::spawn(async move {
         dispatcher.run(act_rx).await;

@@ -18,6 +18,7 @@ use crowdgrid_proto::Level;
 use deadpool_postgres::Pool;
 use rusqlite::Connection;
 
+pub use crate::ticket_state::{Action, State};
 pub use model::{Ticket, TicketEvent, Tier};
 
 use super::{schema, StoreError};
@@ -163,15 +164,6 @@ mod detail {
         format!("auto: {value:.2} stayed under the clear level")
     }
 
-    pub fn transition_allowed(state: &str, to: &str) -> bool {
-        match to {
-            "acknowledged" => matches!(state, "raised" | "dispatched"),
-            "on_site" => matches!(state, "raised" | "dispatched" | "acknowledged"),
-            "resolved" => state != "resolved",
-            _ => false,
-        }
-    }
-
     pub fn escalated(t: &Ticket, next: Tier, reason: &str) -> String {
         format!("{} -> {}: {reason}", t.tier, next.as_str())
     }
@@ -260,14 +252,15 @@ impl TicketStore {
         }
     }
 
-    /// Moves a ticket to `to` (`acknowledged`, `on_site` or `resolved`) on behalf of `actor`.
-    pub async fn transition(&self, id: i64, to: &str, actor: &str, note: &str) -> Result<Ticket, StoreError> {
+    /// Acknowledges, puts on site or resolves (with `note`) a ticket on behalf of `actor`, as
+    /// [`crate::ticket_state::after`] allows.
+    pub async fn transition(&self, id: i64, action: Action, actor: &str, note: &str) -> Result<Ticket, StoreError> {
         match &self.backend {
             Backend::Sqlite(c) => {
-                let (to, actor, note) = (to.to_string(), actor.to_string(), note.to_string());
-                Self::with(c, move |c| sqlite::transition(c, id, &to, &actor, &note)).await
+                let (actor, note) = (actor.to_string(), note.to_string());
+                Self::with(c, move |c| sqlite::transition(c, id, action, &actor, &note)).await
             }
-            Backend::Postgres(p) => pg::transition(p, id, to, actor, note).await,
+            Backend::Postgres(p) => pg::transition(p, id, action, actor, note).await,
         }
     }
 

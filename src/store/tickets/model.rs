@@ -130,9 +130,28 @@ impl Ticket {
         Tier::parse(&self.tier).unwrap_or(Tier::Grid)
     }
 
+    /// The state as a type (an unknown string, which no backend writes, reads as raised).
+    pub fn state(&self) -> crate::ticket_state::State {
+        crate::ticket_state::State::parse(&self.state).unwrap_or(crate::ticket_state::State::Raised)
+    }
+
     /// Not yet resolved.
     pub fn is_open(&self) -> bool {
-        self.state != "resolved"
+        self.state().is_open()
+    }
+
+    /// What `action` would make of it, or the refusal as a store error (409 at the API).
+    pub fn after(
+        &self,
+        action: crate::ticket_state::Action,
+    ) -> Result<crate::ticket_state::State, crate::store::StoreError> {
+        crate::ticket_state::after(self.state(), action, self.assignee.is_some()).map_err(|r| {
+            crate::store::StoreError::Transition {
+                id: self.id,
+                state: r.state.as_str().to_string(),
+                action: r.action.done().to_string(),
+            }
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use crowdgrid_proto::Level;
 use deadpool_postgres::{GenericClient, Pool};
 
 use super::model::{pg_row_to_event, pg_row_to_ticket, COLUMNS};
-use super::{detail, ListFilter, Measure, NewTicket, Raised, Ticket, TicketEvent, Tier};
+use super::{detail, Action, ListFilter, Measure, NewTicket, Raised, State, Ticket, TicketEvent, Tier};
 use crate::store::pg_schema::is_unique_violation;
 use crate::store::{from_ms, ms, StoreError};
 
@@ -222,41 +222,34 @@ pub(super) async fn clear(
     Ok(Some(t))
 }
 
-pub(super) async fn transition(pool: &Pool, id: i64, to: &str, actor: &str, note: &str) -> Result<Ticket, StoreError> {
+pub(super) async fn transition(
+    pool: &Pool,
+    id: i64,
+    action: Action,
+    actor: &str,
+    note: &str,
+) -> Result<Ticket, StoreError> {
     let mut c = pool.get().await?;
     let tx = c.transaction().await?;
     let t = get(&tx, id, "FOR UPDATE").await?;
-    if !detail::transition_allowed(&t.state, to) {
-        return Err(StoreError::Transition { id, state: t.state, action: to.to_string() });
-    }
     let now = ms(Utc::now());
-    match to {
-        "resolved" => {
-            tx.execute(
-                "UPDATE tickets SET state = 'resolved', resolution = $2, resolved_by = $3, closed_at = $4, updated_at = $4
-                 WHERE id = $1",
-                &[&id, &note, &actor, &now],
-            )
-            .await?
+    let sql = match t.after(action)? {
+        State::Resolved => {
+            "UPDATE tickets SET state = 'resolved', resolution = $2, resolved_by = $3, closed_at = $4, updated_at = $4
+             WHERE id = $1"
         }
-        "acknowledged" => {
-            tx.execute(
-                "UPDATE tickets SET state = 'acknowledged', acknowledged_at = COALESCE(acknowledged_at, $2), updated_at = $2
-                 WHERE id = $1",
-                &[&id, &now],
-            )
-            .await?
+        State::Acknowledged => {
+            "UPDATE tickets SET state = 'acknowledged', acknowledged_at = COALESCE(acknowledged_at, $4), updated_at = $4
+             WHERE id = $1 AND $2::TEXT IS NOT NULL AND $3::TEXT IS NOT NULL"
         }
-        _ => {
-            tx.execute(
-                "UPDATE tickets SET state = 'on_site', acknowledged_at = COALESCE(acknowledged_at, $2), on_site_at = $2,
-                 updated_at = $2 WHERE id = $1",
-                &[&id, &now],
-            )
-            .await?
+        State::OnSite => {
+            "UPDATE tickets SET state = 'on_site', acknowledged_at = COALESCE(acknowledged_at, $4), on_site_at = $4,
+             updated_at = $4 WHERE id = $1 AND $2::TEXT IS NOT NULL AND $3::TEXT IS NOT NULL"
         }
+        other => return Err(StoreError::Transition { id, state: other.as_str().into(), action: action.done().into() }),
     };
-    event(&tx, id, from_ms(now), to, actor, note).await?;
+    tx.execute(sql, &[&id, &note, &actor, &now]).await?;
+    event(&tx, id, from_ms(now), action.done(), actor, note).await?;
     let t = get(&tx, id, "").await?;
     tx.commit().await?;
     Ok(t)
@@ -292,7 +285,8 @@ pub(super) async fn escalate(
         }
         None => get(&tx, id, "FOR UPDATE").await?,
     };
-    let Some(next) = t.tier().next().filter(|_| t.is_open()) else {
+    t.after(Action::Escalate)?;
+    let Some(next) = t.tier().next() else {
         return Err(detail::cannot_escalate(&t));
     };
     let now = Utc::now();
@@ -311,13 +305,11 @@ pub(super) async fn reassign(pool: &Pool, id: i64, to: &str, actor: &str, note: 
     let mut c = pool.get().await?;
     let tx = c.transaction().await?;
     let t = get(&tx, id, "FOR UPDATE").await?;
-    if !t.is_open() {
-        return Err(StoreError::Transition { id, state: t.state, action: "reassign".into() });
-    }
+    let state = t.after(Action::Reassign)?;
     let now = Utc::now();
     tx.execute(
-        "UPDATE tickets SET assignee = $2, state = CASE WHEN state = 'raised' THEN 'dispatched' ELSE state END, updated_at = $3 WHERE id = $1",
-        &[&id, &to, &ms(now)],
+        "UPDATE tickets SET assignee = $2, state = $3, updated_at = $4 WHERE id = $1",
+        &[&id, &to, &state.as_str(), &ms(now)],
     )
     .await?;
     event(&tx, id, now, "reassigned", actor, &detail::reassigned(&t, to, note)).await?;

@@ -5,7 +5,7 @@ use crowdgrid_proto::Level;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::model::{row_to_ticket, COLUMNS};
-use super::{detail, ListFilter, Measure, NewTicket, Raised, Ticket, TicketEvent, Tier};
+use super::{detail, Action, ListFilter, Measure, NewTicket, Raised, State, Ticket, TicketEvent, Tier};
 use crate::store::{from_ms, ms, StoreError};
 
 fn event(c: &Connection, id: i64, ts: DateTime<Utc>, kind: &str, actor: &str, detail: &str) -> Result<(), StoreError> {
@@ -160,28 +160,34 @@ pub(super) fn clear(
     Ok(Some(t))
 }
 
-pub(super) fn transition(c: &mut Connection, id: i64, to: &str, actor: &str, note: &str) -> Result<Ticket, StoreError> {
+pub(super) fn transition(
+    c: &mut Connection,
+    id: i64,
+    action: Action,
+    actor: &str,
+    note: &str,
+) -> Result<Ticket, StoreError> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let t = get(&tx, id)?;
-    if !detail::transition_allowed(&t.state, to) {
-        return Err(StoreError::Transition { id, state: t.state, action: to.to_string() });
-    }
     let now = ms(Utc::now());
-    match to {
-        "resolved" => tx.execute(
+    match t.after(action)? {
+        State::Resolved => tx.execute(
             "UPDATE tickets SET state = 'resolved', resolution = ?2, resolved_by = ?3, closed_at = ?4, updated_at = ?4 WHERE id = ?1",
             params![id, note, actor, now],
         )?,
-        "acknowledged" => tx.execute(
+        State::Acknowledged => tx.execute(
             "UPDATE tickets SET state = 'acknowledged', acknowledged_at = COALESCE(acknowledged_at, ?2), updated_at = ?2 WHERE id = ?1",
             params![id, now],
         )?,
-        _ => tx.execute(
+        State::OnSite => tx.execute(
             "UPDATE tickets SET state = 'on_site', acknowledged_at = COALESCE(acknowledged_at, ?2), on_site_at = ?2, updated_at = ?2 WHERE id = ?1",
             params![id, now],
         )?,
+        other => {
+            return Err(StoreError::Transition { id, state: other.as_str().into(), action: action.done().into() })
+        }
     };
-    event(&tx, id, from_ms(now), to, actor, note)?;
+    event(&tx, id, from_ms(now), action.done(), actor, note)?;
     let t = get(&tx, id)?;
     tx.commit()?;
     Ok(t)
@@ -201,7 +207,8 @@ pub(super) fn escalate(
     if expect.is_some_and(|e| e != t.tier() || !t.is_open()) {
         return Ok(None);
     }
-    let Some(next) = t.tier().next().filter(|_| t.is_open()) else {
+    t.after(Action::Escalate)?;
+    let Some(next) = t.tier().next() else {
         return Err(detail::cannot_escalate(&t));
     };
     let now = Utc::now();
@@ -218,13 +225,11 @@ pub(super) fn escalate(
 pub(super) fn reassign(c: &mut Connection, id: i64, to: &str, actor: &str, note: &str) -> Result<Ticket, StoreError> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let t = get(&tx, id)?;
-    if !t.is_open() {
-        return Err(StoreError::Transition { id, state: t.state, action: "reassign".into() });
-    }
+    let state = t.after(Action::Reassign)?;
     let now = Utc::now();
     tx.execute(
-        "UPDATE tickets SET assignee = ?2, state = CASE WHEN state = 'raised' THEN 'dispatched' ELSE state END, updated_at = ?3 WHERE id = ?1",
-        params![id, to, ms(now)],
+        "UPDATE tickets SET assignee = ?2, state = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id, to, state.as_str(), ms(now)],
     )?;
     event(&tx, id, now, "reassigned", actor, &detail::reassigned(&t, to, note))?;
     let t = get(&tx, id)?;

@@ -105,9 +105,12 @@ async fn rising_again_within_the_window_reopens() {
 async fn transitions_escalation_and_reassignment() {
     on_both(|store| async move {
         let t = new(store.raise(new_ticket(Utc::now())).await.unwrap());
-        let ack = store.transition(t.id, "acknowledged", "w1", "").await.unwrap();
+        let ack = store.transition(t.id, Action::Acknowledge, "w1", "").await.unwrap();
         assert!(ack.acknowledged_at.is_some());
-        assert!(matches!(store.transition(t.id, "acknowledged", "w1", "").await, Err(StoreError::Transition { .. })));
+        assert!(matches!(
+            store.transition(t.id, Action::Acknowledge, "w1", "").await,
+            Err(StoreError::Transition { .. })
+        ));
         let e = store.escalate(t.id, "w1", "whistle: need traffic police", None).await.unwrap();
         assert_eq!(e.tier, "community");
         let e = store.escalate(e.id, "system", "not resolved in time", Some(Utc::now())).await.unwrap();
@@ -119,12 +122,12 @@ async fn transitions_escalation_and_reassignment() {
         );
         let r = store.reassign(t.id, "w2", "operator:alice", "w1 off shift").await.unwrap();
         assert_eq!(r.assignee.as_deref(), Some("w2"));
-        let done = store.transition(t.id, "resolved", "w2", "crowd guided to the east exit").await.unwrap();
+        let done = store.transition(t.id, Action::Resolve, "w2", "crowd guided to the east exit").await.unwrap();
         assert_eq!(
             (done.resolution.as_deref(), done.resolved_by.as_deref()),
             (Some("crowd guided to the east exit"), Some("w2"))
         );
-        assert!(matches!(store.transition(999, "resolved", "w1", "").await, Err(StoreError::NoTicket(999))));
+        assert!(matches!(store.transition(999, Action::Resolve, "w1", "").await, Err(StoreError::NoTicket(999))));
         let (_, events) = store.get(t.id).await.unwrap();
         let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(
@@ -142,7 +145,7 @@ async fn overdue_finds_missed_deadlines() {
         let a = new(store.raise(new_ticket(t0)).await.unwrap());
         assert!(store.overdue(t0 + Duration::seconds(299)).await.unwrap().is_empty());
         assert_eq!(store.overdue(t0 + Duration::seconds(301)).await.unwrap()[0].id, a.id, "not acknowledged in time");
-        store.transition(a.id, "acknowledged", "w1", "").await.unwrap();
+        store.transition(a.id, Action::Acknowledge, "w1", "").await.unwrap();
         assert!(
             store.overdue(t0 + Duration::seconds(301)).await.unwrap().is_empty(),
             "acknowledged: ack deadline no longer counts"
@@ -169,7 +172,7 @@ async fn sla_escalation_only_from_the_tier_read_and_lists() {
         let kinds: Vec<_> = h[0].1.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, ["raised", "dispatched", "escalated", "notified"]);
         assert!(store.history(t0, Utc::now(), Some("elsewhere".into())).await.unwrap().is_empty());
-        store.transition(a.id, "resolved", "w1", "done").await.unwrap();
+        store.transition(a.id, Action::Resolve, "w1", "done").await.unwrap();
         assert!(store.escalate_from(a.id, Tier::Community, "system", "late", None).await.unwrap().is_none());
         assert!(store.list(Filter::Open, None).await.unwrap().is_empty());
         assert_eq!(store.list(Filter::All, None).await.unwrap().len(), 1);

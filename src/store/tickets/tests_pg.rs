@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::tests::new_ticket;
 use super::*;
 use crate::central::config::EscalationConfig;
-use crate::central::dispatch::escalate_late;
+use crate::central::escalation::escalate_late;
 use crate::store::pg_schema::TestSchema;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
