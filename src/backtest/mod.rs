@@ -56,17 +56,24 @@ struct SetRun {
     book: Book,
 }
 
+/// One zone's map level over the run.
+#[derive(Default)]
+struct ZoneTrack {
+    /// Its level and since when.
+    level: Option<(Level, DateTime<Utc>)>,
+    time: ZoneTime,
+    /// When the level rose to warning or above (for the predictive rule's lead time).
+    warned: Vec<DateTime<Utc>>,
+}
+
 /// A backtest in progress: feed it readings in data-time order, then [`Backtest::finish`].
 pub struct Backtest {
     live: Live,
     sets: Vec<SetRun>,
     settings: Settings,
     next_tick: Option<DateTime<Utc>>,
-    /// Per zone: its map level and since when.
-    level: HashMap<(String, String), (Level, DateTime<Utc>)>,
-    time: HashMap<(String, String), ZoneTime>,
-    /// Per zone: when the map's level rose to warning or above (for the predictive rule's lead time).
-    warned: HashMap<(String, String), Vec<DateTime<Utc>>>,
+    /// site → zone → what the map did there (looked up by `&str`: nothing cloned per reading).
+    zones: HashMap<String, HashMap<String, ZoneTrack>>,
     readings: u64,
     span: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
@@ -83,9 +90,7 @@ impl Backtest {
             sets,
             settings,
             next_tick: None,
-            level: HashMap::new(),
-            time: HashMap::new(),
-            warned: HashMap::new(),
+            zones: HashMap::new(),
             readings: 0,
             span: None,
         }
@@ -108,13 +113,20 @@ impl Backtest {
                 set.book.apply(ev);
             }
         }
-        let key = (changed.site, changed.zone);
-        let (prev, since) = self.level.get(&key).copied().unwrap_or((changed.level, changed.ts));
-        self.time.entry(key.clone()).or_default().add(prev, changed.ts - since);
+        let of_site = match self.zones.get_mut(changed.site.as_str()) {
+            Some(z) => z,
+            None => self.zones.entry(changed.site.clone()).or_default(),
+        };
+        let track = match of_site.get_mut(changed.zone.as_str()) {
+            Some(t) => t,
+            None => of_site.entry(changed.zone.clone()).or_default(),
+        };
+        let (prev, since) = track.level.unwrap_or((changed.level, changed.ts));
+        track.time.add(prev, changed.ts - since);
         if changed.level >= Level::Warning && prev < Level::Warning {
-            self.warned.entry(key.clone()).or_default().push(changed.ts);
+            track.warned.push(changed.ts);
         }
-        self.level.insert(key, (changed.level, changed.ts));
+        track.level = Some((changed.level, changed.ts));
     }
 
     /// Ticks every engine at each tick boundary up to `ts`.
@@ -137,11 +149,18 @@ impl Backtest {
     /// Runs the clock to `end` (the end of the range) and reports.
     pub fn finish(mut self, end: DateTime<Utc>) -> Report {
         self.tick_until(end);
-        for (key, (level, since)) in &self.level {
-            self.time.entry(key.clone()).or_default().add(*level, end - *since);
+        let mut time = HashMap::new();
+        let mut warned = HashMap::new();
+        for (site, zones) in self.zones {
+            for (zone, mut t) in zones {
+                if let Some((level, since)) = t.level {
+                    t.time.add(level, end - since);
+                }
+                time.insert((site.clone(), zone.clone()), t.time);
+                warned.insert((site.clone(), zone), t.warned);
+            }
         }
-        let sets =
-            self.sets.into_iter().map(|s| SetReport::new(s.name, s.book.into_tickets(), end, &self.warned)).collect();
-        Report::new(self.readings, self.span, end, sets, self.time)
+        let sets = self.sets.into_iter().map(|s| SetReport::new(s.name, s.book.into_tickets(), end, &warned)).collect();
+        Report::new(self.readings, self.span, end, sets, time)
     }
 }

@@ -26,7 +26,7 @@ pub struct ZoneEvent {
     /// Reading time.
     pub ts: DateTime<Utc>,
     /// Source that set it.
-    pub from: String,
+    pub from: &'static str,
 }
 
 /// One event on the stream.

@@ -14,7 +14,9 @@ use crate::rules::{Engine, Observation, RuleEvent};
 pub fn judge(live: &mut Live, r: &Reading, engines: &mut [&mut Engine]) -> Option<(ZoneEvent, Vec<Vec<RuleEvent>>)> {
     let changed = live.apply(r)?;
     let z = live.zone(&r.site, &r.zone)?;
-    let sources = z.source_values();
+    // The sources are copied out only for a zone whose rules read them (silent, disagree).
+    let sources =
+        if engines.iter().any(|e| e.needs_sources(&r.site, &r.zone)) { z.source_values() } else { Vec::new() };
     let obs = Observation {
         site: &r.site,
         zone: &r.zone,

@@ -177,17 +177,19 @@ pub fn slope_per_min(points: impl Iterator<Item = (DateTime<Utc>, f64)>) -> Opti
 #[derive(Debug)]
 pub struct Live {
     sites: HashMap<String, Arc<Site>>,
-    zones: HashMap<(String, String), ZoneLive>,
+    /// site → zone → (index in the site's zones, state): looked up by `&str`, no allocation per reading.
+    zones: HashMap<String, HashMap<String, (usize, ZoneLive)>>,
     fused_fresh: Duration,
 }
 
 impl Live {
     /// Empty state for `sites`.
     pub fn new(sites: &[Arc<Site>], fused_fresh: Duration) -> Self {
-        let mut zones = HashMap::new();
+        let mut zones: HashMap<String, HashMap<String, (usize, ZoneLive)>> = HashMap::new();
         for s in sites {
-            for z in &s.zones {
-                zones.insert((s.config.id.clone(), z.config.id.clone()), ZoneLive::new());
+            let of_site = zones.entry(s.config.id.clone()).or_default();
+            for (i, z) in s.zones.iter().enumerate() {
+                of_site.insert(z.config.id.clone(), (i, ZoneLive::new()));
             }
         }
         Self { sites: sites.iter().map(|s| (s.config.id.clone(), s.clone())).collect(), zones, fused_fresh }
@@ -197,23 +199,27 @@ impl Live {
     /// fresh at the reading's time. Returns the zone's new state, unless the reading is an edge's own `fused` one
     /// or older than the zone's current value (stored and shown, but the zone's data time never runs backwards).
     pub fn apply(&mut self, r: &Reading) -> Option<ZoneEvent> {
-        let zone_cfg = self.sites.get(&r.site)?.zone(&r.zone)?;
-        let (thresholds, grid, area) = (zone_cfg.thresholds, zone_cfg.config.grid.clone(), zone_cfg.area_m2);
-        let z = self.zones.get_mut(&(r.site.clone(), r.zone.clone()))?;
-        if z.sources.get(&r.source_id).is_none_or(|s| r.ts >= s.ts) {
-            z.sources.insert(
-                r.source_id.clone(),
-                SourceLatest {
-                    kind: r.source,
-                    count: r.count,
-                    density: r.density,
-                    confidence: r.confidence,
-                    area_m2: r.area_m2,
-                    ts: r.ts,
-                    inflow_per_min: r.inflow_per_min,
-                    conflict: r.conflict,
-                },
-            );
+        let site = self.sites.get(r.site.as_str())?;
+        let (zi, z) = self.zones.get_mut(r.site.as_str())?.get_mut(r.zone.as_str())?;
+        let zone_cfg = site.zones.get(*zi)?;
+        let (thresholds, area) = (zone_cfg.thresholds, zone_cfg.area_m2);
+        let latest = SourceLatest {
+            kind: r.source,
+            count: r.count,
+            density: r.density,
+            confidence: r.confidence,
+            area_m2: r.area_m2,
+            ts: r.ts,
+            inflow_per_min: r.inflow_per_min,
+            conflict: r.conflict,
+        };
+        // In place when the source is known (its id is cloned once, on its first reading).
+        match z.sources.get_mut(r.source_id.as_str()) {
+            Some(s) if r.ts >= s.ts => *s = latest,
+            Some(_) => {}
+            None => {
+                z.sources.insert(r.source_id.clone(), latest);
+            }
         }
         if r.source == SourceKind::Fused || z.ts.is_some_and(|t| r.ts < t) {
             return None;
@@ -231,26 +237,28 @@ impl Live {
         z.coverage = Some(fused.coverage);
         z.confidence = Some(fused.confidence);
         z.ts = Some(r.ts);
-        z.from = Some(FUSED.to_string());
+        if z.from.is_none() {
+            z.from = Some(FUSED.to_string());
+        }
         z.level = next_level(&thresholds, z.level, fused.density);
         z.remember(r.ts, fused.density);
         Some(ZoneEvent {
             site: r.site.clone(),
             zone: r.zone.clone(),
-            grid,
+            grid: zone_cfg.config.grid.clone(),
             level: z.level,
             density: fused.density,
             count: fused.count,
             ts: r.ts,
-            from: FUSED.to_string(),
+            from: FUSED,
         })
     }
 
     /// The zone's current fused value as a row of [`MAP_SERIES`], unless one was taken less than a data-second
     /// ago. Its `area_m2` is the part of the zone observed, its confidence the fused one.
     pub fn series_row(&mut self, site: &str, zone: &str) -> Option<Reading> {
-        let area = self.sites.get(site)?.zone(zone)?.area_m2;
-        let z = self.zones.get_mut(&(site.to_string(), zone.to_string()))?;
+        let (zi, z) = self.zones.get_mut(site)?.get_mut(zone)?;
+        let area = self.sites.get(site)?.zones.get(*zi)?.area_m2;
         let ts = z.ts?;
         if z.stored.is_some_and(|t| (ts - t).num_milliseconds() < MAP_SERIES_EVERY_MS) {
             return None;
@@ -281,7 +289,7 @@ impl Live {
         s.zones
             .iter()
             .find(|z| {
-                self.zones.get(&(site.to_string(), z.config.id.clone())).is_some_and(|l| {
+                self.zones.get(site).and_then(|of| of.get(&z.config.id)).is_some_and(|(_, l)| {
                     l.sources.keys().any(|id| crowdgrid_proto::reading::edge_of_source(id) == Some(edge))
                 })
             })
@@ -290,7 +298,7 @@ impl Live {
 
     /// One zone's state.
     pub fn zone(&self, site: &str, zone: &str) -> Option<&ZoneLive> {
-        self.zones.get(&(site.to_string(), zone.to_string()))
+        self.zones.get(site)?.get(zone).map(|(_, z)| z)
     }
 
     /// How long a fused reading (or a measure such as the conflict) stays current.

@@ -37,6 +37,8 @@ pub(super) struct ZoneSlot {
     pub trend: Option<(Trend, Duration)>,
     /// The zone's latest density, for the tickets of transitions that happen between readings.
     pub density: f64,
+    /// A rule of the zone reads the sources (silent, disagree).
+    pub needs_sources: bool,
 }
 
 /// Evaluates the rules of every zone; see the module docs of [`super`].
@@ -64,6 +66,9 @@ impl Engine {
                         _ => None,
                     })
                     .max();
+                let needs_sources = targets.iter().any(|t| {
+                    matches!(s.rules[s.targets[*t].rule].metric, Metric::Silent { .. } | Metric::Disagree { .. })
+                });
                 let slots = targets.into_iter().map(|target| Slot { target, state: MachineState::default() }).collect();
                 by_id.insert(z.config.id.clone(), zones.len());
                 zones.push(ZoneSlot {
@@ -73,6 +78,7 @@ impl Engine {
                     heard: Vec::new(),
                     trend: window.map(|w| (Trend::default(), Duration::seconds(w))),
                     density: 0.0,
+                    needs_sources,
                 });
             }
             index.insert(s.site.config.id.clone(), (si, by_id));
@@ -83,6 +89,11 @@ impl Engine {
     /// The zone slot of `site`/`zone`.
     pub(super) fn find(&self, site: &str, zone: &str) -> Option<usize> {
         self.index.get(site).and_then(|(_, z)| z.get(zone)).copied()
+    }
+
+    /// Whether a rule of `site`/`zone` reads the zone's sources (so an observation must carry them).
+    pub fn needs_sources(&self, site: &str, zone: &str) -> bool {
+        self.find(site, zone).is_some_and(|i| self.zones[i].needs_sources)
     }
 
     /// Evaluates every rule of the observation's zone; unknown zones yield nothing.

@@ -9,19 +9,21 @@ use serde::{Deserialize, Serialize};
 /// At most this many points are kept per window (closer points replace the newest one), so a fit is O(64).
 const MAX_POINTS: i32 = 64;
 
-/// Recent (time, density) points of one zone.
+/// Recent (time, density) points of one zone, times in Unix milliseconds (a fit runs for every reading of a zone
+/// with a predictive rule: plain integers keep it cheap).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Trend {
-    points: VecDeque<(DateTime<Utc>, f64)>,
+    points: VecDeque<(i64, f64)>,
 }
 
 impl Trend {
     /// Adds a point and forgets those older than `window`. Out-of-order points are ignored.
     pub fn push(&mut self, ts: DateTime<Utc>, value: f64, window: Duration) {
+        let ts = ts.timestamp_millis();
         if !value.is_finite() || self.points.back().is_some_and(|(t, _)| ts < *t) {
             return;
         }
-        let gap = window / MAX_POINTS;
+        let (window, gap) = (window.num_milliseconds(), (window / MAX_POINTS).num_milliseconds());
         let n = self.points.len();
         match self.points.get(n.wrapping_sub(2)) {
             Some((prev, _)) if n >= 2 && ts - *prev < gap => {
@@ -46,17 +48,24 @@ impl Trend {
         self.points.is_empty()
     }
 
-    /// Least-squares slope in units per second, once `min_points` points span some time.
+    /// Least-squares slope in units per second, once `min_points` points span some time (one pass; times relative
+    /// to the first point, in seconds).
     pub fn slope_per_s(&self, min_points: usize) -> Option<f64> {
         let (t0, _) = *self.points.front()?;
         if self.points.len() < min_points.max(2) {
             return None;
         }
         let n = self.points.len() as f64;
-        let xs = || self.points.iter().map(move |(t, v)| ((*t - t0).num_milliseconds() as f64 / 1000.0, *v));
-        let (mx, my) = xs().fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
-        let (sxy, sxx) = xs().fold((0.0, 0.0), |(a, b), (x, y)| (a + (x - mx) * (y - my), b + (x - mx) * (x - mx)));
-        (sxx > 0.0).then(|| sxy / sxx)
+        let (mut sx, mut sy, mut sxy, mut sxx) = (0.0, 0.0, 0.0, 0.0);
+        for &(t, y) in &self.points {
+            let x = (t - t0) as f64 / 1000.0;
+            sx += x;
+            sy += y;
+            sxy += x * y;
+            sxx += x * x;
+        }
+        let den = n * sxx - sx * sx;
+        (den > 1e-9 * n * n).then(|| (n * sxy - sx * sy) / den)
     }
 }
 
