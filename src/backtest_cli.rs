@@ -41,6 +41,15 @@ pub struct BacktestArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Replay this CSV of timestamped counts (`ts,site,zone,count[,inflow_per_min]`) instead of the store.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Draw this zone (`site/zone`, or `zone` of the only site) as an SVG chart into `--svg`.
+    #[arg(long, requires = "svg")]
+    pub chart: Option<String>,
+    /// Where `--chart` writes the SVG.
+    #[arg(long, requires = "chart")]
+    pub svg: Option<PathBuf>,
 }
 
 /// Why a backtest could not run.
@@ -52,9 +61,15 @@ pub enum BacktestError {
     /// The store could not be read.
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
-    /// Nothing to replay.
+    /// Nothing to replay, or no such zone to chart.
     #[error("{0}")]
     Empty(String),
+    /// The counts CSV is unreadable or has bad rows.
+    #[error("{0}")]
+    Csv(#[from] source::CsvError),
+    /// The chart could not be written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// The current rule files with each candidate file in place of the current one of its site.
@@ -99,15 +114,26 @@ pub fn run_backtest(args: &BacktestArgs, progress: bool) -> Result<crate::backte
         let name = c.file_stem().map_or_else(|| c.display().to_string(), |s| s.to_string_lossy().into_owned());
         sets.push(Candidate { name, rules: compile(&candidate_files(current, c)?)? });
     }
-    let db = &loaded.config.store.path;
-    let (first, last) = source::span(db, args.site.as_deref())?
-        .ok_or_else(|| BacktestError::Empty(format!("no readings in {}", db.display())))?;
-    let range = Range { from: args.from.unwrap_or(first), to: args.to.unwrap_or(last), site: args.site.clone() };
     let settings = Settings {
         fused_fresh: Duration::seconds(loaded.config.rules.fused_fresh_s),
         reopen_window: Duration::seconds(loaded.config.escalation.reopen_window_s),
         tick: Duration::seconds(args.tick_s.max(1)),
     };
+    if let Some(csv) = &args.csv {
+        let readings = source::from_csv(csv, &sites)?;
+        let (Some(first), Some(last)) = (readings.first(), readings.last()) else {
+            return Err(BacktestError::Empty(format!("no rows in {}", csv.display())));
+        };
+        let end = args.to.unwrap_or(last.ts);
+        let mut bt = Backtest::new(&sites, sets, settings);
+        let start = args.from.unwrap_or(first.ts);
+        readings.iter().filter(|r| r.ts >= start && r.ts <= end).for_each(|r| bt.feed(r));
+        return Ok(bt.finish(end));
+    }
+    let db = &loaded.config.store.path;
+    let (first, last) = source::span(db, args.site.as_deref())?
+        .ok_or_else(|| BacktestError::Empty(format!("no readings in {}", db.display())))?;
+    let range = Range { from: args.from.unwrap_or(first), to: args.to.unwrap_or(last), site: args.site.clone() };
     let bar = if progress { ProgressBar::new(source::count(db, &range)?) } else { ProgressBar::hidden() };
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {percent:>3}% {human_pos}/{human_len} readings, {per_sec}, eta {eta}")
@@ -121,7 +147,21 @@ pub fn run_backtest(args: &BacktestArgs, progress: bool) -> Result<crate::backte
         }
     })?;
     bar.finish_and_clear();
-    Ok(bt.finish(range.to))
+    let report = bt.finish(range.to);
+    if let (Some(chart), Some(svg)) = (&args.chart, &args.svg) {
+        let (site, zone) = match chart.split_once('/') {
+            Some((s, z)) => (s.to_string(), z.to_string()),
+            None => (sites.first().map(|s| s.config.id.clone()).unwrap_or_default(), chart.clone()),
+        };
+        let z = sites
+            .iter()
+            .find(|s| s.config.id == site)
+            .and_then(|s| s.zone(&zone))
+            .ok_or_else(|| BacktestError::Empty(format!("no zone {site}/{zone} to chart")))?;
+        let series = source::map_series(db, &site, &zone, report.from.unwrap_or(report.to), report.to)?;
+        std::fs::write(svg, crate::backtest::svg::chart(&report, &site, z, &series))?;
+    }
+    Ok(report)
 }
 
 /// Runs `crowdgrid backtest`.

@@ -115,6 +115,9 @@ async fn a_backtest_of_what_the_centre_saw_raises_the_tickets_it_raised() {
         to: None,
         tick_s: 1,
         json: false,
+        csv: None,
+        chart: None,
+        svg: None,
     };
     let report = run_backtest(&args, false).unwrap();
     assert_eq!(report.readings, n);
@@ -163,6 +166,41 @@ async fn a_backtest_of_what_the_centre_saw_raises_the_tickets_it_raised() {
     assert_eq!(json["readings"], n);
     assert_eq!(json["sets"][0]["tickets"][0]["rule"], "jetty-crowd");
     assert_eq!(json["sets"][0]["tickets"][0]["unit"], "people/m²");
+
+    // The chart of the jetty as SVG: the map's series, both rule sets' tickets, the candidate's longer one.
+    let svg = dir.path().join("jetty.svg");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crowdgrid"))
+        .args(["backtest", "--chart", "west-taihu/jetty", "--svg"])
+        .arg(&svg)
+        .arg("--config")
+        .arg(&config)
+        .arg("--candidate")
+        .arg(dir.path().join("candidate.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawn.starts_with("<svg") && drawn.contains("<path d=\"M"), "{drawn}");
+    assert_eq!(drawn.matches("<rect x=").count(), 2, "one ticket per rule set: {drawn}");
+
+    // A CSV of timestamped counts instead of the store: the same script, one row a second.
+    let csv = dir.path().join("counts.csv");
+    let t0 = Utc::now() - chrono::Duration::hours(1);
+    let mut rows = String::from("ts,site,zone,count\n");
+    for i in 0..260 {
+        let ts = t0 + chrono::Duration::milliseconds(100 * i);
+        rows.push_str(&format!("{},west-taihu,jetty,{}\n", ts.to_rfc3339(), density(i as f64 / 10.0) * 1499.0));
+    }
+    std::fs::write(&csv, rows).unwrap();
+    let args = BacktestArgs { csv: Some(csv.clone()), ..args.clone() };
+    let from_csv = run_backtest(&args, false).unwrap();
+    assert_eq!(from_csv.readings, 260);
+    assert_eq!(from_csv.sets[0].tickets.len(), 1);
+    assert_eq!(from_csv.sets[1].tickets[0].ticket.reopened, 2, "the candidate catches the bump here too");
+    std::fs::write(&csv, "ts,site,zone,count\nyesterday,west-taihu,jetty,3\n2026-01-01T00:00:00Z,west-taihu,moon,3\n")
+        .unwrap();
+    let err = run_backtest(&args, false).unwrap_err().to_string();
+    assert!(err.contains("line 2") && err.contains("line 3") && err.contains("moon"), "every bad row: {err}");
 
     // A broken candidate is refused with its problems, nothing run.
     std::fs::write(dir.path().join("bad.toml"), RULES.replace("WARNING", "-1").replace("for_s = 1", "for_s = -5"))

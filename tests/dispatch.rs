@@ -128,8 +128,15 @@ async fn unacknowledged_ticket_climbs_to_the_department() {
     let took = (whistle - opened).num_milliseconds();
     assert!((5_000..9_000).contains(&took), "whistle {took} ms after raising (3 s resolve + 2 s sub-district)");
 
-    // Each tier heard about it on its own topic.
-    let topics = seen.lock().unwrap().clone();
+    // Each tier heard about it on its own topic (the notification follows the stored change: wait for the last).
+    let topics = eventually(Duration::from_secs(10), "the department's notification", || async {
+        let topics = seen.lock().unwrap().clone();
+        topics
+            .iter()
+            .any(|(t, e, _)| t.ends_with("/escalations/department/xitaihu/tickets") && e == "escalated")
+            .then_some(topics)
+    })
+    .await;
     let on = |suffix: &str| topics.iter().any(|(t, e, _)| t.ends_with(suffix) && e == "escalated");
     assert!(on("/escalations/community/huxindao/tickets"), "{topics:?}");
     assert!(on("/escalations/subdistrict/xitaihu/tickets"), "{topics:?}");

@@ -8,7 +8,8 @@
 //! - [`tickets`]: the simulated ticket book of one rule set.
 //! - [`report`]: what a run found (per rule set and zone), each candidate's difference from the current set, the
 //!   text table.
-//! - [`source`]: stored readings in data-time order (SQLite).
+//! - [`source`]: stored readings in data-time order (SQLite), or a CSV of timestamped counts.
+//! - [`svg`]: one zone's backtest as an SVG chart.
 //!
 //! Clock: a reading's `ts` drives the engine's `observe` (as live); [`Engine::tick`] — silent sources, schedule
 //! windows, clear timers without new readings — runs at every `tick` of data time (live: every wall-clock
@@ -16,6 +17,7 @@
 
 pub mod report;
 pub mod source;
+pub mod svg;
 pub mod tickets;
 
 use std::collections::HashMap;

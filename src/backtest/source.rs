@@ -95,3 +95,101 @@ pub fn span(db: &Path, site: Option<&str>) -> Result<Option<Span>, StoreError> {
     )?;
     Ok(a.zip(b).map(|(a, b)| (from_ms(a), from_ms(b))))
 }
+
+/// The map's own series of one zone (table `map_series`) in `[from, to]`, oldest first.
+pub fn map_series(
+    db: &Path,
+    site: &str,
+    zone: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(DateTime<Utc>, f64)>, StoreError> {
+    let c = open(db)?;
+    let mut stmt = c.prepare(
+        "SELECT ts, density FROM map_series WHERE site = ?1 AND zone = ?2 AND ts >= ?3 AND ts <= ?4 ORDER BY ts",
+    )?;
+    let rows = stmt.query_map(params![site, zone, ms(from), ms(to)], |r| Ok((from_ms(r.get(0)?), r.get(1)?)))?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Why a counts CSV could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Rows that do not parse, each with its line (none is used if any is bad).
+    #[error("{path}: {}", problems.join("; "))]
+    Bad {
+        /// The file.
+        path: String,
+        /// `line N: why`.
+        problems: Vec<String>,
+    },
+}
+
+/// Readings from a CSV of timestamped counts — header `ts,site,zone,count` and optionally `inflow_per_min` (`ts`
+/// RFC 3339, `count` people in the zone) — sorted by time, each the only source of its zone (`csv/{zone}`). Every
+/// bad row is reported at once, with its line.
+pub fn from_csv(path: &Path, sites: &[std::sync::Arc<crowdgrid_proto::site::Site>]) -> Result<Vec<Reading>, CsvError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| CsvError::Read { path: name.clone(), source })?;
+    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let header: Vec<String> = rdr.headers().map(|h| h.iter().map(str::to_string).collect()).unwrap_or_default();
+    let col = |n: &str| header.iter().position(|h| h == n);
+    let mut problems = Vec::new();
+    let (Some(ti), Some(si), Some(zi), Some(ci)) = (col("ts"), col("site"), col("zone"), col("count")) else {
+        return Err(CsvError::Bad {
+            path: name,
+            problems: vec!["line 1: the header needs ts, site, zone and count".into()],
+        });
+    };
+    let inflow = col("inflow_per_min");
+    let mut out = Vec::new();
+    for (n, rec) in rdr.records().enumerate() {
+        let line = n + 2;
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(format!("line {line}: {e}"));
+                continue;
+            }
+        };
+        let get = |i: usize| rec.get(i).unwrap_or("");
+        let ts = DateTime::parse_from_rfc3339(get(ti)).map(|t| t.with_timezone(&Utc));
+        let count = get(ci).parse::<f64>().ok().filter(|c| c.is_finite() && *c >= 0.0);
+        let zone = sites.iter().find(|s| s.config.id == get(si)).and_then(|s| s.zone(get(zi)));
+        match (ts, count, zone) {
+            (Ok(ts), Some(count), Some(z)) => {
+                let mut r = Reading::new(
+                    get(si),
+                    get(zi),
+                    SourceKind::Report,
+                    &format!("csv/{}", get(zi)),
+                    ts,
+                    count,
+                    z.area_m2,
+                    0.9,
+                );
+                r.seq = line as u64;
+                r.inflow_per_min =
+                    inflow.and_then(|i| get(i).parse::<f64>().ok()).filter(|v| v.is_finite() && *v >= 0.0);
+                out.push(r);
+            }
+            (Err(e), _, _) => problems.push(format!("line {line}: ts {:?}: {e}", get(ti))),
+            (_, None, _) => problems.push(format!("line {line}: count {:?} is not a number of people", get(ci))),
+            (_, _, None) => problems.push(format!("line {line}: no zone {:?} in site {:?}", get(zi), get(si))),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CsvError::Bad { path: name, problems });
+    }
+    out.sort_by_key(|r| r.ts);
+    Ok(out)
+}

@@ -277,6 +277,17 @@ pub(super) fn validate_camera(c: &CameraConfig, site: &Site, path: &str, p: &mut
         } else if let Some(h) = &h {
             match h.ground_area(&z.polygon) {
                 Some(a) if a.is_finite() && a >= 1.0 => {
+                    let placed = c.calibration.frame().is_some() && site.zone(&z.zone).is_some();
+                    if placed && zone_fit(c, h, j, site).is_none() {
+                        p.push(
+                            format!("{zp}.polygon"),
+                            format!(
+                                "cannot be placed on the map: a corner maps farther than {} m from the calibration's \
+                                 origin (or the origin is not a WGS84 position)",
+                                georef::MAX_REACH_M
+                            ),
+                        );
+                    }
                     if let Some((fit, site_zone)) = zone_fit(c, h, j, site) {
                         if fit.verdict() == FitVerdict::Refuse {
                             p.push(

@@ -25,6 +25,9 @@ pub const OUTSIDE_WARNED: f64 = 0.02;
 /// A camera seeing less than this share of its zone gets a warning (the rest of the zone is extrapolated).
 pub const COVERAGE_WARNED: f64 = 0.90;
 
+/// Farthest a camera zone's corner may be from its ground frame's origin (m) to be measured against the site.
+pub const MAX_REACH_M: f64 = 5_000.0;
+
 /// The longitude/latitude `east`, `north` metres from `origin`.
 pub fn offset(origin: Coord<f64>, east: f64, north: f64) -> Coord<f64> {
     let lat = origin.y + (north / EARTH_R).to_degrees();
@@ -132,10 +135,19 @@ impl std::fmt::Display for ZoneFit {
 }
 
 /// Maps an image zone to the map through the homography and the ground frame and measures it against the
-/// site zone's polygon. `None` when a vertex maps beyond the calibration's horizon.
+/// site zone's polygon. `None` when a vertex maps beyond the calibration's horizon or farther than
+/// [`MAX_REACH_M`], or the origin is not on the globe.
 pub fn fit(h: &Homography, frame: &GroundFrame, image_zone: &[Point], site_zone: &Polygon<f64>) -> Option<ZoneFit> {
-    let ground: Option<Vec<Point>> = image_zone.iter().map(|p| h.apply(*p)).collect();
-    let camera = frame.polygon(&ground?);
+    let ground: Vec<Point> = image_zone.iter().map(|p| h.apply(*p)).collect::<Option<_>>()?;
+    // A calibration that throws a corner kilometres away (near its horizon), or an origin off the globe, is not a
+    // camera view: no fit (the polygon-clipping library refuses such coordinates by panicking).
+    let near = |p: &Point| p.iter().all(|v| v.is_finite() && v.abs() <= MAX_REACH_M);
+    let on_globe = frame.origin.x.abs() <= 180.0 && frame.origin.y.abs() <= 85.0 && frame.bearing_deg.is_finite();
+    let zone_ok = site_zone.exterior().coords().all(|c| c.x.abs() <= 180.0 && c.y.abs() <= 90.0);
+    if !(ground.iter().all(near) && on_globe && zone_ok) {
+        return None;
+    }
+    let camera = frame.polygon(&ground);
     // Geodesic areas need counter-clockwise rings (a clockwise one measures the rest of the Earth).
     let site_zone = site_zone.clone().orient(Direction::Default);
     let shared = camera.intersection(&site_zone).orient(Direction::Default);
