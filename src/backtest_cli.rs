@@ -206,12 +206,9 @@ pub struct ExportArgs {
 /// Runs `crowdgrid rules export`: every site's rules in force (its newest version, or its file) as TOML files,
 /// ready to be `rule_files` again.
 pub async fn export(args: ExportArgs) -> ExitCode {
-    let loaded = match CentralConfig::load(&args.config) {
+    let loaded = match crate::cli::load_central(&args.config) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("Invalid configuration: {e}");
-            return ExitCode::from(crate::cli::EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     let store = &loaded.config.store;
     let texts = match crate::store::dispatch_db::DispatchDb::open(&store.path, store.dispatch_url.as_deref()).await {

@@ -205,6 +205,11 @@ pub(crate) fn config_error(e: &ConfigError) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
+/// The central configuration at `path` for a command, or the exit code after printing every problem (64).
+pub(crate) fn load_central(path: &Path) -> Result<crate::central::config::LoadedCentral, ExitCode> {
+    CentralConfig::load(path).map_err(|e| config_error(&e))
+}
+
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Central { config, api_listen } => {

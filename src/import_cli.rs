@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::central::config::CentralConfig;
 use crate::import::hourly::{self, Report};
 use crate::import::mapping::Mapping;
 use crate::metrics::Metrics;
@@ -58,12 +57,9 @@ fn print(r: &Report) {
 
 /// Runs `crowdgrid import-counts`.
 pub async fn run(args: ImportArgs) -> ExitCode {
-    let loaded = match CentralConfig::load(&args.config) {
+    let loaded = match crate::cli::load_central(&args.config) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("Invalid configuration: {e}");
-            return ExitCode::from(crate::cli::EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     let site_id = std::fs::read_to_string(&args.map)
         .ok()

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use chrono::{Duration, Utc};
 
-use crate::central::config::CentralConfig;
 use crate::central::kpi::{self, Kpis, Stat};
 use crate::store::dispatch_db::DispatchDb;
 
@@ -75,12 +74,9 @@ pub fn print(k: &Kpis) {
 
 /// Runs `crowdgrid kpis`.
 pub async fn run(args: KpiArgs) -> ExitCode {
-    let loaded = match CentralConfig::load(&args.config) {
+    let loaded = match crate::cli::load_central(&args.config) {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!("Invalid configuration: {e}");
-            return ExitCode::from(crate::cli::EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
     let store = &loaded.config.store;
     let tickets = match DispatchDb::open(&store.path, store.dispatch_url.as_deref()).await.and_then(|db| db.tickets()) {
