@@ -89,6 +89,8 @@ async fn web_app_end_to_end_in_chromium() {
         .env("MQTT_PORT", mqtt_port.to_string())
         .env("SCREENSHOT_DIR", &shots)
         .env("SITE", "west-taihu")
+        // A camera's readings: the worker's "Camera snapshot" appears only for zones a camera sees.
+        .env("SOURCE", "camera")
         .env("ZONE", "beach");
     let out = tokio::time::timeout(Duration::from_secs(300), tokio::task::spawn_blocking(move || cmd.output()))
         .await

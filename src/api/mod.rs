@@ -116,11 +116,15 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// The router with every endpoint.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(ui::root))
-        .route("/ui", get(ui::root))
+    // The web app's files are compressed (gzip or brotli, as accepted); the API's JSON and the event stream are not.
+    let ui = Router::new()
         .route("/ui/", get(ui::index))
         .route("/ui/{*path}", get(ui::asset))
+        .layer(tower_http::compression::CompressionLayer::new());
+    Router::new()
+        .merge(ui)
+        .route("/", get(ui::root))
+        .route("/ui", get(ui::root))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/openapi.json", get(ops::openapi))

@@ -241,6 +241,7 @@ function card(t, actions) {
     <div class="meta">
       <span>#${t.id}</span>
       <span data-role="state"><b>${esc(STATE_LABEL[st] || st)}</b></span>
+      ${t.reopened ? `<span class="pill" title="resolved, then over its level again within the reopen window">reopened ×${t.reopened}</span>` : ''}
       <span>raised <b>${fmtDuration(ageOf(t.opened_at))}</b> ago</span>
       ${dist != null ? `<span><b>${dist < 1000 ? `${Math.round(dist)} m` : `${(dist / 1000).toFixed(1)} km`}</b> away</span>` : ''}
       ${t.assignee && !mine(t) ? `<span>→ ${esc(t.assignee)}</span>` : ''}
@@ -255,9 +256,14 @@ function card(t, actions) {
     }
     ${due}
     ${t.resolution ? `<div class="note">“${esc(t.resolution)}”</div>` : ''}
-    ${open ? snapshot(t.id) : ''}
+    ${open && hasCamera(z) ? snapshot(t.id) : ''}
     ${btns}
   </li>`;
+}
+
+/** Whether a camera sees the zone (only then can a ticket of it have a snapshot). */
+function hasCamera(z) {
+  return Object.values(z?.sources || {}).some((s) => s.kind === 'camera');
 }
 
 /** The snapshot of a ticket once fetched, else the button that fetches it. */
