@@ -201,6 +201,13 @@ try {
     if (me.role !== 'grid_worker' || me.worker !== ticket.assignee) throw new Error(`WORKER_TOKEN is ${me.name} (${me.role}), not ${ticket.assignee}`);
     await wp.waitForSelector(card, { timeout: 20000 });
     await wp.waitForSelector('#conn[data-state="live"]', { timeout: 20000 });
+    // Names from the roster, not ids: the worker's header, and the operator's queue.
+    const roster = (await apiGet('/sites', wToken)).flatMap((s) => s.hierarchy?.workers || []);
+    const name = roster.find((w) => w.id === ticket.assignee)?.name;
+    if (!name) throw new Error(`${ticket.assignee} is not on the roster`);
+    await wp.waitForFunction((n) => document.getElementById('whoami').textContent.includes(n), name, { timeout: 10000 });
+    const queued = await op.textContent(`#tickets li.ticket[data-ticket="${ticket.id}"]`);
+    if (!queued.includes(name)) throw new Error(`the operator's queue says ${queued}, not ${name}`);
     await shot(wp, 'worker-ticket');
   });
   await step('the worker opens the camera snapshot an edge sent for the ticket', async () => {
@@ -224,6 +231,13 @@ try {
     await wp.click(`${card} button[data-act="acknowledge"]`);
     await wp.waitForSelector(`${card}[data-state="acknowledged"]`, { timeout: 15000 });
     await shot(wp, 'worker-acknowledged');
+  });
+  await step('resolving while the zone is still over its level warns first', async () => {
+    await wp.click(`${card} button[data-act="resolve"]`);
+    await wp.waitForSelector('#note-dialog[open]', { timeout: 5000 });
+    const help = await wp.textContent('#note-help.warn');
+    if (!/still at (warning|critical)/.test(help)) throw new Error(`the dialog says: ${help}`);
+    await wp.click('#note-cancel');
   });
   // The crowd disperses: back under the notice level.
   stop = keepPublishing(ZONE, Math.round(area * th.notice * 0.25), area);

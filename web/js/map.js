@@ -374,6 +374,12 @@ function onTicket(msg) {
   renderPins();
 }
 
+/** Who has the ticket, by their roster name (`liu-fang` → 刘芳 Liu Fang …). */
+function assigneeName(t) {
+  if (!t.assignee) return t.audience === 'engineer' ? 'engineers' : 'unassigned';
+  return S.siteInfo?.hierarchy?.workers?.find((w) => w.id === t.assignee)?.name || t.assignee;
+}
+
 function zoneName(id) {
   return S.zones.get(id)?.name || id;
 }
@@ -421,7 +427,7 @@ function ticketItem(t, highlight) {
     </div>
     <div class="row2">
       <span>${open ? 'open' : 'took'} <b class="num">${fmtDuration(((open ? now : Date.parse(t.closed_at || t.updated_at)) - Date.parse(t.opened_at)) / 1000)}</b></span>
-      <span>→ <b>${esc(t.assignee || (t.audience === 'engineer' ? 'engineers' : 'unassigned'))}</b></span>
+      <span>→ <b>${esc(assigneeName(t))}</b></span>
       <span>tier <b>${esc(TIER_LABEL[t.tier] || t.tier || '–')}</b></span>
       <span class="num">${esc(fmtMeasure(t))}</span>
       ${t.rule ? `<span>rule ${esc(t.rule)}</span>` : ''}
@@ -456,7 +462,7 @@ function renderPins() {
     });
     m.bindTooltip(
       `<div class="tip-name">Ticket #${t.id} — ${esc(zoneName(t.zone))}</div>
-       <div><span class="badge ${esc(t.level)}">${esc(t.level)}</span> ${esc(stateLabel(t))} → ${esc(t.assignee || (t.audience === 'engineer' ? 'engineers' : 'unassigned'))}</div>
+       <div><span class="badge ${esc(t.level)}">${esc(t.level)}</span> ${esc(stateLabel(t))} → ${esc(assigneeName(t))}</div>
        <div class="muted">open ${fmtDuration(ageOf(t.opened_at))}</div>`,
       { className: 'zone-tip', direction: 'top' },
     );

@@ -16,6 +16,7 @@ const S = {
   fresh: new Set(),
   busy: new Set(),
   snaps: new Map(), // ticket id → object URL of its camera snapshot, or '' when there is none
+  names: new Map(), // worker id → roster name
 };
 
 const key = (site, zone) => `${site}/${zone}`;
@@ -38,6 +39,10 @@ async function main() {
   wireDialog();
   locate();
   await Promise.all([loadSites(), loadGeometry()]);
+  // The header by the roster name, once the rosters are in.
+  if (S.who.role === 'grid_worker' && S.names.has(S.who.worker)) {
+    document.getElementById('whoami').textContent = `${S.names.get(S.who.worker)} · grid ${gridNames(S.who.grids).join(', ') || '–'}`;
+  }
   await Promise.all([refreshZones(), refreshTickets()]);
   liveUpdates({
     handlers: { ticket: onTicket, zone: onZone },
@@ -60,7 +65,10 @@ function showError(msg) {
 
 async function loadSites() {
   try {
-    for (const s of await api('/sites')) S.offsets.set(s.id, s.utc_offset_minutes);
+    for (const s of await api('/sites')) {
+      S.offsets.set(s.id, s.utc_offset_minutes);
+      for (const w of s.hierarchy?.workers || []) S.names.set(w.id, w.name);
+    }
   } catch {
     /* times then show in the phone's own zone */
   }
@@ -244,7 +252,7 @@ function card(t, actions) {
       ${t.reopened ? `<span class="pill" title="resolved, then over its level again within the reopen window">reopened ×${t.reopened}</span>` : ''}
       <span>raised <b>${fmtDuration(ageOf(t.opened_at))}</b> ago</span>
       ${dist != null ? `<span><b>${dist < 1000 ? `${Math.round(dist)} m` : `${(dist / 1000).toFixed(1)} km`}</b> away</span>` : ''}
-      ${t.assignee && !mine(t) ? `<span>→ ${esc(t.assignee)}</span>` : ''}
+      ${t.assignee && !mine(t) ? `<span>→ ${esc(S.names.get(t.assignee) || t.assignee)}</span>` : ''}
       ${t.tier && t.tier !== 'grid' ? `<span>tier ${esc(TIER_LABEL[t.tier] || t.tier)}</span>` : ''}
     </div>
     ${
@@ -316,10 +324,14 @@ async function onAction(id, action) {
   pending = { id, act: action };
   document.getElementById('note-title').textContent =
     action === 'resolve' ? `Resolve #${id} — ${zoneName(t)}` : `Blow the whistle on #${id} — ${zoneName(t)}`;
+  // Resolving while the zone is still over its level: the ticket would reopen at the next reading — say so first.
+  const z = S.zones.get(key(t.site, t.zone));
+  const still = action === 'resolve' && z && ['warning', 'critical'].includes(z.level);
   document.getElementById('note-help').textContent =
     action === 'resolve'
-      ? 'A short note on what you did (required), e.g. “opened the south gate, crowd guided out”.'
+      ? `${still ? `The zone is still at ${z.level} (${fmtDensity(z.density)} people/m²): resolving now reopens the ticket at its next reading unless the crowd has gone. ` : ''}A short note on what you did (required), e.g. “opened the south gate, crowd guided out”.`
       : 'What you cannot handle in the grid: the matter moves up one tier (community → sub-district → department).';
+  document.getElementById('note-help').classList.toggle('warn', Boolean(still));
   document.getElementById('note-ok').textContent = action === 'resolve' ? 'Resolve ticket' : 'Escalate';
   const ta = document.getElementById('note-text');
   ta.value = '';
