@@ -87,7 +87,7 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum RulesCommand {
     /// Write every site's rules in force as `<site>.rules.toml` (to use as `rule_files`, or to review).
-    Export(crate::backtest_cli::ExportArgs),
+    Export(crate::rules_cli::ExportArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -265,7 +265,7 @@ async fn run(cli: Cli) -> ExitCode {
         }
         Command::Token { command } => token_command(command).await,
         Command::ImportCounts(args) => crate::import_cli::run(args).await,
-        Command::Rules { command: RulesCommand::Export(args) } => crate::backtest_cli::export(args).await,
+        Command::Rules { command: RulesCommand::Export(args) } => crate::rules_cli::export(args).await,
         Command::EdgeCredential(args) => crate::credential_cli::run(args).await,
         Command::BrokerAcl(args) => crate::credential_cli::broker_acl(args).await,
         Command::TlsSelfsigned { out, hosts } => match crate::central::tls::write_self_signed(&out, &hosts) {

@@ -25,6 +25,7 @@ pub mod import_cli;
 pub mod kpi_cli;
 pub mod metrics;
 pub mod rules;
+pub mod rules_cli;
 pub mod shutdown;
 pub mod store;
 pub mod ticket_state;
