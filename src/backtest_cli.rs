@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use crowdgrid_proto::config::{load_toml, ConfigError};
+use crowdgrid_proto::config::{load_toml, site_key, ConfigError};
 use crowdgrid_proto::site::Site;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -74,17 +74,11 @@ pub enum BacktestError {
 
 /// The current rule files with each candidate file in place of the current one of its site.
 fn candidate_files(current: &[PathBuf], candidate: &Path) -> Result<Vec<PathBuf>, ConfigError> {
-    #[derive(serde::Deserialize)]
-    struct SiteOf {
-        site: String,
-    }
     let site_of = |p: &Path| -> Result<String, ConfigError> {
-        let t: toml::Table = load_toml(p)?;
-        let s: SiteOf = t.try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
+        site_key(&load_toml(p)?).ok_or_else(|| ConfigError::Parse {
             path: p.to_path_buf(),
-            message: format!("a rules file names its site: {e}"),
-        })?;
-        Ok(s.site)
+            message: "a rules file names its site (site = \"…\")".into(),
+        })
     };
     let site = site_of(candidate)?;
     let mut files = Vec::new();

@@ -64,7 +64,7 @@ pub async fn run(args: ImportArgs) -> ExitCode {
     let site_id = std::fs::read_to_string(&args.map)
         .ok()
         .and_then(|t| t.parse::<toml::Table>().ok())
-        .and_then(|t| t.get("site").and_then(|s| s.as_str().map(str::to_string)))
+        .and_then(|t| crowdgrid_proto::config::site_key(&t))
         .unwrap_or_default();
     let Some(site) = loaded.sites.iter().find(|s| s.config.id == site_id) else {
         eprintln!(

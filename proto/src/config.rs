@@ -72,6 +72,11 @@ pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     parse_toml(path, &text)
 }
 
+/// The `site = "…"` of a TOML document: rules files and counts mappings name the site they are for.
+pub fn site_key(doc: &toml::Table) -> Option<String> {
+    doc.get("site")?.as_str().map(str::to_string)
+}
+
 /// Parses TOML text that came from `path` (used for error messages only).
 pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
