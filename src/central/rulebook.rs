@@ -60,7 +60,7 @@ pub struct Rulebook {
 
 /// The `site = "..."` of a rules file, if it has one.
 fn site_of(text: &str) -> Option<String> {
-    text.parse::<toml::Table>().ok()?.get("site")?.as_str().map(str::to_string)
+    crowdgrid_proto::config::site_key(&text.parse::<toml::Table>().ok()?)
 }
 
 impl Rulebook {
@@ -238,10 +238,11 @@ impl Rulebook {
     /// Applies the newest stored version if this instance has not yet (a change made here or on another
     /// instance). Returns whether it changed the engine.
     pub async fn sync(&self) -> Result<bool, RulebookError> {
-        let (texts, newest) = Self::texts(&self.files, &self.db).await?;
-        if newest <= self.applied() {
+        // One cheap query per poll; the files and the versions are read only when something changed.
+        if self.db.newest_rule_version().await? <= self.applied() {
             return Ok(false);
         }
+        let (texts, newest) = Self::texts(&self.files, &self.db).await?;
         let docs: Vec<RuleText> = texts.into_iter().map(|(_, d, _)| d).collect();
         let set = rules::compile(&docs, &self.sites).map_err(RulebookError::Invalid)?;
         self.engine.lock().unwrap_or_else(|e| e.into_inner()).replace_rules(set);

@@ -159,6 +159,25 @@ impl DispatchDb {
         }
     }
 
+    /// The highest version number (0: none). Every instance asks this every 2 s; only when it moves does it read
+    /// the versions themselves.
+    pub async fn newest_rule_version(&self) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT COALESCE(MAX(version), 0) FROM rule_versions";
+        match self {
+            DispatchDb::Sqlite(p) => {
+                let p = p.clone();
+                // A plain read connection: the schema was made when the centre opened the store.
+                blocking(move || {
+                    let c = rusqlite::Connection::open_with_flags(&p, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                    c.busy_timeout(std::time::Duration::from_secs(5))?;
+                    Ok(c.query_row(SQL, [], |r| r.get(0))?)
+                })
+                .await
+            }
+            DispatchDb::Postgres(pool) => Ok(pool.get().await?.query_one(SQL, &[]).await?.try_get(0)?),
+        }
+    }
+
     /// The newest version of every site that has one.
     pub async fn live_rule_versions(&self) -> Result<Vec<RuleVersion>, StoreError> {
         let sql = format!(
