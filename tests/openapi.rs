@@ -368,6 +368,9 @@ async fn centre_serves_the_document_and_answers_match_it() {
     let first = made["version"].as_i64().unwrap();
     api.call("POST", back, &format!("/api/v1/rulesets/{first}/rollback"), Some(&engineer), Some(json!({})), 201).await;
     api.call("POST", back, "/api/v1/rulesets/99999/rollback", Some(&engineer), Some(json!({})), 404).await;
+    api.call("POST", back, &format!("/api/v1/rulesets/{first}/rollback"), Some(&worker), Some(json!({})), 403).await;
+    api.call("POST", "/api/v1/rulesets/check", "/api/v1/rulesets/check", Some(&worker), Some(change.clone()), 403)
+        .await;
     api.call("GET", sets, sets, a, None, 200).await;
     let bt = json!({ "candidates": [{ "site": "west-taihu", "toml": rules }] });
     api.call("POST", "/api/v1/backtest", "/api/v1/backtest", Some(&engineer), Some(bt.clone()), 200).await;
