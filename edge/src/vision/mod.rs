@@ -12,15 +12,18 @@
 //! - [`manifest`]: `models/manifest.toml` and the sha256 check.
 //! - [`runtime`]: finding and loading `libonnxruntime.so` (ONNX Runtime).
 //! - [`model`]: the [`model::Detector`] (ONNX Runtime session + OpenCV resize), blocking.
+//! - [`self_check`]: the known image a model pushed from the centre must pass before a camera uses it.
 //! - [`pool`]: several frames in flight (one session per worker thread, weights shared), results in order.
 //! - [`capture`]: OpenCV capture thread (files, RTSP, HTTP MJPEG, snapshot folders) with reconnect,
 //!   frame-rate cap and a drop-oldest frame slot.
+//! - [`eval`]: a detector measured against a labelled set (count error per threshold, P/R, AP50).
 //! - [`evidence`]: privacy-preserving evidence snapshots (every person blurred, size-limited).
 
 pub mod capture;
 pub mod decode;
 pub mod detect;
 pub mod drone;
+pub mod eval;
 pub mod evidence;
 pub mod geometry;
 pub mod georef;
@@ -29,5 +32,6 @@ pub mod model;
 pub mod pool;
 pub mod preprocess;
 pub mod runtime;
+pub mod self_check;
 pub mod tiles;
 pub mod zones;
