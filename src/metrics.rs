@@ -45,6 +45,8 @@ pub struct Metrics {
     pub http_rate_limited: IntCounter,
     /// Edge status messages rejected (malformed).
     pub status_rejected: IntCounter,
+    /// Model downloads refused (unsigned, wrong key, stale time).
+    pub model_requests_refused: IntCounter,
     /// Points written to InfluxDB.
     pub influx_written: IntCounter,
     /// Points waiting for InfluxDB.
@@ -128,6 +130,11 @@ impl Metrics {
             ),
             http_rate_limited: counter(&r, "crowdgrid_http_rate_limited_total", "API requests over the per-token rate"),
             status_rejected: counter(&r, "crowdgrid_edge_status_rejected_total", "Malformed edge status messages"),
+            model_requests_refused: counter(
+                &r,
+                "crowdgrid_model_requests_refused_total",
+                "Model downloads refused (not signed by the edge, stale or wrong key)",
+            ),
             influx_written: counter(&r, "crowdgrid_influx_points_written_total", "Points written to InfluxDB"),
             influx_buffered: gauge(&r, "crowdgrid_influx_points_buffered", "Points waiting for InfluxDB"),
             influx_errors: counter(&r, "crowdgrid_influx_write_errors_total", "Failed InfluxDB writes (retried)"),

@@ -16,6 +16,7 @@ use crate::health::Health;
 use crate::publisher::{self, PublisherSettings};
 use crate::queue::{QueueError, QueueHandle};
 use crate::source::{SourceContext, SourceError};
+use crate::tuning::TuningHub;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,7 @@ impl Agent {
         let publisher_stop = CancellationToken::new();
         let (tx, rx) = mpsc::channel(4096);
         let evidence = EvidenceHub::default();
+        let tuning = TuningHub::default();
 
         let mut sources = Vec::new();
         let mut webhooks = Vec::new();
@@ -76,6 +78,7 @@ impl Agent {
                 health: health.clone(),
                 shutdown: sources_stop.child_token(),
                 evidence: evidence.clone(),
+                tuning: tuning.clone(),
             };
             let started = s.start(cx).await.map_err(|source| AgentError::Source { id: s.id().to_string(), source })?;
             if let Some(addr) = started.bound_addr {
@@ -94,6 +97,17 @@ impl Agent {
                 health.clone(),
                 sources_stop.child_token(),
             )));
+        }
+
+        if !tuning.is_empty() {
+            let listener = crate::tuning::listen::Listener {
+                mqtt: config.mqtt.clone(),
+                identity: crate::identity::Identity::new(&site.config.id, &config.edge.id, &config.mqtt),
+                centre_api: config.tuning.centre_api.clone(),
+                cache: config.model_cache(),
+                health: health.clone(),
+            };
+            sources.push(tokio::spawn(crate::tuning::listen::run(tuning, listener, sources_stop.child_token())));
         }
 
         let stale = chrono::Duration::seconds(config.fusion.stale_after_s as i64);

@@ -23,6 +23,9 @@ pub struct EdgeConfig {
     pub fusion: FusionConfig,
     /// Sources, each tagged by `type`.
     pub sources: Vec<SourceConfig>,
+    /// Camera settings and models from the centre.
+    #[serde(default)]
+    pub tuning: crate::tuning::config::TuningConfig,
 }
 
 /// `[edge]`

@@ -58,18 +58,61 @@ impl Identity {
     /// with our own credential when we have one (anyone else could make us delete readings that were never
     /// stored), plain JSON otherwise.
     pub fn open_ack(&self, topic: &str, payload: &[u8]) -> Result<CommitAck, &'static str> {
-        let body = match (&self.credential, signed::open(payload)) {
+        let body = self.from_centre(topic, payload).map_err(|why| match why {
+            FromCentre::BadSignature => "ack_bad_signature",
+            FromCentre::Unsigned => "ack_unsigned",
+            FromCentre::Unverifiable => "ack_unverifiable",
+        })?;
+        serde_json::from_slice(body).map_err(|_| "ack_malformed")
+    }
+
+    /// The body of a message the centre sent us on `topic`: signed by the centre with our own credential when we
+    /// have one, plain otherwise (a centre with edge authentication off).
+    pub fn from_centre<'a>(&self, topic: &str, payload: &'a [u8]) -> Result<&'a [u8], FromCentre> {
+        match (&self.credential, signed::open(payload)) {
             (Some(c), Ok(Some(frame))) => {
                 if frame.header.edge != signed::CENTRE || frame.header.kid != c.kid || !frame.verify(c.key(), topic) {
-                    return Err("ack_bad_signature");
+                    return Err(FromCentre::BadSignature);
                 }
-                frame.body
+                Ok(frame.body)
             }
-            (Some(_), _) => return Err("ack_unsigned"),
-            (None, Ok(None)) => payload,
-            (None, _) => return Err("ack_unverifiable"),
+            (Some(_), _) => Err(FromCentre::Unsigned),
+            (None, Ok(None)) => Ok(payload),
+            (None, _) => Err(FromCentre::Unverifiable),
+        }
+    }
+
+    /// Headers that sign an HTTP `GET` of `path` to the centre now (none without a credential).
+    pub fn sign_get(&self, path: &str) -> Vec<(&'static str, String)> {
+        let Some(c) = &self.credential else { return Vec::new() };
+        let now = chrono::Utc::now().timestamp();
+        vec![
+            (signed::HTTP_SIGNATURE, signed::sign_request(c, &self.edge, &format!("GET {path}"), now)),
+            (signed::HTTP_TIME, now.to_string()),
+        ]
+    }
+}
+
+/// Why a message said to be the centre's was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FromCentre {
+    /// Signed, but not by the centre with our key.
+    BadSignature,
+    /// Not signed, and we have a credential.
+    Unsigned,
+    /// Signed, and we have no key to check it with.
+    Unverifiable,
+}
+
+impl FromCentre {
+    /// A counter reason, e.g. `settings_unsigned`.
+    pub fn reason(self, what: &str) -> String {
+        let why = match self {
+            FromCentre::BadSignature => "bad_signature",
+            FromCentre::Unsigned => "unsigned",
+            FromCentre::Unverifiable => "unverifiable",
         };
-        serde_json::from_slice(body).map_err(|_| "ack_malformed")
+        format!("{what}_{why}")
     }
 }
 

@@ -26,4 +26,5 @@ pub mod publisher;
 pub mod queue;
 pub mod source;
 pub mod tls;
+pub mod tuning;
 pub mod vision;

@@ -21,6 +21,7 @@ pub mod status;
 #[doc(hidden)]
 pub mod testing;
 pub mod topic;
+pub mod tuning;
 
 pub use config::{load_toml, ConfigError, Problems};
 pub use level::{Level, Thresholds};

@@ -38,7 +38,7 @@ pub struct SourceHealth {
 }
 
 /// A model deployed on an edge, as loaded (its sha256 was checked against the manifest).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
     /// Model name in the manifest.
     pub name: String,
@@ -48,6 +48,22 @@ pub struct ModelInfo {
     pub sha256: String,
     /// Source id using it.
     pub source: String,
+    /// The centre's settings version this camera runs ([`crate::tuning::CameraSettings::version`]); none: the
+    /// edge file's own settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_version: Option<i64>,
+    /// Person threshold in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_threshold: Option<f32>,
+    /// Vehicle threshold in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vehicle_threshold: Option<f32>,
+    /// NMS IoU in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nms_iou: Option<f32>,
+    /// The last settings version refused and why (the camera keeps what it ran before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// The retained status of one edge agent.

@@ -24,6 +24,12 @@ pub fn edge_ack(prefix: &str, site: &str, edge: &str) -> String {
     format!("{prefix}/{site}/edge/{edge}/ack")
 }
 
+/// `{prefix}/{site}/edge/{edge}/settings`: the centre's retained [`crate::tuning::EdgeSettings`] for that edge,
+/// signed with its credential.
+pub fn edge_settings(prefix: &str, site: &str, edge: &str) -> String {
+    format!("{prefix}/{site}/edge/{edge}/settings")
+}
+
 /// Subscription filter for every edge status.
 pub fn edge_status_filter(prefix: &str) -> String {
     format!("{prefix}/+/edge/+/status")

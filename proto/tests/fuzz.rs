@@ -305,6 +305,9 @@ fn status_docs() -> Vec<Vec<u8>> {
         version: "1".into(),
         sha256: "ab".repeat(32),
         source: "gate-cam".into(),
+        settings_version: Some(3),
+        person_threshold: Some(0.4),
+        ..ModelInfo::default()
     }];
     vec![
         serde_json::to_vec(&s).unwrap(),

@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod kpis;
 pub mod limit;
+mod models;
 mod ops;
 pub mod serve;
 mod tickets;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub rulebook: crate::central::rulebook::Rulebook,
     /// Backtests from the API.
     pub backtests: tuning::Backtests,
+    /// Camera settings and the model pool.
+    pub cameras: crate::central::camera_tuning::CameraTuning,
 }
 
 /// Series queries answered at once.
@@ -104,6 +107,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/tickets/{id}/{action}"),
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/edges"),
+    ("GET", "/api/v1/edges/{site}/{edge}/models/{sha256}"),
+    ("GET", "/api/v1/models"),
+    ("GET", "/api/v1/cameras"),
+    ("GET", "/api/v1/cameras/{site}/{edge}/{camera}/settings"),
+    ("POST", "/api/v1/cameras/{site}/{edge}/{camera}/settings"),
+    ("POST", "/api/v1/cameras/settings/{version}/rollback"),
     ("GET", "/api/v1/rules"),
     ("GET", "/api/v1/rulesets"),
     ("POST", "/api/v1/rulesets"),
@@ -141,6 +150,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(events::stream))
         .route("/api/v1/events/ticket", post(events::ticket))
         .route("/api/v1/edges", get(ops::edges))
+        .route("/api/v1/edges/{site}/{edge}/models/{sha256}", get(models::file))
+        .route("/api/v1/models", get(models::models))
+        .route("/api/v1/cameras", get(models::cameras))
+        .route("/api/v1/cameras/{site}/{edge}/{camera}/settings", get(models::history).post(models::change))
+        .route("/api/v1/cameras/settings/{version}/rollback", post(models::rollback))
         .route("/api/v1/sequences", get(ops::sequences))
         .route("/api/v1/rules", get(ops::rules))
         .route("/api/v1/rulesets", get(tuning::rulesets).post(tuning::change))

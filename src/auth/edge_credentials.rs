@@ -373,6 +373,13 @@ impl Registry {
         map.get(site)?.get(edge)?.iter().find(|c| c.kid == kid).map(f)
     }
 
+    /// The newest credential in force of `edge` in `site` (the highest kid): what the centre signs with when it
+    /// starts a conversation (camera settings).
+    pub fn newest(&self, site: &str, edge: &str) -> Option<Credential> {
+        let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        map.get(site)?.get(edge)?.iter().max_by_key(|c| c.kid).cloned()
+    }
+
     /// True if the broker password `password` is a valid credential of `edge` in `site`.
     pub fn password_ok(&self, site: &str, edge: &str, password: &str) -> bool {
         let Ok(presented) = Credential::parse(password) else { return false };

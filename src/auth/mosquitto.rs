@@ -55,6 +55,7 @@ impl Account {
                 format!("topic write {prefix}/{site}/+/reading"),
                 format!("topic write {prefix}/{site}/edge/{edge}/status"),
                 format!("topic read {prefix}/{site}/edge/{edge}/ack"),
+                format!("topic read {prefix}/{site}/edge/{edge}/settings"),
                 format!("topic write {prefix}/{site}/evidence/+/+"),
                 // Cameras with evidence answer ticket notifications of their site.
                 format!("topic read {prefix}/{site}/tickets"),

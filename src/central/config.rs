@@ -50,6 +50,9 @@ pub struct CentralConfig {
     /// Where ticket changes are sent besides MQTT.
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// The model pool served to edges.
+    #[serde(default)]
+    pub models: super::model_pool::ModelPoolConfig,
 }
 
 /// Deadlines for one ticket level.
@@ -477,6 +480,9 @@ impl CentralConfig {
         }
         for r in &mut config.rule_files {
             *r = resolve(path, r);
+        }
+        if let Some(m) = &config.models.manifest {
+            config.models.manifest = Some(resolve(path, m));
         }
         let mut p = Problems::new();
         let mut sites = Vec::new();

@@ -3,6 +3,7 @@
 pub mod acker;
 pub mod authn;
 pub mod broker;
+pub mod camera_tuning;
 pub mod config;
 pub mod dedup;
 pub mod dispatch;
@@ -16,6 +17,7 @@ pub mod ingest;
 pub mod judge;
 pub mod kpi;
 pub mod live;
+pub mod model_pool;
 pub mod notify;
 pub mod process;
 pub mod rulebook;

@@ -28,6 +28,8 @@ use super::ticket_service::TicketService;
 use super::validate::Validator;
 use crate::api::{self, AppState};
 use crate::auth::edge_credentials::{Authentication, Registry, CENTRE_ID};
+use crate::central::camera_tuning::CameraTuning;
+use crate::central::model_pool::ModelPool;
 use crate::metrics::Metrics;
 use crate::rules::{self, Engine, RuleEvent};
 use crate::store::dispatch_db::DispatchDb;
@@ -59,6 +61,9 @@ pub enum CentralError {
     #[error(transparent)]
     Tls(#[from] super::tls::TlsError),
     /// The API address is not free.
+    /// The model pool's manifest cannot be read.
+    #[error("model pool: {0}")]
+    ModelPool(String),
     #[error("cannot listen on {addr} for the API: {source}")]
     Api {
         addr: SocketAddr,
@@ -234,6 +239,13 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         },
     };
 
+    let pool = {
+        let cfg = config.models.clone();
+        tokio::task::spawn_blocking(move || ModelPool::load(&cfg))
+            .await
+            .map_err(|e| CentralError::ModelPool(e.to_string()))?
+            .map_err(CentralError::ModelPool)?
+    };
     let live = Arc::new(RwLock::new(Live::new(&sites, chrono::Duration::seconds(config.rules.fused_fresh_s))));
     let edges = Edges::default();
     let events = Events::new(4096);
@@ -266,7 +278,16 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         .await
         .map_err(|source| CentralError::Api { addr: config.api.listen, source })?;
     let api_addr = listener.local_addr().map_err(|source| CentralError::Api { addr: config.api.listen, source })?;
+    let cameras = CameraTuning::new(
+        Arc::new(pool),
+        dispatch_db.clone(),
+        notifier_client.clone(),
+        prefix.clone(),
+        registry.clone(),
+        auth_mode,
+    );
     let state = AppState {
+        cameras: cameras.clone(),
         sites: sites.clone(),
         live: live.clone(),
         engine: engine.clone(),
@@ -325,6 +346,8 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let acker = tokio::spawn(acker::run(notifier_client.clone(), prefix.clone(), registry, metrics.clone(), ack_rx));
     tasks.push(tokio::spawn(ingest::run(ingest_task, shutdown.clone())));
     tasks.push(tokio::spawn(rulebook.run(shutdown.clone())));
+    // Retained settings for every edge that has some (an embedded broker starts with none).
+    tasks.push(tokio::spawn(async move { cameras.publish_all().await }));
     let processor = Processor {
         dedup: dedup.clone(),
         live,

@@ -3,6 +3,7 @@
 //! file or, for several centre instances, in PostgreSQL (see [`dispatch_db`]).
 
 pub mod blocking;
+pub mod camera_settings;
 pub mod dispatch_db;
 pub mod evidence;
 pub mod influx;

@@ -96,6 +96,21 @@ CREATE TABLE IF NOT EXISTS rule_versions (
     diff TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rule_versions_site ON rule_versions (site, version);
+CREATE TABLE IF NOT EXISTS camera_settings (
+    version BIGSERIAL PRIMARY KEY,
+    site TEXT NOT NULL,
+    edge TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    person_threshold DOUBLE PRECISION,
+    vehicle_threshold DOUBLE PRECISION,
+    nms_iou DOUBLE PRECISION,
+    model TEXT,
+    model_sha256 TEXT,
+    author TEXT NOT NULL,
+    note TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS camera_settings_camera ON camera_settings (site, edge, camera, version);
 -- Tables from before v5 kept the rule's value in `density` whatever it measured: add `metric`, `unit`, `value`
 -- and `peak_value` once, moving what was stored to `value` (its metric was not kept).
 DO $$ BEGIN

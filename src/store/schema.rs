@@ -35,6 +35,21 @@ CREATE TABLE IF NOT EXISTS rule_versions (
     diff TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rule_versions_site ON rule_versions (site, version);
+CREATE TABLE IF NOT EXISTS camera_settings (
+    version INTEGER PRIMARY KEY AUTOINCREMENT,
+    site TEXT NOT NULL,
+    edge TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    person_threshold REAL,
+    vehicle_threshold REAL,
+    nms_iou REAL,
+    model TEXT,
+    model_sha256 TEXT,
+    author TEXT NOT NULL,
+    note TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS camera_settings_camera ON camera_settings (site, edge, camera, version);
 CREATE TABLE IF NOT EXISTS map_series (
     site TEXT NOT NULL,
     zone TEXT NOT NULL,

@@ -59,6 +59,11 @@ impl EdgeConfig {
         out
     }
 
+    /// Where models fetched from the centre are kept: `models/` beside the queue file.
+    pub fn model_cache(&self) -> std::path::PathBuf {
+        self.queue.path.parent().unwrap_or(Path::new(".")).join("models")
+    }
+
     /// Makes every relative path relative to the directory of `base` instead of the process.
     pub fn resolve_paths(&mut self, base: &Path) {
         self.edge.site = resolve(base, &self.edge.site);
@@ -116,6 +121,9 @@ impl EdgeConfig {
         }
         if self.queue.inflight == 0 {
             p.push("queue.inflight", "must be positive");
+        }
+        for (key, msg) in self.tuning.problems() {
+            p.push(key, msg);
         }
         if self.fusion.interval_ms == 0 {
             p.push("fusion.interval_ms", "must be positive");

@@ -54,6 +54,8 @@ pub struct SourceContext {
     pub shutdown: CancellationToken,
     /// Where evidence-enabled cameras offer their snapshots.
     pub evidence: crate::evidence::EvidenceHub,
+    /// Where cameras take settings pushed from the centre.
+    pub tuning: crate::tuning::TuningHub,
 }
 
 /// Why a source could not start.
@@ -360,6 +362,7 @@ geometry = { type = "Polygon", coordinates = [[[0.0, 0.0], [0.001, 0.0], [0.001,
     pub fn context(cap: usize) -> (SourceContext, mpsc::Receiver<Reading>) {
         let (out, rx) = mpsc::channel(cap);
         let cx = SourceContext {
+            tuning: Default::default(),
             edge_id: "edge-1".into(),
             site: site(),
             mqtt: MqttConfig::default(),

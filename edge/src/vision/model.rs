@@ -199,8 +199,20 @@ impl Detector {
         Self::load_sessions(cfg, n, (cfg.threads / n).max(1))
     }
 
+    /// Like [`load_workers`](Self::load_workers), for a model given by its manifest entry (`spec.file` the
+    /// model file itself, e.g. one fetched from the centre's pool) instead of `cfg.manifest`/`cfg.name`; the
+    /// file's sha256 is checked against `spec.sha256` all the same.
+    pub fn load_workers_from(cfg: &ModelConfig, spec: ModelSpec) -> Result<Vec<Detector>, ModelError> {
+        let n = cfg.workers.max(1);
+        Self::sessions_of(cfg, spec, n, (cfg.threads / n).max(1))
+    }
+
     fn load_sessions(cfg: &ModelConfig, n: usize, threads: usize) -> Result<Vec<Detector>, ModelError> {
         let spec = Manifest::find(&cfg.manifest, &cfg.name)?;
+        Self::sessions_of(cfg, spec, n, threads)
+    }
+
+    fn sessions_of(cfg: &ModelConfig, spec: ModelSpec, n: usize, threads: usize) -> Result<Vec<Detector>, ModelError> {
         let bytes = read_verified(&spec)?;
         let env = runtime::environment(cfg.runtime_path.as_deref())?;
         let ort_err = |e: String| ModelError::Ort { model: spec.name.clone(), message: e };
@@ -246,6 +258,22 @@ impl Detector {
         }
         tracing::info!(model = %spec.name, layout = ?spec.layout, input = spec.input_size, sessions = n, threads_each = threads, "detector loaded");
         Ok(out)
+    }
+
+    /// The lowest person score the sessions keep (a threshold pushed at run time can be met by filtering above
+    /// it; below it the detector must be reloaded).
+    pub fn person_floor(&self) -> f32 {
+        self.map.person_threshold
+    }
+
+    /// The same for vehicles.
+    pub fn vehicle_floor(&self) -> f32 {
+        self.map.vehicle_threshold
+    }
+
+    /// NMS IoU in use.
+    pub fn nms_iou(&self) -> f32 {
+        self.nms_iou
     }
 
     /// Time spent inside ONNX Runtime (session runs only) since load: the model-only figure of the benchmark.

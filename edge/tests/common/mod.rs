@@ -23,6 +23,7 @@ pub fn context(site: &str, edge_id: &str) -> (SourceContext, mpsc::Receiver<Read
     let (out, rx) = mpsc::channel(64);
     let (health, shutdown) = (Health::new(), CancellationToken::new());
     let cx = SourceContext {
+        tuning: Default::default(),
         edge_id: edge_id.into(),
         site: Arc::new(site),
         mqtt: Default::default(),

@@ -1,0 +1,196 @@
+//! Camera settings from the engineer to the edge: a change (or a rollback) is stored as a new version
+//! ([`crate::store::camera_settings`]), then the edge's whole settings — the newest version of each of its
+//! cameras, with each assigned model's manifest entry and sha256 — are published retained on
+//! `{prefix}/{site}/edge/{edge}/settings`, signed with the edge's newest credential (unsigned only when edge
+//! authentication is off). Retained, so an edge that was offline gets them when it connects; republished for
+//! every edge when the centre starts (an embedded broker forgets retained messages on restart). The edge says
+//! what it runs in its status; `GET /api/v1/cameras` shows both side by side.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crowdgrid_proto::tuning::{CameraSettings, EdgeSettings, ModelAssignment};
+use crowdgrid_proto::{signed, topic};
+use rumqttc::{AsyncClient, QoS};
+
+use super::model_pool::ModelPool;
+use crate::auth::edge_credentials::{Authentication, Registry, CENTRE_ID};
+use crate::store::camera_settings::{CameraKey, Filter, SettingsValues, SettingsVersion};
+use crate::store::dispatch_db::DispatchDb;
+use crate::store::StoreError;
+
+/// Why a change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum TuningError {
+    /// The values are out of range or name an unknown model (every problem listed).
+    #[error("{}", .0.join("; "))]
+    Invalid(Vec<String>),
+    /// No such version.
+    #[error("no camera settings version {0}")]
+    NotFound(i64),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stored, but the edge could not be told (it gets the settings when the centre next publishes them).
+    #[error("stored as version {version}, not yet published: {why}")]
+    NotPublished {
+        /// The stored version.
+        version: i64,
+        /// Why.
+        why: String,
+    },
+}
+
+/// The camera settings service (cloned into the API state).
+#[derive(Clone)]
+pub struct CameraTuning {
+    /// The model pool.
+    pub pool: Arc<ModelPool>,
+    db: DispatchDb,
+    client: AsyncClient,
+    prefix: String,
+    registry: Registry,
+    auth: Authentication,
+}
+
+impl CameraTuning {
+    /// The service.
+    pub fn new(
+        pool: Arc<ModelPool>,
+        db: DispatchDb,
+        client: AsyncClient,
+        prefix: String,
+        registry: Registry,
+        auth: Authentication,
+    ) -> Self {
+        CameraTuning { pool, db, client, prefix, registry, auth }
+    }
+
+    /// The edge-credential registry (the model download checks edges' signatures with it).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Whether edges must sign.
+    pub fn authentication(&self) -> Authentication {
+        self.auth
+    }
+
+    /// The dispatch database.
+    pub fn db(&self) -> &DispatchDb {
+        &self.db
+    }
+
+    /// Problems with `v` against the pool.
+    pub fn problems(&self, v: &SettingsValues) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, x) in [
+            ("person_threshold", v.person_threshold),
+            ("vehicle_threshold", v.vehicle_threshold),
+            ("nms_iou", v.nms_iou),
+        ] {
+            if let Some(x) = x {
+                if !(0.01..=0.99).contains(&x) {
+                    out.push(format!("{name}: {x} is outside 0.01..0.99"));
+                }
+            }
+        }
+        if let Some(m) = &v.model {
+            if self.pool.by_name(m).is_none() {
+                let have: Vec<&str> = self.pool.models().iter().map(|m| m.spec.name.as_str()).collect();
+                out.push(format!("model: {m:?} is not in the centre's pool (have: {})", have.join(", ")));
+            }
+        }
+        out
+    }
+
+    /// Stores `v` as the camera's new version and publishes the edge's settings; the version.
+    pub async fn change(
+        &self,
+        key: &CameraKey,
+        v: &SettingsValues,
+        author: &str,
+        note: &str,
+    ) -> Result<i64, TuningError> {
+        let problems = self.problems(v);
+        if !problems.is_empty() {
+            return Err(TuningError::Invalid(problems));
+        }
+        let sha = v.model.as_deref().and_then(|m| self.pool.by_name(m)).map(|m| m.spec.sha256.clone());
+        let version = self.db.add_camera_settings(key, v, sha.as_deref(), author, note).await?;
+        tracing::info!(site = %key.site, edge = %key.edge, camera = %key.camera, version, author, "camera settings changed");
+        self.publish(&key.site, &key.edge).await.map_err(|why| TuningError::NotPublished { version, why })?;
+        Ok(version)
+    }
+
+    /// A new version holding `version`'s values, published.
+    pub async fn rollback(&self, version: i64, author: &str) -> Result<(CameraKey, i64), TuningError> {
+        let old = self.db.camera_settings_version(version).await?.ok_or(TuningError::NotFound(version))?;
+        let note = format!("rollback to version {version}");
+        let new = self.change(&old.key, &old.values, author, &note).await?;
+        Ok((old.key, new))
+    }
+
+    /// The newest version of every camera.
+    pub async fn newest(&self) -> Result<Vec<SettingsVersion>, StoreError> {
+        self.db.camera_settings(Filter { newest_only: true, limit: 100_000, ..Filter::default() }).await
+    }
+
+    /// The message the edge `(site, edge)` should hold now.
+    pub async fn settings_of(&self, site: &str, edge: &str) -> Result<EdgeSettings, StoreError> {
+        let mut cameras = BTreeMap::new();
+        for v in self.newest().await?.into_iter().filter(|v| v.key.site == site && v.key.edge == edge) {
+            let model = v.values.model.as_deref().and_then(|m| self.pool.by_name(m)).map(|m| ModelAssignment {
+                name: m.spec.name.clone(),
+                version: m.spec.version.clone(),
+                sha256: m.spec.sha256.clone(),
+                bytes: m.bytes,
+                spec: serde_json::to_value(&m.spec).unwrap_or_default(),
+            });
+            cameras.insert(
+                v.key.camera.clone(),
+                CameraSettings {
+                    version: v.version,
+                    person_threshold: v.values.person_threshold,
+                    vehicle_threshold: v.values.vehicle_threshold,
+                    nms_iou: v.values.nms_iou,
+                    model,
+                },
+            );
+        }
+        Ok(EdgeSettings { cameras })
+    }
+
+    /// Publishes the edge's settings (retained, signed with its newest credential).
+    pub async fn publish(&self, site: &str, edge: &str) -> Result<(), String> {
+        let body = serde_json::to_vec(&self.settings_of(site, edge).await.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let t = topic::edge_settings(&self.prefix, site, edge);
+        let payload = match self.auth {
+            Authentication::Off => body,
+            _ => match self.registry.newest(site, edge) {
+                Some(cred) => signed::seal(&cred, CENTRE_ID, &t, &body),
+                None => return Err(format!("edge {site}/{edge} has no credential in force")),
+            },
+        };
+        self.client.publish(t, QoS::AtLeastOnce, true, payload).await.map_err(|e| e.to_string())
+    }
+
+    /// Publishes every edge's settings (at start).
+    pub async fn publish_all(&self) {
+        let newest = match self.newest().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read camera settings; edges keep what they have");
+                return;
+            }
+        };
+        let edges: std::collections::BTreeSet<(String, String)> =
+            newest.into_iter().map(|v| (v.key.site, v.key.edge)).collect();
+        for (site, edge) in edges {
+            if let Err(why) = self.publish(&site, &edge).await {
+                tracing::warn!(site, edge, why, "camera settings not published");
+            }
+        }
+    }
+}
