@@ -376,6 +376,24 @@ async fn centre_serves_the_document_and_answers_match_it() {
     api.call("POST", "/api/v1/backtest", "/api/v1/backtest", Some(&engineer), Some(bt.clone()), 200).await;
     api.call("POST", "/api/v1/backtest", "/api/v1/backtest", Some(&worker), Some(bt), 403).await;
 
+    // The model pool and camera settings (the edge is not running: the settings wait retained for it).
+    api.call("GET", "/api/v1/models", "/api/v1/models", a, None, 200).await;
+    api.call("GET", "/api/v1/models", "/api/v1/models", Some(&worker), None, 403).await;
+    let cam = "/api/v1/cameras/{site}/{edge}/{camera}/settings";
+    let cam_url = "/api/v1/cameras/west-taihu/oa-edge/beach-cam/settings";
+    let tune = json!({ "person_threshold": 0.4, "model": "nanodet-g-coco", "note": "openapi" });
+    let made = api.call("POST", cam, cam_url, Some(&engineer), Some(tune.clone()), 201).await;
+    api.call("POST", cam, cam_url, Some(&worker), Some(tune.clone()), 403).await;
+    api.call("POST", cam, cam_url, Some(&engineer), Some(json!({ "nms_iou": 2.0 })), 422).await;
+    api.call("POST", cam, "/api/v1/cameras/moon/oa-edge/beach-cam/settings", Some(&engineer), Some(tune), 404).await;
+    api.call("GET", cam, cam_url, a, None, 200).await;
+    api.call("GET", "/api/v1/cameras", "/api/v1/cameras", a, None, 200).await;
+    let cam_back = "/api/v1/cameras/settings/{version}/rollback";
+    let v = made["version"].as_i64().unwrap();
+    api.call("POST", cam_back, &format!("/api/v1/cameras/settings/{v}/rollback"), Some(&engineer), None, 201).await;
+    api.call("POST", cam_back, "/api/v1/cameras/settings/99999/rollback", Some(&engineer), None, 404).await;
+    api.call("POST", cam_back, &format!("/api/v1/cameras/settings/{v}/rollback"), Some(&worker), None, 403).await;
+
     let new = json!({ "name": "openapi-op", "role": "operator" });
     api.call("POST", "/api/v1/tokens", "/api/v1/tokens", Some(&worker), Some(new.clone()), 403).await;
     let created = api.call("POST", "/api/v1/tokens", "/api/v1/tokens", a, Some(new), 200).await;

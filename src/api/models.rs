@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, AppState, Caller};
 use crate::auth::edge_credentials::Authentication;
 use crate::auth::Role;
-use crate::central::camera_tuning::TuningError;
+use crate::central::camera_tuning::{Changed, TuningError};
 use crate::central::model_pool::PoolModel;
 use crate::store::camera_settings::{CameraKey, Filter, SettingsValues, SettingsVersion};
 
@@ -33,7 +33,6 @@ impl From<TuningError> for ApiError {
             }
             TuningError::NotFound(v) => ApiError::NotFound(format!("no camera settings version {v}")),
             TuningError::Store(e) => e.into(),
-            TuningError::NotPublished { .. } => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -43,17 +42,31 @@ impl From<TuningError> for ApiError {
 pub struct Models {
     /// The pool.
     pub models: Vec<PoolModel>,
-    /// eval-model reports beside the pool's manifest, newest first.
-    pub evaluations: Vec<EvalReport>,
+    /// eval-model reports beside the pool's manifest, newest first, without each run's per-image counts (the
+    /// bulk of a report, and not what the console shows).
+    pub evaluations: Vec<serde_json::Value>,
 }
 
 /// `GET /api/v1/models` (operator, engineer, admin)
 pub async fn models(State(s): State<AppState>, caller: Caller) -> Result<Json<Models>, ApiError> {
     caller.require(READERS)?;
     let pool = s.cameras.pool.clone();
-    let evaluations =
-        tokio::task::spawn_blocking(move || pool.evaluations()).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let evaluations = tokio::task::spawn_blocking(move || pool.evaluations().iter().map(summary).collect())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(Models { models: s.cameras.pool.models().to_vec(), evaluations }))
+}
+
+fn summary(r: &EvalReport) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    if let Some(runs) = v.get_mut("runs").and_then(|x| x.as_array_mut()) {
+        for run in runs {
+            if let Some(o) = run.as_object_mut() {
+                o.remove("images");
+            }
+        }
+    }
+    v
 }
 
 /// One camera in `GET /api/v1/cameras`.
@@ -132,11 +145,14 @@ pub struct Change {
     pub note: String,
 }
 
-/// What a change made.
-#[derive(Serialize)]
-pub struct Changed {
-    /// The new version, published to the edge.
-    pub version: i64,
+/// 201 when the edge was told, 202 when the version is stored and not yet published (e.g. an edge without a
+/// credential in force: it gets the settings once it has one and the centre publishes again).
+fn status_of(c: &Changed) -> StatusCode {
+    if c.published {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    }
 }
 
 fn check_camera(s: &AppState, key: &CameraKey) -> Result<(), ApiError> {
@@ -152,8 +168,8 @@ fn check_camera(s: &AppState, key: &CameraKey) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `POST /api/v1/cameras/{site}/{edge}/{camera}/settings` (engineer, admin): 201 with the version, 422 with
-/// every problem and nothing changed.
+/// `POST /api/v1/cameras/{site}/{edge}/{camera}/settings` (engineer, admin): 201 with the version (202 when it
+/// is stored but could not be published yet), 422 with every problem and nothing changed.
 pub async fn change(
     State(s): State<AppState>,
     Caller(p): Caller,
@@ -163,8 +179,8 @@ pub async fn change(
     Caller(p.clone()).require(TUNERS)?;
     let key = CameraKey { site, edge, camera };
     check_camera(&s, &key)?;
-    let version = s.cameras.change(&key, &c.values, &p.name, &c.note).await?;
-    Ok((StatusCode::CREATED, Json(Changed { version })))
+    let changed = s.cameras.change(&key, &c.values, &p.name, &c.note).await?;
+    Ok((status_of(&changed), Json(changed)))
 }
 
 /// `POST /api/v1/cameras/settings/{version}/rollback` (engineer, admin): that version's values again, as a new
@@ -175,8 +191,8 @@ pub async fn rollback(
     Path(version): Path<i64>,
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {
     Caller(p.clone()).require(TUNERS)?;
-    let (_, version) = s.cameras.rollback(version, &p.name).await?;
-    Ok((StatusCode::CREATED, Json(Changed { version })))
+    let changed = s.cameras.rollback(version, &p.name).await?;
+    Ok((status_of(&changed), Json(changed)))
 }
 
 /// `GET /api/v1/edges/{site}/{edge}/models/{sha256}`: a pool model's file, for that edge. With edge

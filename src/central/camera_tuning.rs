@@ -31,14 +31,19 @@ pub enum TuningError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Stored, but the edge could not be told (it gets the settings when the centre next publishes them).
-    #[error("stored as version {version}, not yet published: {why}")]
-    NotPublished {
-        /// The stored version.
-        version: i64,
-        /// Why.
-        why: String,
-    },
+}
+
+/// What a change made: the stored version, and whether the edge's settings were published (when not, why: the
+/// edge gets them when the centre next publishes, at the next change or start).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Changed {
+    /// The new version.
+    pub version: i64,
+    /// Published to the edge's retained settings topic.
+    pub published: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_published: Option<String>,
 }
 
 /// The camera settings service (cloned into the API state).
@@ -111,7 +116,7 @@ impl CameraTuning {
         v: &SettingsValues,
         author: &str,
         note: &str,
-    ) -> Result<i64, TuningError> {
+    ) -> Result<Changed, TuningError> {
         let problems = self.problems(v);
         if !problems.is_empty() {
             return Err(TuningError::Invalid(problems));
@@ -119,16 +124,18 @@ impl CameraTuning {
         let sha = v.model.as_deref().and_then(|m| self.pool.by_name(m)).map(|m| m.spec.sha256.clone());
         let version = self.db.add_camera_settings(key, v, sha.as_deref(), author, note).await?;
         tracing::info!(site = %key.site, edge = %key.edge, camera = %key.camera, version, author, "camera settings changed");
-        self.publish(&key.site, &key.edge).await.map_err(|why| TuningError::NotPublished { version, why })?;
-        Ok(version)
+        let published = self.publish(&key.site, &key.edge).await;
+        if let Err(why) = &published {
+            tracing::warn!(site = %key.site, edge = %key.edge, version, why, "camera settings stored, not published");
+        }
+        Ok(Changed { version, published: published.is_ok(), not_published: published.err() })
     }
 
     /// A new version holding `version`'s values, published.
-    pub async fn rollback(&self, version: i64, author: &str) -> Result<(CameraKey, i64), TuningError> {
+    pub async fn rollback(&self, version: i64, author: &str) -> Result<Changed, TuningError> {
         let old = self.db.camera_settings_version(version).await?.ok_or(TuningError::NotFound(version))?;
         let note = format!("rollback to version {version}");
-        let new = self.change(&old.key, &old.values, author, &note).await?;
-        Ok((old.key, new))
+        self.change(&old.key, &old.values, author, &note).await
     }
 
     /// The newest version of every camera.

@@ -324,6 +324,40 @@ try {
     });
   }
 
+  // (6) Camera settings: a camera edge's status lists its model; the engineer reads the pool's evaluation, opens
+  // the camera's dialog, sees what a new threshold would do to the count, and pushes it (the edge, not running
+  // here, shows as pending).
+  if (ENGINEER) {
+    const status = {
+      edge_id: 'e2e-cam', site: SITE, state: 'online', ts: new Date().toISOString(), version: 'e2e',
+      models: [{ name: 'nanodet-g-coco', version: 'e2e', sha256: 'ab'.repeat(32), source: 'e2e-cam/beach-cam', person_threshold: 0.45, vehicle_threshold: 0.4, nms_iou: 0.6 }],
+    };
+    const r = spawnSync('mosquitto_pub', ['-h', MQTT_HOST, '-p', String(MQTT_PORT), '-q', '1', '-r', '-t', `${PREFIX}/${SITE}/edge/e2e-cam/status`, '-m', JSON.stringify(status)], { encoding: 'utf8', timeout: 10000 });
+    if (r.status !== 0) fail(`mosquitto_pub exited ${r.status}: ${r.stderr || r.error}`);
+    const ecCtx = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+    const ec = await ecCtx.newPage();
+    watch(ec, 'engineer-models');
+    await step('the engineer reads the evaluation and pushes a camera threshold', async () => {
+      await ec.goto(`${BASE}/ui/engineer.html?site=${SITE}#token=${encodeURIComponent(ENGINEER)}`);
+      await ec.waitForSelector('#models-body tr[data-eval="nanodet-g-coco"]', { timeout: 20000 });
+      await ec.waitForSelector('#models-body .eval-curve svg path', { timeout: 5000 });
+      const row = await ec.waitForSelector('#models-body tr[data-camera="e2e-cam/beach-cam"]', { timeout: 20000 });
+      const text = await row.innerText();
+      if (!/nanodet-g-coco/.test(text) || !/0\.45/.test(text)) throw new Error(`camera row reads: ${text}`);
+      await row.$eval('button[data-tune]', (b) => b.click());
+      await ec.waitForSelector('#tune-dialog[open]');
+      await ec.fill('#tune-dialog input[name="person_threshold"]', '0.40');
+      await ec.waitForFunction(() => /0\.40 instead of 0\.45 would count [+-]\d/.test(document.querySelector('#tune-dialog .would').textContent), null, { timeout: 5000 });
+      await ec.fill('#tune-dialog input[name="note"]', 'e2e: a person behind the sign is missed');
+      await shot(ec, 'engineer-camera-dialog');
+      await ec.click('#tune-dialog button[value="push"]');
+      await ec.waitForFunction(() => /version \d+ pushed/.test(document.getElementById('toasts')?.textContent || ''), null, { timeout: 10000 });
+      await ec.waitForFunction(() => /v\d+ on its way/.test(document.querySelector('#models-body tr[data-camera="e2e-cam/beach-cam"]')?.textContent || ''), null, { timeout: 15000 });
+      const hist = await apiGet(`/cameras/${SITE}/e2e-cam/beach-cam/settings`, ENGINEER);
+      if (hist.length !== 1 || Math.abs(hist[0].person_threshold - 0.4) > 1e-6 || !/sign/.test(hist[0].note)) throw new Error(`history: ${JSON.stringify(hist)}`);
+    });
+  }
+
   if (pageErrors.length) fail(`uncaught errors in the pages:\n  ${pageErrors.join('\n  ')}`);
   log('all steps passed');
 } catch (e) {

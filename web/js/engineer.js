@@ -1,11 +1,12 @@
 // Engineers' console: KPIs against the 70/80/95 targets, the engineers' own tickets, rules per zone, sources'
-// health, models per edge, and replay & tuning (tuning.js).
+// health, cameras' models and settings (models.js), and replay & tuning (tuning.js).
 import {
   api, captureToken, me, liveUpdates, renderIdentity, esc,
   fmtNum, fmtDensity, fmtDuration, fmtDateTime, ageOf, fmtMetric, sortedLevels,
 } from './api.js';
 import { renderEngineerTickets } from './eng_tickets.js';
 import { initTuning } from './tuning.js';
+import { renderModels } from './models.js';
 
 const S = { who: null, sites: [], site: '', zones: new Map(), edges: [] };
 const offsetOf = (site) => S.sites.find((s) => s.id === site)?.utc_offset_minutes;
@@ -243,7 +244,7 @@ function renderEdges() {
   const box = document.getElementById('edges-body');
   if (!edges.length) {
     box.innerHTML = '<p class="muted">No edge has reported its status yet.</p>';
-    document.getElementById('models-body').innerHTML = '<p class="muted">No edge has reported yet.</p>';
+    renderModels({ role: S.who.role, site: S.site, offsetOf });
     return;
   }
   box.innerHTML = edges
@@ -272,29 +273,7 @@ function renderEdges() {
       </div>`;
     })
     .join('');
-  renderModels(edges);
-}
-
-function renderModels(edges) {
-  document.getElementById('models-body').innerHTML = edges
-    .map((e) => {
-      let models = e.models;
-      if (models && !Array.isArray(models) && typeof models === 'object') {
-        models = Object.entries(models).map(([name, m]) => ({ name, ...(typeof m === 'object' ? m : { version: m }) }));
-      }
-      const rows = (models || [])
-        .map(
-          (m) => `<tr><td><b>${esc(m.name || m.id || '?')}</b>${m.task ? `<div class="muted small">${esc(m.task)}</div>` : ''}</td>
-          <td>${esc(m.version || '–')}</td><td class="sha">${esc(m.sha256 || '–')}</td><td>${esc(m.source || m.sources || '')}</td></tr>`,
-        )
-        .join('');
-      return `<div class="edge-card"><div class="eh"><b>${esc(e.edge_id)}</b><span class="muted">${esc(e.site)}</span></div>${
-        rows
-          ? `<table class="grid"><thead><tr><th>model</th><th>version</th><th>sha256</th><th>used by</th></tr></thead><tbody>${rows}</tbody></table>`
-          : '<p class="muted">No models reported by this edge (its sources run no ONNX model, or its status predates model reporting).</p>'
-      }</div>`;
-    })
-    .join('');
+  renderModels({ role: S.who.role, site: S.site, offsetOf });
 }
 
 // ── replay & tuning (tuning.js) ───────────────────────────────────────────────────────────────────
