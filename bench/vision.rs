@@ -1,7 +1,8 @@
 //! Vision pipeline benchmark on OpenCV's `vtest.avi` with NanoDet-g: model-only and end-to-end ms/frame,
 //! the pipeline's overhead over the model, the same frames through a straightforward Python pipeline
 //! (`bench/vision_python.py`: opencv-python + onnxruntime + numpy, same model and thread count) in the
-//! same run, and this process's peak RSS.
+//! same run, this process's peak RSS, and the statically quantised INT8 model (`nanodet-g-coco-int8`,
+//! models/quantize.py) through the as-deployed pipeline on the same frames.
 //!
 //! A plain program that prints figures; it never asserts on timing. Needs `scripts/setup.sh --test`
 //! (vtest.avi in `.cache/data/`, the Python venv in `.cache/venv/`).
@@ -25,6 +26,9 @@ use crowdgrid_proto::{ClassCounts, Reading, SourceKind};
 use opencv::core::Mat;
 use opencv::prelude::*;
 use opencv::videoio;
+
+const FP32: &str = "nanodet-g-coco";
+const INT8: &str = "nanodet-g-coco-int8";
 
 /// NanoDet-g on vtest.avi: model-only and end-to-end ms/frame, overhead, peak RSS, and the Python pipeline.
 #[derive(clap::Parser)]
@@ -96,8 +100,16 @@ fn rust_pass(
     threads: usize,
     workers: usize,
     fit_input: bool,
+    model: &str,
 ) -> Result<Pass, Box<dyn std::error::Error>> {
-    let cfg = ModelConfig { manifest: manifest.to_path_buf(), threads, workers, fit_input, ..ModelConfig::default() };
+    let cfg = ModelConfig {
+        manifest: manifest.to_path_buf(),
+        name: model.to_string(),
+        threads,
+        workers,
+        fit_input,
+        ..ModelConfig::default()
+    };
     let mut dets = Detector::load_workers(&cfg)?;
     let zones = bench_zones();
     let mut smoother = Smoother::new(5);
@@ -193,13 +205,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest = root.join("models/manifest.toml");
     match args.pass.as_deref() {
         Some("like-for-like") => {
-            println!("{}", serde_json::to_string(&rust_pass(&video, &manifest, frames, threads, 1, false)?)?);
+            println!("{}", serde_json::to_string(&rust_pass(&video, &manifest, frames, threads, 1, false, FP32)?)?);
             return Ok(());
         }
         Some("deployed") => {
             // As `crowdgrid edge` runs it.
             crowdgrid_edge::memory::tune_allocator();
-            println!("{}", serde_json::to_string(&rust_pass(&video, &manifest, frames, threads, workers, true)?)?);
+            println!(
+                "{}",
+                serde_json::to_string(&rust_pass(&video, &manifest, frames, threads, workers, true, FP32)?)?
+            );
+            return Ok(());
+        }
+        Some("deployed-int8") => {
+            crowdgrid_edge::memory::tune_allocator();
+            println!(
+                "{}",
+                serde_json::to_string(&rust_pass(&video, &manifest, frames, threads, workers, true, INT8)?)?
+            );
             return Ok(());
         }
         Some(other) => return Err(format!("unknown pass {other}").into()),
@@ -207,6 +230,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let same = child_pass(&args, "like-for-like")?;
     let dep = child_pass(&args, "deployed")?;
+    let int8 = child_pass(&args, "deployed-int8");
     let rss = |p: &Pass| p.rss_mib.map_or("unavailable".to_string(), |r| format!("{r:.1} MiB"));
 
     let (model_ms, e2e_ms) = (same.ms(same.model_s), same.ms(same.wall_s));
@@ -238,6 +262,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dep_overhead = (dep.wall_s * workers as f64 - dep.model_s) / dep.model_s * 100.0;
     println!("        pipeline overhead  {dep_overhead:8.1} % of model time (a worker's time outside the model)");
     println!("        peak RSS           {} (goal ≤ 200 MB)", rss(&dep));
+    match &int8 {
+        Ok(q) => {
+            println!("  rust  INT8 as deployed ({INT8}, models/quantize.py), same structure and frames");
+            println!(
+                "        end to end         {:8.2} ms/frame   ({:.1} frames/s; model {:.2} ms per frame per session; {} person boxes)",
+                q.ms(q.wall_s),
+                q.fps(),
+                q.ms(q.model_s),
+                q.persons
+            );
+            println!("        peak RSS           {} (goal ≤ 150 MB)", rss(q));
+            println!(
+                "  INT8 / fp32 as deployed: {:.2} × the frames/s, model time {:.2} × (goal ≥ 1.8 ×); count error: \
+                 crowdgrid eval-model --model {INT8}",
+                q.fps() / dep.fps(),
+                dep.model_s / q.model_s.max(1e-9)
+            );
+        }
+        Err(e) => println!("  INT8 pass failed: {e}"),
+    }
 
     let python = root.join(".cache/venv/bin/python");
     let out = std::process::Command::new(&python)

@@ -107,3 +107,55 @@ async fn token_cli_writes_to_postgres_when_the_dispatch_state_is_there() {
     assert_eq!(rec.name, "pg-ops");
     schema.drop().await.unwrap();
 }
+
+#[test]
+fn eval_model_lists_every_labels_problem_and_writes_its_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("labels.toml");
+    std::fs::write(
+        &bad,
+        "name = \"bad\"\n[[images]]\nfile = \"nope.jpg\"\npersons = 1\nvehicles = 0\nboxes = [{ class = \"person\", box = [5, 5, 1, 1] }]\n",
+    )
+    .unwrap();
+    let out = crowdgrid().args(["eval-model", "--quiet", "--labels"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in ["file not found", "boxes[0]: want [x1, y1, x2, y2]", "2 problem(s)"] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    let out = crowdgrid().args(["eval-model", "--quiet", "--thresholds", "0.5:0.4:0.1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Two images, one pass: the table, the JSON report and the SVG plot.
+    let set = dir.path().join("two.toml");
+    let data = root().join("tests/data/vision");
+    std::fs::write(
+        &set,
+        format!(
+            "name = \"two\"\n[[images]]\nfile = \"{}\"\npersons = 6\nvehicles = 2\n[[images]]\nfile = \"{}\"\npersons = 7\nvehicles = 2\n",
+            data.join("vtest_300.jpg").display(),
+            data.join("vtest_100.jpg").display()
+        ),
+    )
+    .unwrap();
+    let (json, svg) = (dir.path().join("r.json"), dir.path().join("r.svg"));
+    let out = crowdgrid()
+        .args(["eval-model", "--quiet", "--iou", "0.6", "--inputs", "fitted", "--slicing", "off", "--thresholds"])
+        .arg("0.4,0.45,0.5")
+        .arg("--labels")
+        .arg(&set)
+        .arg("--json")
+        .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("recommended person threshold: 0.45"), "{table}");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["set"], "two");
+    assert_eq!(report["runs"][0]["images"][0]["persons"], serde_json::json!([6, 6, 6]), "{report:#}");
+    let plot = std::fs::read_to_string(&svg).unwrap();
+    assert!(plot.starts_with("<svg") && plot.contains("recommended 0.45"), "{}", &plot[..plot.len().min(300)]);
+}
