@@ -259,6 +259,47 @@ async fn thresholds_and_models_reach_a_running_camera_and_bad_models_are_refused
     assert_eq!(history[0]["note"], format!("rollback to version {v1}"));
     assert!(history[4]["author"].as_str().is_some_and(|a| !a.is_empty()));
 
+    // Another edge of the site (it may log in to the broker) forges settings for this camera: unsigned, then
+    // signed with its own key. The camera refuses both, counts them, and keeps version 5.
+    let other = creds.create("boai-school", "other-edge").await.unwrap();
+    let mut o = rumqttc::MqttOptions::new("other-edge", "127.0.0.1", central.mqtt.1);
+    o.set_credentials("boai-school/other-edge", other.secret.clone());
+    let (forger, mut el) = rumqttc::AsyncClient::new(o, 10);
+    let connected = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = connected.clone();
+    // The new credential is in force at the centre's next reload (every 2 s): retry the login until then.
+    tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                    flag.store(true, std::sync::atomic::Ordering::SeqCst)
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+            }
+        }
+    });
+    eventually(Duration::from_secs(20), "the other edge logged in", || async {
+        connected.load(std::sync::atomic::Ordering::SeqCst).then_some(())
+    })
+    .await;
+    let t = crowdgrid_proto::topic::edge_settings("crowdgrid/v1", "boai-school", EDGE);
+    let evil = br#"{"cameras":{"gate-cam":{"version":999,"person_threshold":0.99}}}"#.to_vec();
+    forger.publish(&t, rumqttc::QoS::AtLeastOnce, false, evil.clone()).await.unwrap();
+    let sealed = crowdgrid_proto::signed::seal(&other, crowdgrid_proto::signed::CENTRE, &t, &evil);
+    forger.publish(&t, rumqttc::QoS::AtLeastOnce, false, sealed).await.unwrap();
+    let health = eventually(Duration::from_secs(20), "both forgeries counted", || async {
+        let edges = get_json(&format!("{api}/api/v1/edges"), &op).await;
+        let e = edges.as_array().unwrap().iter().find(|e| e["edge_id"] == EDGE).cloned().unwrap();
+        let src = e["sources"].as_array().unwrap().iter().find(|s| s["id"] == format!("{EDGE}/gate-cam")).cloned()?;
+        (src["rejected"]["settings_unsigned"] == 1 && src["rejected"]["settings_bad_signature"] == 1).then_some(src)
+    })
+    .await;
+    assert!(health["last_error"].as_str().unwrap().contains("not signed by the centre"), "{health}");
+    let c = camera(&api, &op).await;
+    assert_eq!(c["running"]["settings_version"], v5, "{c}");
+    assert_eq!(c["running"]["person_threshold"].as_f64().map(|x| (x * 100.0).round()), Some(90.0), "{c}");
+
     // No reading was lost through four switches.
     agent.stop().await;
     let queue = dir.path().join(format!("{EDGE}.queue.db"));

@@ -153,8 +153,7 @@ pub async fn run(hub: TuningHub, l: Listener, shutdown: CancellationToken) {
 
 fn refuse_all(hub: &TuningHub, health: &Health, reason: &str, message: &str) {
     tracing::warn!(reason, "{message}");
-    for id in hub.ids() {
-        let source = format!("{}", id);
-        health.rejected(&source, "camera", reason, message);
+    for source_id in hub.source_ids() {
+        health.rejected(&source_id, "camera", reason, message);
     }
 }

@@ -69,6 +69,11 @@ impl TuningHub {
         self.lock().keys().cloned().collect()
     }
 
+    /// The cameras' source ids (`{edge}/{id}`), in id order.
+    pub fn source_ids(&self) -> Vec<String> {
+        self.lock().values().map(|(s, _)| s.clone()).collect()
+    }
+
     /// Sends `r` to camera `id`; its source id, or `None` if no running camera has that id.
     pub fn send(&self, id: &str, r: Retune) -> Option<String> {
         let map = self.lock();
