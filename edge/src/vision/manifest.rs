@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn vendored_models_match_their_checksums() {
-        for name in ["nanodet-g-coco", "ssdlite-mnv2-person"] {
+        for name in ["nanodet-g-coco", "nanodet-g-coco-int8", "ssdlite-mnv2-person"] {
             let spec = Manifest::find(&repo_manifest(), name).unwrap();
             let bytes = read_verified(&spec).unwrap();
             assert!(bytes.len() > 1_000_000, "{name}: {} bytes", bytes.len());
