@@ -4,7 +4,8 @@
 #     (the edge binary looks there by itself; see edge/src/vision/runtime.rs for the search order);
 #   - the demo's camera video in .cache/data/ (vtest.avi from Debian's opencv-doc);
 #   - with --test: the darknet stills in .cache/data/ and a Python venv in .cache/venv/ with onnxruntime,
-#     opencv-python-headless and numpy for the reference checks and the benchmark's Python pipeline.
+#     opencv-python-headless and numpy for the reference checks and the benchmark's Python pipeline, and
+#     schemathesis for the OpenAPI check against the live server.
 # Idempotent: each step is skipped when its output is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,9 +63,11 @@ fi
 echo "setup: test data in $data"
 
 venv=.cache/venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import onnxruntime, cv2, numpy' 2>/dev/null; then
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import onnxruntime, cv2, numpy, schemathesis' 2>/dev/null; then
   echo "setup: Python reference environment in $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet "onnxruntime==$ORT_VERSION" "opencv-python-headless==4.10.0.84" "numpy<2.3"
+  # schemathesis: the OpenAPI document checked against the live server (tests/schemathesis.rs).
+  "$venv/bin/pip" install --quiet "onnxruntime==$ORT_VERSION" "opencv-python-headless==4.10.0.84" "numpy<2.3" \
+    "schemathesis==4.32.5"
 fi
 echo "setup: python reference at $venv/bin/python"

@@ -70,7 +70,7 @@ pub fn parse_thresholds(text: &str) -> Result<Vec<f32>, String> {
     if parts.len() == 3 {
         let nums: Vec<f64> = parts.iter().filter_map(|p| p.trim().parse().ok()).collect();
         let [from, to, step] = nums[..] else { return Err(format!("--thresholds: cannot read {text:?}")) };
-        if !(step > 0.0) || to < from || (to - from) / step > 1000.0 {
+        if step.is_nan() || step <= 0.0 || to < from || (to - from) / step > 1000.0 {
             return Err("--thresholds FROM:TO:STEP wants FROM ≤ TO and a positive STEP (at most 1000 values)".into());
         }
         let n = ((to - from) / step + 1e-6).floor() as usize;

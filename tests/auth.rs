@@ -71,6 +71,10 @@ async fn roles_and_grids_are_enforced_on_every_endpoint() {
         let (bad, _) = call(m, &url, Some("cg_not_a_token"), Some(json!({}))).await;
         if *path == "/api/v1/openapi.json" {
             assert_eq!(no, StatusCode::OK);
+        } else if path.starts_with("/api/v1/edges/{site}/{edge}/models/") {
+            // Edges fetch models with their credential's signature, not a token; with `[edges] authentication =
+            // "off"` (as here) edges have none and the pool is open to them (tests/camera_tuning.rs: signed).
+            assert_eq!((no, bad), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND), "{method} {path}");
         } else {
             assert_eq!((no, bad), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED), "{method} {path}");
         }

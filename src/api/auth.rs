@@ -82,7 +82,7 @@ pub struct CreatedToken {
 pub async fn create_token(
     State(s): State<AppState>,
     caller: Caller,
-    Json(body): Json<NewToken>,
+    super::ApiJson(body): super::ApiJson<NewToken>,
 ) -> Result<Json<CreatedToken>, ApiError> {
     caller.require(&[Role::Admin])?;
     if let Some(w) = &body.worker {

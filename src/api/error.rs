@@ -35,6 +35,9 @@ pub enum ApiError {
         /// Every problem, one per line as `check-config` prints them.
         problems: Vec<String>,
     },
+    /// 415: a request body that is not declared as JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 503: a bounded resource (event streams) is full.
     #[error("{0}")]
     Unavailable(String),
@@ -86,6 +89,7 @@ impl IntoResponse for ApiError {
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {

@@ -4,6 +4,7 @@
 mod auth;
 mod error;
 mod events;
+mod json;
 mod kpis;
 pub mod limit;
 mod models;
@@ -32,6 +33,7 @@ use crate::store::tickets::TicketStore;
 
 pub use auth::Caller;
 pub use error::ApiError;
+pub use json::ApiJson;
 
 /// What the handlers share.
 #[derive(Clone)]

@@ -174,7 +174,7 @@ pub async fn change(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path((site, edge, camera)): Path<(String, String, String)>,
-    Json(c): Json<Change>,
+    super::ApiJson(c): super::ApiJson<Change>,
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {
     Caller(p.clone()).require(TUNERS)?;
     let key = CameraKey { site, edge, camera };

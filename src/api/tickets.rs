@@ -91,9 +91,9 @@ pub async fn act(
     State(s): State<AppState>,
     caller: Caller,
     Path((id, action)): Path<(i64, String)>,
-    body: Option<Json<ActionBody>>,
+    body: Option<super::ApiJson<ActionBody>>,
 ) -> Result<Json<Ticket>, ApiError> {
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let body = body.map(|super::ApiJson(b)| b).unwrap_or_default();
     let (ticket, _) = s.tickets.get(id).await?;
     let p = &caller.0;
     if !p.sees_grid(&ticket.site, &ticket.grid) || !p.may_act_on(&ticket) {

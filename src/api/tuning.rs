@@ -83,7 +83,7 @@ pub struct Changed {
 pub async fn change(
     State(s): State<AppState>,
     Caller(p): Caller,
-    Json(c): Json<Change>,
+    super::ApiJson(c): super::ApiJson<Change>,
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {
     Caller(p.clone()).require(&[Role::Engineer, Role::Admin])?;
     let version = s.rulebook.propose(&c.site, &c.toml, &p.name, &c.note).await?;
@@ -95,7 +95,7 @@ pub async fn change(
 pub async fn check(
     State(s): State<AppState>,
     caller: Caller,
-    Json(c): Json<Change>,
+    super::ApiJson(c): super::ApiJson<Change>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.require(&[Role::Engineer, Role::Admin])?;
     s.rulebook.check(&c.site, &c.toml).await?;
@@ -116,7 +116,7 @@ pub async fn rollback(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(version): Path<i64>,
-    Json(r): Json<Rollback>,
+    super::ApiJson(r): super::ApiJson<Rollback>,
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {
     Caller(p.clone()).require(&[Role::Engineer, Role::Admin])?;
     let version = s.rulebook.rollback(version, &p.name, &r.note).await?;
@@ -159,7 +159,7 @@ pub struct BacktestRequest {
 pub async fn backtest(
     State(s): State<AppState>,
     caller: Caller,
-    Json(req): Json<BacktestRequest>,
+    super::ApiJson(req): super::ApiJson<BacktestRequest>,
 ) -> Result<Json<Report>, ApiError> {
     caller.require(&[Role::Engineer, Role::Admin])?;
     let to = req.to.unwrap_or_else(Utc::now);

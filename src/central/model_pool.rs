@@ -96,7 +96,7 @@ impl ModelPool {
                 r
             })
             .collect();
-        out.sort_by(|a, b| b.finished_at.cmp(&a.finished_at));
+        out.sort_by_key(|r| std::cmp::Reverse(r.finished_at));
         out
     }
 }

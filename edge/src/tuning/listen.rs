@@ -97,7 +97,7 @@ pub async fn run(hub: TuningHub, l: Listener, shutdown: CancellationToken) {
             }
             Ok(Event::Incoming(Packet::Publish(p))) if p.topic == topic => {
                 let settings = match l.identity.from_centre(&topic, &p.payload) {
-                    Ok(body) if body.is_empty() => EdgeSettings::default(),
+                    Ok([]) => EdgeSettings::default(),
                     Ok(body) => match serde_json::from_slice::<EdgeSettings>(body) {
                         Ok(s) => s,
                         Err(e) => {

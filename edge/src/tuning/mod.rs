@@ -46,11 +46,14 @@ pub enum ModelChange {
     Refused(String),
 }
 
+/// Camera id → (source id, where its pipeline takes retunes).
+type Cameras = BTreeMap<String, (String, Sender<Retune>)>;
+
 /// Where cameras register for settings, by camera id (the `id` in the edge file); cloned into every source
 /// context.
 #[derive(Debug, Clone, Default)]
 pub struct TuningHub {
-    cameras: Arc<Mutex<BTreeMap<String, (String, Sender<Retune>)>>>,
+    cameras: Arc<Mutex<Cameras>>,
 }
 
 impl TuningHub {
@@ -81,7 +84,7 @@ impl TuningHub {
         tx.send(r).ok().map(|()| source_id.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (String, Sender<Retune>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cameras> {
         self.cameras.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
