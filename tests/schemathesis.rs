@@ -26,10 +26,13 @@ async fn every_request_the_schema_allows_gets_a_documented_answer() {
     let central = crowdgrid::central::start(loaded).await.unwrap();
     let admin = admin(&db).await;
     let base = format!("http://{}", central.api_addr);
+    // schemathesis keeps its example database in its working directory: the test's own.
+    let cwd = dir.path().to_path_buf();
     let out = tokio::time::timeout(
         Duration::from_secs(600),
         tokio::task::spawn_blocking(move || {
             Command::new(&st)
+                .current_dir(&cwd)
                 .args(["run", &format!("{base}/api/v1/openapi.json")])
                 .args(["--url", &base])
                 .args(["-H", &format!("Authorization: Bearer {admin}")])
