@@ -1,7 +1,8 @@
 //! Engineers' tickets as a closed loop: an edge that goes offline raises an engineers' ticket (with their own
 //! SLA deadlines), operators see it labelled as engineering (`kind = data_quality`), a grid worker may not act on
 //! it (403), an engineer acknowledges and resolves it (200), and the edge coming back online resolves a ticket
-//! still open.
+//! still open. An edge that stays online but loses data (most camera frames dropped) raises a degraded ticket and
+//! is marked degraded in `/edges` until a status shows no new loss.
 
 mod common;
 
@@ -82,5 +83,72 @@ async fn an_offline_edge_raises_an_engineers_ticket_that_engineers_close() {
     let detail = get_json(&format!("{api}/api/v1/tickets/{id}"), &operator).await;
     let events: Vec<&str> = detail["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert!(events.ends_with(&["reopened", "acknowledged", "resolved"]), "{events:?}");
+    central.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_losing_data_raises_a_degraded_ticket_shown_on_its_edge_until_the_loss_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let central = crowdgrid::central::start(central_embedded(dir.path())).await.unwrap();
+    let api = format!("http://{}", central.api_addr);
+    let db = dir.path().join("central.db");
+    let operator = token(&db, Role::Operator, None).await;
+    let (host, port) = central.mqtt.clone();
+    let (client, mut el) = AsyncClient::new(MqttOptions::new(format!("deg-{}", unique()), host, port), 50);
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let mut r =
+        Reading::new("boai-school", "gate-plaza", SourceKind::Camera, "cam7/gate-cam", Utc::now(), 3.0, 600.0, 0.9);
+    r.seq = 1;
+    client
+        .publish(
+            topic::reading("crowdgrid/v1", "boai-school", "gate-plaza"),
+            QoS::AtLeastOnce,
+            false,
+            serde_json::to_vec(&r).unwrap(),
+        )
+        .await
+        .unwrap();
+    let m = central.metrics.clone();
+    eventually(Duration::from_secs(10), "the reading stored", || async {
+        (m.readings_stored.get() == 1).then_some(())
+    })
+    .await;
+    let status_topic = topic::edge_status("crowdgrid/v1", "boai-school", "cam7");
+    let status = |accepted: u64, frames_dropped: u64| {
+        let mut s = EdgeStatus::offline("cam7", "boai-school");
+        s.state = EdgeState::Online;
+        s.sources = vec![crowdgrid_proto::SourceHealth {
+            id: "cam7/gate-cam".into(),
+            kind: "camera".into(),
+            last_ok: Some(Utc::now()),
+            accepted,
+            rejected: [("frame_dropped".to_string(), frames_dropped)].into_iter().collect(),
+            last_error: None,
+        }];
+        serde_json::to_vec(&s).unwrap()
+    };
+    // Healthy, then inference falls behind: 80 of the next 100 frames dropped.
+    client.publish(&status_topic, QoS::AtLeastOnce, true, status(100, 2)).await.unwrap();
+    client.publish(&status_topic, QoS::AtLeastOnce, true, status(120, 82)).await.unwrap();
+    let t: Value = eventually(Duration::from_secs(10), "a degraded ticket", || async {
+        let all = get_json(&format!("{api}/api/v1/tickets"), &operator).await;
+        all.as_array().unwrap().iter().find(|t| t["rule"] == "edge-degraded:cam7").cloned()
+    })
+    .await;
+    assert_eq!((t["audience"].as_str(), t["zone"].as_str()), (Some("engineer"), Some("gate-plaza")), "{t}");
+    let edges = get_json(&format!("{api}/api/v1/edges"), &operator).await;
+    let e = edges.as_array().unwrap().iter().find(|e| e["edge_id"] == "cam7").cloned().unwrap();
+    assert!(e["degraded"].as_str().unwrap().contains("cam7/gate-cam dropping frames: 80 of 100"), "{e}");
+    // It catches up (no new drops): the ticket resolves and the edge is no longer marked.
+    client.publish(&status_topic, QoS::AtLeastOnce, true, status(220, 82)).await.unwrap();
+    let id = t["id"].as_i64().unwrap();
+    eventually(Duration::from_secs(10), "resolved when the loss stops", || async {
+        let t = get_json(&format!("{api}/api/v1/tickets/{id}"), &operator).await;
+        (t["state"] == "resolved").then_some(())
+    })
+    .await;
+    let edges = get_json(&format!("{api}/api/v1/edges"), &operator).await;
+    let e = edges.as_array().unwrap().iter().find(|e| e["edge_id"] == "cam7").cloned().unwrap();
+    assert!(e.get("degraded").is_none(), "{e}");
     central.stop().await;
 }

@@ -15,6 +15,10 @@ pub struct EdgeView {
     pub status: EdgeStatus,
     /// When the centre received it.
     pub received_at: DateTime<Utc>,
+    /// Why the edge is degraded (its queue overflowing, its cameras dropping most frames) as of this status;
+    /// absent when it is not ([`super::edge_watch::degraded`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub degraded: Option<String>,
 }
 
 /// Shared registry of edges by `(site, edge)`.
@@ -25,7 +29,7 @@ pub struct Edges {
 
 impl Edges {
     /// Records a status; returns the number of edges online afterwards and the stored view.
-    pub fn update(&self, status: EdgeStatus) -> (usize, EdgeView) {
+    pub fn update(&self, status: EdgeStatus, degraded: Option<String>) -> (usize, EdgeView) {
         let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
         let key = (status.site.clone(), status.edge_id.clone());
         if status.state == EdgeState::Offline {
@@ -33,9 +37,15 @@ impl Edges {
         } else if map.get(&key).is_none_or(|v| v.status.state == EdgeState::Offline) {
             tracing::info!(site = %status.site, edge = %status.edge_id, "edge online");
         }
-        let view = EdgeView { status, received_at: Utc::now() };
+        let view = EdgeView { status, received_at: Utc::now(), degraded };
         map.insert(key, view.clone());
         (map.values().filter(|v| v.status.state == EdgeState::Online).count(), view)
+    }
+
+    /// The edge's last view.
+    pub fn get(&self, site: &str, edge: &str) -> Option<EdgeView> {
+        let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        map.get(&(site.to_string(), edge.to_string())).cloned()
     }
 
     /// The last known state of an edge.

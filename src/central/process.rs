@@ -113,10 +113,14 @@ impl Processor {
                             good.push(r);
                         }
                         Incoming::Status(s) => {
-                            let before = self.edges.state(&s.site, &s.edge_id);
+                            let prev = self.edges.get(&s.site, &s.edge_id);
+                            let before = prev.as_ref().map(|v| v.status.state);
                             let (site, edge, state, at) = (s.site.clone(), s.edge_id.clone(), s.state, s.ts);
                             fired.extend(edge_watch::event(&live, &site, &edge, before, state, at));
-                            let (online, view) = self.edges.update(s);
+                            let degraded = edge_watch::degraded(prev.as_ref().map(|v| &v.status), &s);
+                            let was = prev.as_ref().and_then(|v| v.degraded.as_deref());
+                            fired.extend(edge_watch::degraded_event(&live, &s, was, degraded.as_deref()));
+                            let (online, view) = self.edges.update(s, degraded);
                             self.metrics.edges_online.set(online as i64);
                             self.events.send(LiveEvent::Edge(Box::new(view)));
                         }

@@ -261,10 +261,13 @@ function renderEdges() {
         })
         .join('');
       return `<div class="edge-card" data-edge="${esc(e.edge_id)}" data-state="${esc(e.state)}">
-        <div class="eh"><b>${esc(e.edge_id)}</b><span class="pill ${e.state === 'online' ? 'online' : 'offline'}">${esc(e.state)}</span>
+        <div class="eh"><b>${esc(e.edge_id)}</b><span class="pill ${e.state === 'online' ? 'online' : 'offline'}">${esc(e.state)}</span>${
+          e.degraded ? `<span class="pill degraded" title="${esc(e.degraded)}">degraded</span>` : ''
+        }
           <span class="muted">site ${esc(e.site)} · version ${esc(e.version || '–')} · queue ${fmtNum(e.queue_depth)}${
             e.queue_dropped ? ` · <span class="health-bad">${fmtNum(e.queue_dropped)} dropped</span>` : ' · none dropped'
           } · last status ${fmtDateTime(e.received_at || e.ts, off)} (${fmtDuration(ageOf(e.received_at || e.ts))} ago)</span></div>
+        ${e.degraded ? `<p class="health-stale small">Degraded: ${esc(e.degraded)}</p>` : ''}
         ${
           srcs
             ? `<table class="grid"><thead><tr><th>source</th><th>kind</th><th>health</th><th class="num">accepted</th><th>rejected by reason</th><th>last error</th></tr></thead><tbody>${srcs}</tbody></table>`

@@ -303,7 +303,8 @@ function onEdge(e) {
 
 /**
  * Edges have no coordinates in the API: each is drawn just outside the north-west corner of its site's
- * zones (one after another), labelled, grey when offline.
+ * zones (one after another), labelled, grey when offline, amber when degraded (losing data: the reason in its
+ * tooltip, and an engineers' ticket raised by the centre).
  */
 function renderEdges() {
   S.edgeLayer.clearLayers();
@@ -313,12 +314,13 @@ function renderEdges() {
   S.edges.forEach((e, i) => {
     const pos = L.latLng(nw.lat, nw.lng + span * 0.06 * i);
     const online = e.state === 'online';
+    const cls = !online ? 'offline' : e.degraded ? 'degraded' : 'online';
     const m = L.marker(pos, {
       icon: L.divIcon({
         className: '',
         iconSize: [26, 26],
         iconAnchor: [13, 30],
-        html: `<div class="edge-marker ${online ? 'online' : 'offline'}" data-edge="${esc(e.edge_id)}" data-state="${esc(e.state)}">E${i + 1}</div>`,
+        html: `<div class="edge-marker ${cls}" data-edge="${esc(e.edge_id)}" data-state="${esc(e.state)}"${e.degraded ? ' data-degraded="1"' : ''}>E${i + 1}</div>`,
       }),
       keyboard: false,
     });
@@ -333,6 +335,7 @@ function renderEdges() {
        <div><span class="pill ${online ? 'online' : 'offline'}">${esc(e.state)}</span> v${esc(e.version || '?')} · queue ${fmtNum(e.queue_depth)}${
          e.queue_dropped ? ` · <b style="color:var(--bad)">${fmtNum(e.queue_dropped)} dropped</b>` : ''
        }</div>
+       ${e.degraded ? `<div class="small" style="color:var(--warning)"><b>degraded:</b> ${esc(e.degraded)}</div>` : ''}
        <div class="muted small">last status ${fmtClock(e.received_at || e.ts, S.siteInfo?.utc_offset_minutes, true)}</div>
        <div class="small">${srcs || 'no sources reported'}</div>
        <div class="muted small">edges carry no coordinates: drawn at the site's corner</div>`,
@@ -823,7 +826,7 @@ function tick() {
 function renderLegend() {
   document.getElementById('legend').innerHTML =
     LEVELS.map((l) => `<div><i style="background:${LEVEL_COLOR[l]}"></i>${l}</div>`).join('') +
-    `<div><i class="pin-i"></i>open ticket</div><div><i class="edge-i"></i>edge online</div><div><i class="edge-off"></i>edge offline</div>`;
+    `<div><i class="pin-i"></i>open ticket</div><div><i class="edge-i"></i>edge online</div><div><i class="edge-deg"></i>edge degraded</div><div><i class="edge-off"></i>edge offline</div>`;
 }
 
 void LEVEL_RANK;
