@@ -356,6 +356,19 @@ try {
       const hist = await apiGet(`/cameras/${SITE}/e2e-cam/beach-cam/settings`, ENGINEER);
       if (hist.length !== 1 || Math.abs(hist[0].person_threshold - 0.4) > 1e-6 || !/sign/.test(hist[0].note)) throw new Error(`history: ${JSON.stringify(hist)}`);
     });
+    await step('a camera edge dropping most of its frames turns amber on the operator map, with the reason', async () => {
+      const health = (accepted, dropped) => ({ ...status, ts: new Date().toISOString(), sources: [{ id: 'e2e-cam/beach-cam', kind: 'camera', accepted, rejected: { frame_dropped: dropped } }] });
+      for (const s of [health(100, 0), health(110, 90)]) {
+        const r = spawnSync('mosquitto_pub', ['-h', MQTT_HOST, '-p', String(MQTT_PORT), '-q', '1', '-r', '-t', `${PREFIX}/${SITE}/edge/e2e-cam/status`, '-m', JSON.stringify(s)], { encoding: 'utf8', timeout: 10000 });
+        if (r.status !== 0) fail(`mosquitto_pub exited ${r.status}: ${r.stderr || r.error}`);
+      }
+      const marker = await op.waitForSelector('.edge-marker.degraded[data-edge="e2e-cam"]', { timeout: 15000 });
+      const colour = await marker.evaluate((el) => getComputedStyle(el).backgroundColor);
+      if (colour !== 'rgb(179, 89, 0)') throw new Error(`degraded edge drawn in ${colour}`);
+      await marker.hover();
+      await op.waitForFunction(() => /degraded: e2e-cam\/beach-cam dropping frames: 90 of 100/.test(document.querySelector('.leaflet-tooltip')?.textContent || ''), null, { timeout: 5000 });
+      await shot(op, 'operator-degraded-edge');
+    });
   }
 
   if (pageErrors.length) fail(`uncaught errors in the pages:\n  ${pageErrors.join('\n  ')}`);
