@@ -54,21 +54,25 @@ pub struct ModelAssignment {
     pub spec: serde_json::Value,
 }
 
+/// Problems with a threshold or IoU setting (each 0.01..0.99 when set), by name: the centre checks what an
+/// engineer submits with it and the edge what it receives.
+pub fn value_problems(
+    person_threshold: Option<f32>,
+    vehicle_threshold: Option<f32>,
+    nms_iou: Option<f32>,
+) -> Vec<String> {
+    [("person_threshold", person_threshold), ("vehicle_threshold", vehicle_threshold), ("nms_iou", nms_iou)]
+        .into_iter()
+        .filter_map(|(name, v)| {
+            v.filter(|v| !(0.01..=0.99).contains(v)).map(|v| format!("{name} {v} is outside 0.01..0.99"))
+        })
+        .collect()
+}
+
 impl CameraSettings {
     /// Checks the values a centre or a forged message could get wrong; every problem listed.
     pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for (name, v) in [
-            ("person_threshold", self.person_threshold),
-            ("vehicle_threshold", self.vehicle_threshold),
-            ("nms_iou", self.nms_iou),
-        ] {
-            if let Some(v) = v {
-                if !(0.01..=0.99).contains(&v) {
-                    out.push(format!("{name} {v} is outside 0.01..0.99"));
-                }
-            }
-        }
+        let mut out = value_problems(self.person_threshold, self.vehicle_threshold, self.nms_iou);
         if let Some(m) = &self.model {
             if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
                 out.push("model.sha256 is not 64 lower-case hex digits".into());

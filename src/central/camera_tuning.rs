@@ -88,18 +88,7 @@ impl CameraTuning {
 
     /// Problems with `v` against the pool.
     pub fn problems(&self, v: &SettingsValues) -> Vec<String> {
-        let mut out = Vec::new();
-        for (name, x) in [
-            ("person_threshold", v.person_threshold),
-            ("vehicle_threshold", v.vehicle_threshold),
-            ("nms_iou", v.nms_iou),
-        ] {
-            if let Some(x) = x {
-                if !(0.01..=0.99).contains(&x) {
-                    out.push(format!("{name}: {x} is outside 0.01..0.99"));
-                }
-            }
-        }
+        let mut out = crowdgrid_proto::tuning::value_problems(v.person_threshold, v.vehicle_threshold, v.nms_iou);
         if let Some(m) = &v.model {
             if self.pool.by_name(m).is_none() {
                 let have: Vec<&str> = self.pool.models().iter().map(|m| m.spec.name.as_str()).collect();

@@ -40,3 +40,10 @@ impl BlockingConn {
         .map_err(|e| StoreError::Join(e.to_string()))?
     }
 }
+
+/// Runs `f` (which opens what it needs) on the blocking pool: the version tables' one-off queries.
+pub async fn run<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, StoreError> + Send + 'static,
+) -> Result<R, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Join(e.to_string()))?
+}

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::params;
 use serde::Serialize;
 
+use super::blocking::run as blocking;
 use super::dispatch_db::DispatchDb;
 use super::{from_ms, ms, schema, StoreError};
 
@@ -202,10 +203,4 @@ impl DispatchDb {
             }
         }
     }
-}
-
-async fn blocking<R: Send + 'static>(
-    f: impl FnOnce() -> Result<R, StoreError> + Send + 'static,
-) -> Result<R, StoreError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Join(e.to_string()))?
 }
