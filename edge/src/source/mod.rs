@@ -31,6 +31,7 @@ pub mod base_station;
 pub mod camera;
 pub mod drone;
 pub mod gate;
+mod retune;
 pub mod simulated;
 pub mod vision_run;
 
