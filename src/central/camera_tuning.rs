@@ -134,8 +134,14 @@ impl CameraTuning {
 
     /// The message the edge `(site, edge)` should hold now.
     pub async fn settings_of(&self, site: &str, edge: &str) -> Result<EdgeSettings, StoreError> {
+        let newest = self.newest().await?;
+        Ok(self.message(newest.iter().filter(|v| v.key.site == site && v.key.edge == edge)))
+    }
+
+    /// An edge's message from the newest version of each of its cameras.
+    fn message<'a>(&self, versions: impl Iterator<Item = &'a SettingsVersion>) -> EdgeSettings {
         let mut cameras = BTreeMap::new();
-        for v in self.newest().await?.into_iter().filter(|v| v.key.site == site && v.key.edge == edge) {
+        for v in versions {
             let model = v.values.model.as_deref().and_then(|m| self.pool.by_name(m)).map(|m| ModelAssignment {
                 name: m.spec.name.clone(),
                 version: m.spec.version.clone(),
@@ -154,13 +160,17 @@ impl CameraTuning {
                 },
             );
         }
-        Ok(EdgeSettings { cameras })
+        EdgeSettings { cameras }
     }
 
     /// Publishes the edge's settings (retained, signed with its newest credential).
     pub async fn publish(&self, site: &str, edge: &str) -> Result<(), String> {
-        let body = serde_json::to_vec(&self.settings_of(site, edge).await.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        let settings = self.settings_of(site, edge).await.map_err(|e| e.to_string())?;
+        self.send(site, edge, &settings).await
+    }
+
+    async fn send(&self, site: &str, edge: &str, settings: &EdgeSettings) -> Result<(), String> {
+        let body = serde_json::to_vec(settings).map_err(|e| e.to_string())?;
         let t = topic::edge_settings(&self.prefix, site, edge);
         let payload = match self.auth {
             Authentication::Off => body,
@@ -172,7 +182,7 @@ impl CameraTuning {
         self.client.publish(t, QoS::AtLeastOnce, true, payload).await.map_err(|e| e.to_string())
     }
 
-    /// Publishes every edge's settings (at start).
+    /// Publishes every edge's settings (at start), from one read of the newest versions.
     pub async fn publish_all(&self) {
         let newest = match self.newest().await {
             Ok(n) => n,
@@ -181,10 +191,12 @@ impl CameraTuning {
                 return;
             }
         };
-        let edges: std::collections::BTreeSet<(String, String)> =
-            newest.into_iter().map(|v| (v.key.site, v.key.edge)).collect();
-        for (site, edge) in edges {
-            if let Err(why) = self.publish(&site, &edge).await {
+        let mut by_edge: BTreeMap<(&str, &str), Vec<&SettingsVersion>> = BTreeMap::new();
+        for v in &newest {
+            by_edge.entry((v.key.site.as_str(), v.key.edge.as_str())).or_default().push(v);
+        }
+        for ((site, edge), versions) in by_edge {
+            if let Err(why) = self.send(site, edge, &self.message(versions.into_iter())).await {
                 tracing::warn!(site, edge, why, "camera settings not published");
             }
         }

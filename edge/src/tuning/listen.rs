@@ -110,10 +110,11 @@ pub async fn run(hub: TuningHub, l: Listener, shutdown: CancellationToken) {
                         continue;
                     }
                 };
-                for id in settings.cameras.keys().filter(|id| !hub.ids().contains(id)) {
+                let ids = hub.ids();
+                for id in settings.cameras.keys().filter(|id| !ids.contains(id)) {
                     tracing::warn!(camera = %id, "settings for a camera this edge does not run; ignored");
                 }
-                for id in hub.ids() {
+                for id in ids {
                     let want = settings.cameras.get(&id);
                     let version = want.map(|s| s.version).unwrap_or(0);
                     if sent.get(&id).copied().unwrap_or(0) == version {
