@@ -63,7 +63,7 @@ if [ "$want_test" -eq 1 ]; then
     exit 1
   fi
   here=$(cd "$(dirname "$0")/.." && pwd)
-  if [ ! -d "$here/tests/browser/node_modules/playwright-core" ]; then
+  if [ ! -d "$here/tests/browser/node_modules/playwright-core" ] || [ ! -d "$here/tests/browser/node_modules/axe-core" ]; then
     echo "setup: npm ci in tests/browser"
     npm ci --prefix "$here/tests/browser" --no-audit --no-fund >/dev/null
   fi

@@ -29,5 +29,6 @@ pub mod metrics;
 pub mod rules;
 pub mod rules_cli;
 pub mod shutdown;
+pub mod simcity;
 pub mod store;
 pub mod ticket_state;

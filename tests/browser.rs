@@ -8,50 +8,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use common::*;
 use crowdgrid::auth::{Role, Tokens};
 
-const SETUP_HINT: &str = "run scripts/test.sh (scripts/setup.sh --test installs chromium, nodejs/npm, \
-                          mosquitto-clients and the node modules of tests/browser)";
-
-fn require(what: &str, ok: bool) {
-    assert!(ok, "{what} is missing: {SETUP_HINT}");
-}
-
-/// Whether `cmd` can be started (on the PATH and executable); its exit status does not matter.
-fn found(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd).arg(arg).output().is_ok()
-}
-
-/// `npm ci` in tests/browser when its node_modules is missing (scripts/setup.sh --test normally did it).
-fn node_modules(dir: &Path) {
-    if dir.join("node_modules/playwright-core").is_dir() {
-        return;
-    }
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-        .arg(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("npm: {e}: {SETUP_HINT}"));
-    assert!(
-        out.status.success(),
-        "npm ci --prefix tests/browser failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_app_end_to_end_in_chromium() {
-    require("/usr/bin/chromium (Debian package chromium)", Path::new("/usr/bin/chromium").exists());
-    require("node (Debian package nodejs)", found("node", "--version"));
-    require("mosquitto_pub (Debian package mosquitto-clients)", found("mosquitto_pub", "--help"));
-    let browser_dir = root().join("tests/browser");
-    node_modules(&browser_dir);
+    let browser_dir = browser::browser_dir();
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = central_embedded(dir.path());
@@ -96,7 +61,7 @@ async fn web_app_end_to_end_in_chromium() {
         .await
         .expect("the browser test finishes within 5 minutes")
         .unwrap()
-        .unwrap_or_else(|e| panic!("node: {e}: {SETUP_HINT}"));
+        .unwrap_or_else(|e| panic!("node: {e}: {}", browser::SETUP_HINT));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     central.stop().await;

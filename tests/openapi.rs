@@ -336,6 +336,10 @@ async fn centre_serves_the_document_and_answers_match_it() {
     api.call("GET", "/api/v1/rules", "/api/v1/rules", a, None, 200).await;
     api.call("GET", "/api/v1/rules", "/api/v1/rules", Some(&worker), None, 403).await;
     api.call("GET", "/api/v1/kpis", "/api/v1/kpis?site=west-taihu", a, None, 200).await;
+    let city = api.call("GET", "/api/v1/city", "/api/v1/city?top=5", a, None, 200).await;
+    assert!(city["worst"].as_array().is_some_and(|w| !w.is_empty()), "the crowded beach is among the worst: {city}");
+    api.call("GET", "/api/v1/city", "/api/v1/city", Some(&worker), None, 403).await;
+    api.call("GET", "/api/v1/city", "/api/v1/city?top=many", a, None, 400).await;
     api.call("GET", "/api/v1/outbox", "/api/v1/outbox", a, None, 200).await;
 
     let act = "/api/v1/tickets/{id}/{action}";

@@ -2,6 +2,7 @@
 //! the web app. See docs/API.md.
 
 mod auth;
+mod city;
 mod error;
 mod events;
 mod json;
@@ -98,6 +99,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/me"),
     ("POST", "/api/v1/tokens"),
     ("GET", "/api/v1/sites"),
+    ("GET", "/api/v1/city"),
     ("GET", "/api/v1/zones"),
     ("GET", "/api/v1/sequences"),
     ("POST", "/api/v1/events/ticket"),
@@ -142,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/me", get(auth::me))
         .route("/api/v1/tokens", post(auth::create_token))
         .route("/api/v1/sites", get(zones::sites))
+        .route("/api/v1/city", get(city::city))
         .route("/api/v1/zones", get(zones::zones))
         .route("/api/v1/zones.geojson", get(zones::zones_geojson))
         .route("/api/v1/zones/{site}/{zone}/series", get(zones::series))

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: real centres, real edges, real brokers, on free ports.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

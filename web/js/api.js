@@ -389,6 +389,7 @@ export function renderIdentity(who) {
   const nav = document.getElementById('nav');
   if (nav) {
     const links = [
+      ['city.html', 'City', ['operator', 'engineer', 'admin']],
       ['index.html', 'Live map', ['operator', 'engineer', 'admin']],
       ['worker.html', 'Grid worker', ['grid_worker', 'operator', 'admin']],
       ['engineer.html', 'Engineering console', ['engineer', 'operator', 'admin']],

@@ -6,6 +6,7 @@ import {
   fmtNum, fmtDensity, fmtMeasure, fmtDuration, fmtClock, fmtDateTime, ageOf, trendText, centroid, fmtMetric, sortedLevels,
 } from './api.js';
 import { drawChart } from './chart.js';
+import { declutter } from './declutter.js';
 
 /** The centre's fusion of every source of a zone, stored as its own series: what the map showed. */
 const MAP_SERIES = 'crowdgrid-central/fused';
@@ -138,7 +139,16 @@ async function loadSite(siteId) {
     elp.setAttribute('data-zone', z.zone);
     elp.setAttribute('data-site', z.site);
     elp.setAttribute('data-level', z.level || 'normal');
+    // A zone is a button to the keyboard and to screen readers: Tab reaches it, Enter opens its details.
+    elp.setAttribute('role', 'button');
+    elp.setAttribute('tabindex', '0');
     elp.setAttribute('aria-label', z.name);
+    elp.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' || ev.key === ' ') {
+        ev.preventDefault();
+        selectZone(z.zone);
+      }
+    });
     layer.bindTooltip(() => zoneTip(z.zone), { sticky: true, className: 'zone-tip', direction: 'top', offset: [0, -8] });
     layer.on('click', () => selectZone(z.zone));
     S.layers.set(z.zone, layer);
@@ -149,10 +159,11 @@ async function loadSite(siteId) {
       S.labels.set(z.zone, label);
     }
   }
-  if (bounds.isValid()) map.fitBounds(bounds, { padding: [40, 40] });
+  if (bounds.isValid()) map.fitBounds(bounds, fitPadding());
   S.bounds = bounds;
   fitLabels();
   await Promise.all([refreshZones(), refreshTickets(), refreshEdges()]);
+  focusFromUrl();
 
   S.live = liveUpdates({
     site: siteId,
@@ -166,6 +177,34 @@ async function loadSite(siteId) {
       c.textContent = text;
     },
   });
+}
+
+/** Room for the legend on the left and the replay bar below, so neither covers a zone. */
+function fitPadding() {
+  const lg = document.getElementById('legend').getBoundingClientRect();
+  const narrow = window.innerWidth < 700;
+  return narrow
+    ? { paddingTopLeft: [16, 16], paddingBottomRight: [lg.width + 16, 70] }
+    : { paddingTopLeft: [lg.width + 24, 40], paddingBottomRight: [20, 70] };
+}
+
+/** `?zone=` or `?grid=` (links from the city view): zoom to it (and open the zone), once. */
+function focusFromUrl() {
+  const u = new URL(location.href);
+  const zone = u.searchParams.get('zone');
+  const grid = u.searchParams.get('grid');
+  if (!zone && !grid) return;
+  u.searchParams.delete('zone');
+  u.searchParams.delete('grid');
+  history.replaceState(null, '', u.pathname + u.search + u.hash);
+  const b = L.latLngBounds([]);
+  for (const [id, z] of S.zones) if (id === zone || z.grid === grid) b.extend(S.layers.get(id).getBounds());
+  if (!b.isValid()) {
+    toast(zone ? `No zone ${zone} in this site` : `No grid ${grid} in this site`, 'error');
+    return;
+  }
+  map.fitBounds(b, { padding: [60, 60], maxZoom: 19 });
+  if (zone) selectZone(zone);
 }
 
 // ── zones ────────────────────────────────────────────────────────────────────────────────────────
@@ -203,6 +242,14 @@ function fitLabels() {
     const name = e.querySelector('.zname');
     if (name) name.classList.toggle('hidden', w < 90 || h < 34);
   }
+  // Worst level first, then the larger zone: a label that would overlap a more important one is hidden.
+  const order = [...S.labels.keys()].sort((a, b) => {
+    const za = S.zones.get(a);
+    const zb = S.zones.get(b);
+    return (LEVEL_RANK[zb?.level] ?? 0) - (LEVEL_RANK[za?.level] ?? 0) || (zb?.area_m2 ?? 0) - (za?.area_m2 ?? 0);
+  });
+  const items = order.map((id) => ({ el: S.labels.get(id).getElement()?.querySelector('.zl-inner') })).filter((x) => x.el);
+  declutter(items);
 }
 
 function zoneTip(id) {
@@ -829,7 +876,6 @@ function renderLegend() {
     `<div><i class="pin-i"></i>open ticket</div><div><i class="edge-i"></i>edge online</div><div><i class="edge-deg"></i>edge degraded</div><div><i class="edge-off"></i>edge offline</div>`;
 }
 
-void LEVEL_RANK;
 main().catch((e) => {
   console.error(e);
   if (e.status !== 401) fatal(e.message);

@@ -1,0 +1,390 @@
+// The pages as people use them, in Debian's headless Chromium (playwright-core), against a centre that
+// tests/browser_ux.rs started with both scenarios plus a generated city of 2,000+ zones. What is checked is what
+// a person reads and sees: text with units and names, the level colours themselves, boxes that do not overlap.
+//
+//   (1) the city view (1440×900) renders every site's aggregates in under 2 s and stays responsive while
+//       zooming; the worst zone is listed first in its level's colour, and drills down to the site map;
+//   (2) zone labels of both scenarios do not overlap, at 1440×900 and 390×844 (boxes compared geometrically),
+//       and the legend covers no zone;
+//   (3) a ticket shows its rule's unit; an edge that goes offline raises an engineers' ticket and turns grey;
+//   (4) page weight: the map page's first visit ≤ 150 KB transferred compressed, a second visit only 304s;
+//   (5) axe (WCAG 2.2 AA) on every page, and with its dialogs open: no serious or critical violation;
+//   (6) the centre stops: the map, the worker's and the city pages turn "disconnected"; it comes back: "live".
+//
+// Control of the centre (step 6): this script prints `@@stop-centre` / `@@start-centre` on stdout and waits for
+// a line on stdin; tests/browser_ux.rs stops or restarts the centre on the same address and answers.
+//
+// Environment: BASE_URL, OPERATOR_TOKEN, ENGINEER_TOKEN, WORKER_TOKEN (a Boai worker), MQTT_HOST, MQTT_PORT,
+// SCREENSHOT_DIR, CITY_ZONES (how many zones the centre has in all); CHROMIUM (default /usr/bin/chromium).
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+const started = Date.now();
+const log = (msg) => console.log(`[ux +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+function fail(msg) {
+  console.error(`[ux] FAILED: ${msg}`);
+  process.exit(1);
+}
+const env = (name, fallback) => {
+  const v = process.env[name] ?? fallback;
+  if (v === undefined || v === '') fail(`environment variable ${name} is required`);
+  return v;
+};
+
+const BASE = env('BASE_URL').replace(/\/$/, '');
+const OP = env('OPERATOR_TOKEN');
+const ENGINEER = env('ENGINEER_TOKEN');
+const WORKER = env('WORKER_TOKEN');
+const MQTT_HOST = env('MQTT_HOST', '127.0.0.1');
+const MQTT_PORT = env('MQTT_PORT');
+const SHOTS = path.resolve(env('SCREENSHOT_DIR', 'target/browser-screenshots-ux'));
+const CITY_ZONES = Number(env('CITY_ZONES'));
+const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
+const PREFIX = 'crowdgrid/v1';
+const DESK = { width: 1440, height: 900 };
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
+const RGB = { normal: 'rgb(46, 158, 91)', notice: 'rgb(227, 192, 28)', warning: 'rgb(240, 127, 19)', critical: 'rgb(224, 38, 43)', unknown: 'rgb(123, 135, 148)' };
+fs.mkdirSync(SHOTS, { recursive: true });
+
+// ── the centre, MQTT and the API ──────────────────────────────────────────────────────────────────
+const stdin = readline.createInterface({ input: process.stdin });
+const answers = stdin[Symbol.asyncIterator]();
+async function control(what) {
+  console.log(`@@${what}`);
+  const { value, done } = await answers.next();
+  if (done || !value.startsWith('ok')) fail(`the harness answered ${value} to ${what}`);
+}
+
+async function apiGet(p, token = OP) {
+  const r = await fetch(BASE + '/api/v1' + p, { headers: { Authorization: `Bearer ${token}` } });
+  if (!r.ok) fail(`GET ${p}: ${r.status} ${await r.text()}`);
+  return r.json();
+}
+
+let seq = 0;
+const epoch = Date.now();
+function mqtt(topic, payload, retain = false) {
+  const args = ['-h', MQTT_HOST, '-p', String(MQTT_PORT), '-q', '1', '-t', topic, '-m', JSON.stringify(payload)];
+  if (retain) args.push('-r');
+  const r = spawnSync('mosquitto_pub', args, { encoding: 'utf8', timeout: 10000 });
+  if (r.status !== 0) fail(`mosquitto_pub exited ${r.status}: ${r.stderr || r.error}`);
+}
+function reading(site, zone, area, density, sourceId = 'e2e-ux/report') {
+  seq += 1;
+  const count = Math.round(area * density);
+  mqtt(`${PREFIX}/${site}/${zone}/reading`, {
+    site, zone, source: 'report', source_id: sourceId, ts: new Date().toISOString(), seq, epoch, count, area_m2: area, density: count / area, confidence: 0.9,
+  });
+}
+
+// ── browser ───────────────────────────────────────────────────────────────────────────────────────
+const pageErrors = [];
+let shotNo = 0;
+async function shot(page, name) {
+  shotNo += 1;
+  await page.screenshot({ path: path.join(SHOTS, `${String(shotNo).padStart(2, '0')}-${name}.png`) });
+}
+async function step(name, fn) {
+  log(`▶ ${name}`);
+  try {
+    await fn();
+  } catch (e) {
+    fail(`${name}: ${e.message.split('\n')[0]}`);
+  }
+}
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+async function newPage(opts, name) {
+  const ctx = await browser.newContext(opts);
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => pageErrors.push(`${name}: ${e.message}`));
+  return page;
+}
+const guard = setTimeout(() => fail('the whole run took longer than 6 minutes'), 360000);
+
+/** The boxes of the visible zone labels (names and numbers) of the map page. */
+const labelBoxes = (page) =>
+  page.$$eval('.zone-label .zl-inner', (els) =>
+    els
+      .filter((e) => e.offsetParent !== null && getComputedStyle(e).visibility === 'visible')
+      .map((e) => {
+        const r = e.getBoundingClientRect();
+        return { text: e.textContent, l: r.left, t: r.top, r: r.right, b: r.bottom };
+      }),
+  );
+function overlaps(boxes) {
+  const out = [];
+  for (let i = 0; i < boxes.length; i++)
+    for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i];
+      const b = boxes[j];
+      if (a.l < b.r && a.r > b.l && a.t < b.b && a.b > b.t) out.push(`"${a.text}" × "${b.text}"`);
+    }
+  return out;
+}
+
+const axeProblems = [];
+/** Runs axe on the page as it is now; serious and critical violations are collected (all pages, then one failure). */
+async function axe(page, what) {
+  await page.addScriptTag({ content: AXE });
+  const res = await page.evaluate(async () =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] }, resultTypes: ['violations'] }),
+  );
+  const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  for (const v of res.violations) log(`  axe ${what}: ${v.impact} ${v.id} (${v.nodes.length}): ${v.nodes.slice(0, 2).map((n) => n.target.join(' ')).join(', ')}`);
+  if (bad.length) {
+    axeProblems.push(`${what}: ${bad.map((v) => `${v.impact} ${v.id} on ${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')}: ${v.help}`).join('; ')}`);
+  }
+}
+
+try {
+  const allZones = await apiGet('/zones');
+  if (allZones.length !== CITY_ZONES) fail(`the API lists ${allZones.length} zones, the harness configured ${CITY_ZONES}`);
+  const cityZones = allZones.filter((z) => z.site.startsWith('city-'));
+  const hot = cityZones[Math.floor(cityZones.length / 2)];
+  const warm = cityZones[7];
+
+  // (1) The city view.
+  await step(`the city view draws ${CITY_ZONES} zones' aggregates in under 2 s at 1440×900`, async () => {
+    reading(hot.site, hot.zone, hot.area_m2, hot.thresholds.critical * 1.1);
+    reading(warm.site, warm.zone, warm.area_m2, warm.thresholds.notice * 1.05);
+    await new Promise((r) => setTimeout(r, 1500));
+    const page = await newPage({ viewport: DESK }, 'city');
+    await page.goto(`${BASE}/ui/city.html#token=${encodeURIComponent(OP)}`);
+    await page.waitForSelector('body[data-ready]', { timeout: 20000 });
+    const ms = Number(await page.getAttribute('body', 'data-ready'));
+    const nav = await page.evaluate(() => performance.getEntriesByType('navigation')[0].responseEnd);
+    log(`city view ready ${ms} ms after navigation start (document itself ${nav.toFixed(0)} ms)`);
+    if (!(ms < 2000)) throw new Error(`the city view took ${ms} ms`);
+    const totals = await page.textContent('#totals');
+    if (!totals.includes(CITY_ZONES.toLocaleString('en-US') + ' zones')) throw new Error(`the header says ${totals}`);
+    // The worst zone first, in the critical colour, with its unit; the notice one below it.
+    const first = page.locator('#worst li').first();
+    const text = await first.innerText();
+    if (!text.includes(hot.name) || !/\/m²/.test(text) || !/% of warning/.test(text)) throw new Error(`the worst zone reads ${text}`);
+    const colour = await first.evaluate((el) => getComputedStyle(el).borderLeftColor);
+    if (colour !== RGB.critical) throw new Error(`the worst zone is drawn in ${colour}`);
+    if (!(await page.$(`#worst li[data-zone="${warm.site}/${warm.zone}"][data-level="notice"]`))) throw new Error('the notice zone is not listed');
+    await shot(page, 'city-view');
+    // Responsive: zoom in twice (sub-districts → communities → grids), timing each redraw and any long task.
+    await page.evaluate(() => {
+      window.__long = [];
+      new PerformanceObserver((l) => window.__long.push(...l.getEntries().map((e) => e.duration))).observe({ type: 'longtask', buffered: false });
+    });
+    for (const want of ['communities', 'grids']) {
+      let clicks = 0;
+      const t0 = Date.now();
+      while ((await page.getAttribute('body', 'data-tier')) !== want) {
+        if (++clicks > 6) throw new Error(`six zoom-ins did not reach the ${want}`);
+        await page.click('.leaflet-control-zoom-in');
+        await page.waitForTimeout(400); // Leaflet's zoom animation is 250 ms
+      }
+      log(`zoomed in to the ${want} in ${clicks} clicks, ${Date.now() - t0} ms including 400 ms per click`);
+    }
+    const longest = Math.max(0, ...(await page.evaluate(() => window.__long)));
+    log(`longest main-thread task while zooming: ${longest.toFixed(0)} ms`);
+    if (longest > 1000) throw new Error(`a ${longest} ms task froze the page`);
+    await shot(page, 'city-grids');
+    // Drill down: the worst zone opens the site map zoomed on it, its panel open.
+    await page.click('.leaflet-control-zoom-out');
+    await page.locator('#worst li a').first().click();
+    await page.waitForURL(/index\.html/, { timeout: 10000 });
+    await page.waitForFunction((n) => document.getElementById('zone-title')?.textContent.includes(n), hot.name, { timeout: 20000 });
+    const level = await page.getAttribute(`path[data-zone="${hot.zone}"]`, 'data-level');
+    if (level !== 'critical') throw new Error(`the site map shows ${hot.zone} as ${level}`);
+    await page.context().close();
+  });
+
+  // (2) Labels of both scenarios do not overlap; the legend covers no zone.
+  for (const site of ['boai-school', 'west-taihu']) {
+    for (const [label, opts] of [['1440×900', { viewport: DESK }], ['390×844', PHONE]]) {
+      await step(`${site} at ${label}: no two zone labels overlap, the legend covers no zone`, async () => {
+        const page = await newPage(opts, `labels-${site}`);
+        await page.goto(`${BASE}/ui/index.html?site=${site}#token=${encodeURIComponent(OP)}`);
+        await page.waitForFunction(() => document.querySelectorAll('path[data-zone]').length > 0, null, { timeout: 20000 });
+        await page.waitForTimeout(800);
+        const boxes = await labelBoxes(page);
+        const hits = overlaps(boxes);
+        log(`${site} ${label}: ${boxes.length} labels shown, ${hits.length} overlaps`);
+        if (hits.length) throw new Error(`overlapping labels: ${hits.join('; ')}`);
+        if (label === '1440×900' && boxes.length < 3) throw new Error(`only ${boxes.length} labels shown`);
+        if (label === '1440×900') {
+          const covered = await page.evaluate(() => {
+            const lg = document.getElementById('legend').getBoundingClientRect();
+            return [...document.querySelectorAll('path[data-zone]')]
+              .filter((p) => {
+                const r = p.getBoundingClientRect();
+                return lg.left < r.right && lg.right > r.left && lg.top < r.bottom && lg.bottom > r.top;
+              })
+              .map((p) => p.getAttribute('data-zone'));
+          });
+          if (covered.length) throw new Error(`the legend covers ${covered.join(', ')}`);
+        }
+        await shot(page, `labels-${site}-${label.replace('×', 'x')}`);
+        await page.context().close();
+      });
+    }
+  }
+
+  // (3) Units, and an edge going offline.
+  const boai = allZones.filter((z) => z.site === 'boai-school');
+  const plaza = boai.find((z) => z.zone === 'gate-plaza');
+  const op = await newPage({ viewport: DESK }, 'operator');
+  await step('a ticket shows its rule\'s unit; an edge that goes offline raises a ticket and turns grey on the map', async () => {
+    const edge = 'e2e-gate';
+    mqtt(`${PREFIX}/boai-school/edge/${edge}/status`, { edge_id: edge, site: 'boai-school', state: 'online', ts: new Date().toISOString(), version: 'e2e' }, true);
+    reading('boai-school', 'gate-plaza', plaza.area_m2, plaza.thresholds.warning * 1.2, `${edge}/gate-cam`);
+    await op.goto(`${BASE}/ui/index.html?site=boai-school#token=${encodeURIComponent(OP)}`);
+    const li = await op.waitForSelector('#tickets li.ticket[data-zone="gate-plaza"]', { timeout: 30000 });
+    const t = await li.innerText();
+    if (!/\d\.\d\d \/m²/.test(t)) throw new Error(`the density ticket reads: ${t}`);
+    const colour = await op.$eval('path[data-zone="gate-plaza"]', (p) => getComputedStyle(p).fill);
+    if (colour !== RGB.warning && colour !== RGB.critical) throw new Error(`gate-plaza filled ${colour}`);
+    await op.waitForSelector(`.edge-marker.online[data-edge="${edge}"]`, { timeout: 15000 });
+    mqtt(`${PREFIX}/boai-school/edge/${edge}/status`, { edge_id: edge, site: 'boai-school', state: 'offline', ts: new Date().toISOString(), version: 'e2e' }, true);
+    const marker = await op.waitForSelector(`.edge-marker.offline[data-edge="${edge}"]`, { timeout: 15000 });
+    const grey = await marker.evaluate((el) => getComputedStyle(el).backgroundColor);
+    if (grey !== 'rgb(110, 118, 129)') throw new Error(`the offline edge is drawn in ${grey}`);
+    const tickets = await apiGet('/tickets?site=boai-school');
+    const off = tickets.find((x) => x.rule === `edge-offline:${edge}`);
+    if (!off) throw new Error(`no edge-offline ticket: ${tickets.map((x) => x.rule)}`);
+    const item = await op.waitForSelector(`#tickets li.ticket[data-ticket="${off.id}"]`, { timeout: 15000 });
+    const it = await item.innerText();
+    if (!/offline/i.test(it)) throw new Error(`the queue shows the edge's ticket as: ${it}`);
+    await shot(op, 'edge-offline');
+  });
+
+  // (4) Page weight.
+  await step('the map page: first visit ≤ 150 KB transferred, a second visit revalidates its files (304s only)', async () => {
+    const page = await newPage({ viewport: DESK }, 'weight');
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    const seen = new Map();
+    cdp.on('Network.responseReceived', (e) => seen.set(e.requestId, { url: e.response.url, status: e.response.status, enc: e.response.headers['content-encoding'] || e.response.headers['Content-Encoding'] }));
+    let bytes = new Map();
+    cdp.on('Network.loadingFinished', (e) => bytes.set(e.requestId, e.encodedDataLength));
+    const visit = async () => {
+      seen.clear();
+      bytes = new Map();
+      await page.goto(`${BASE}/ui/index.html?site=boai-school#token=${encodeURIComponent(OP)}`);
+      await page.waitForSelector('#conn[data-state="live"]', { timeout: 20000 });
+      await page.waitForTimeout(500);
+      const rows = [...seen].map(([id, r]) => ({ ...r, bytes: bytes.get(id) || 0 }));
+      return rows.filter((r) => r.url.includes('/ui/'));
+    };
+    const first = await visit();
+    const total = first.reduce((a, r) => a + r.bytes, 0);
+    log(`first visit: ${first.length} files, ${(total / 1024).toFixed(1)} KB transferred`);
+    for (const r of first) if (r.bytes > 1500 && !/gzip|br/.test(r.enc || '')) throw new Error(`${r.url} came uncompressed`);
+    if (total > 150 * 1024) throw new Error(`the map page's files cost ${(total / 1024).toFixed(1)} KB`);
+    const second = await visit();
+    const again = second.reduce((a, r) => a + r.bytes, 0);
+    log(`second visit: ${second.length} files, ${(again / 1024).toFixed(1)} KB transferred, statuses ${[...new Set(second.map((r) => r.status))]}`);
+    // Chromium fetches a favicon by its own rules (no conditional request); every page file is revalidated (304)
+    // or reused from memory.
+    const refetched = second.filter((r) => r.status === 200 && !r.url.endsWith('/favicon.svg'));
+    if (refetched.length) throw new Error(`downloaded again: ${refetched.map((r) => r.url)}`);
+    if (again > 0.05 * total) throw new Error(`the second visit transferred ${again} bytes`);
+    await page.context().close();
+  });
+
+  // (5) axe on every page and its dialogs.
+  await step('axe: no serious or critical WCAG 2.2 AA violation on any page or open dialog', async () => {
+    const login = await newPage({ viewport: DESK }, 'login');
+    await login.goto(`${BASE}/ui/login.html`);
+    await login.waitForLoadState('load');
+    await axe(login, 'login');
+    await login.context().close();
+
+    await axe(op, 'map');
+    await op.locator('#tickets li.ticket button[data-act="reassign"]').first().click();
+    await op.waitForSelector('#action-dialog[open]');
+    await axe(op, 'map with the ticket dialog');
+    await op.click('#action-cancel');
+
+    const city = await newPage({ viewport: DESK }, 'city-axe');
+    await city.goto(`${BASE}/ui/city.html#token=${encodeURIComponent(OP)}`);
+    await city.waitForSelector('body[data-ready]', { timeout: 20000 });
+    await axe(city, 'city');
+    await city.context().close();
+
+    const w = await newPage(PHONE, 'worker-axe');
+    await w.goto(`${BASE}/ui/worker.html#token=${encodeURIComponent(WORKER)}`);
+    await w.waitForSelector('#conn[data-state="live"]', { timeout: 20000 });
+    await w.waitForSelector('#mine li.card, #mine .empty, #mine li', { timeout: 20000 }).catch(() => {});
+    await axe(w, 'worker');
+    const act = await w.$('#mine li.card button[data-act="resolve"]:not([disabled])');
+    if (act) {
+      await act.click();
+      await w.waitForSelector('#note-dialog[open]', { timeout: 5000 });
+      await axe(w, 'worker with the note dialog');
+      await w.click('#note-cancel');
+    }
+    await w.context().close();
+
+    const e = await newPage({ viewport: { width: 1400, height: 1000 } }, 'engineer-axe');
+    await e.goto(`${BASE}/ui/engineer.html?site=boai-school#token=${encodeURIComponent(ENGINEER)}`);
+    await e.waitForSelector('#rules-body table', { timeout: 20000 });
+    await e.waitForSelector('#kpi-body .tiers', { timeout: 20000 });
+    // The console's content, not any paragraph: every zone's rule with its levels in their unit, the KPI tiers,
+    // and the engineers' ticket just raised.
+    const rules = await e.innerText('#rules-body');
+    log(`console rules: ${rules.slice(0, 300).replace(/\s+/g, ' ')}`);
+    for (const want of ['School gate plaza', 'Pick-up lane', 'density', '3.60 /m²']) if (!rules.includes(want)) throw new Error(`the console's rules lack "${want}"`);
+    const kpis = await e.innerText('#kpi-body');
+    log(`console KPIs: ${kpis.slice(0, 200).replace(/\s+/g, ' ')}`);
+    if (!/70 %/.test(kpis) || !/grid/i.test(kpis)) throw new Error(`the KPI panel reads: ${kpis.slice(0, 200)}`);
+    await e.waitForFunction(() => /edge-offline:e2e-gate|e2e-gate/.test(document.getElementById('eng-tickets-body').textContent), null, { timeout: 15000 });
+    await axe(e, 'engineer');
+    await e.locator('#models-body button[data-tune]').first().click().catch(() => {});
+    if (await e.$('#tune-dialog[open]')) await axe(e, 'engineer with the camera dialog');
+    await e.context().close();
+    if (axeProblems.length) throw new Error(axeProblems.join(' | '));
+  });
+
+  // (6) The centre stops and comes back.
+  await step('pages turn "disconnected" when the centre stops and "live" when it is back', async () => {
+    const w = await newPage(PHONE, 'worker-conn');
+    await w.goto(`${BASE}/ui/worker.html#token=${encodeURIComponent(WORKER)}`);
+    const city = await newPage({ viewport: DESK }, 'city-conn');
+    await city.goto(`${BASE}/ui/city.html#token=${encodeURIComponent(OP)}`);
+    const pages = [['map', op], ['worker', w], ['city', city]];
+    for (const [, p] of pages) await p.waitForSelector('#conn[data-state="live"]', { timeout: 20000 });
+    await control('stop-centre');
+    const t0 = Date.now();
+    for (const [name, p] of pages) {
+      await p.waitForSelector('#conn[data-state="down"]', { timeout: 45000 });
+      const text = await p.textContent('#conn');
+      if (!/disconnected/.test(text)) throw new Error(`${name} says ${text}`);
+      log(`${name}: "${text}" ${Date.now() - t0} ms after the stop`);
+    }
+    await shot(op, 'map-disconnected');
+    await control('start-centre');
+    const t1 = Date.now();
+    for (const [name, p] of pages) {
+      await p.waitForSelector('#conn[data-state="live"]', { timeout: 60000 });
+      log(`${name}: live again ${Date.now() - t1} ms after the restart`);
+    }
+  });
+
+  if (pageErrors.length) fail(`uncaught errors in the pages:\n  ${pageErrors.join('\n  ')}`);
+  log('all steps passed');
+} catch (e) {
+  fail(e.stack || String(e));
+} finally {
+  clearTimeout(guard);
+  await browser.close().catch(() => {});
+  stdin.close();
+}
