@@ -7,42 +7,11 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use common::*;
 use crowdgrid::auth::Role;
 use crowdgrid::simcity::gen::{generate, CitySize};
 use crowdgrid_proto::site::Site;
-use crowdgrid_proto::{topic, Reading, SourceKind};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
-
-async fn publish(host: &str, port: u16, site: &str, zone: &str, area: f64, density: f64, seq: u64) {
-    let mut r = Reading::new(
-        site,
-        zone,
-        SourceKind::Report,
-        "city-test/report",
-        Utc::now(),
-        (density * area).round(),
-        area,
-        0.9,
-    );
-    r.seq = seq;
-    let (client, mut el) = AsyncClient::new(MqttOptions::new(format!("city-{}", unique()), host, port), 10);
-    client
-        .publish(topic::reading("crowdgrid/v1", site, zone), QoS::AtLeastOnce, false, serde_json::to_vec(&r).unwrap())
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Event::Incoming(Packet::PubAck(_)) = el.poll().await.expect("broker connection") {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("the reading is acknowledged");
-}
 
 fn area<'a>(list: &'a Value, site: &str, id: &str) -> &'a Value {
     list.as_array()
@@ -73,8 +42,8 @@ async fn the_city_is_the_worst_of_its_zones() {
     assert_ne!(hot.grid, warm.grid);
     let site = Site::from_config(sd1.clone(), &dir.path().join("g.toml")).unwrap();
     let area_of = |id: &str| site.zone(id).unwrap().area_m2;
-    publish(&host, port, &sd1.id, &hot.id, area_of(&hot.id), 5.5, 1).await;
-    publish(&host, port, &sd1.id, &warm.id, area_of(&warm.id), 2.2, 2).await;
+    publish_reading(&host, port, &sd1.id, &hot.id, area_of(&hot.id), 5.5, 1).await;
+    publish_reading(&host, port, &sd1.id, &warm.id, area_of(&warm.id), 2.2, 2).await;
 
     let city = eventually(Duration::from_secs(15), "the critical zone's ticket", || {
         let (base, operator) = (base.clone(), operator.clone());

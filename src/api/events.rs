@@ -1,12 +1,14 @@
 //! `GET /api/v1/events`: Server-Sent Events of zone, ticket and edge changes, filtered to what the
 //! caller may see, plus a `heartbeat` event every 10 s so a page can tell a quiet centre from a dead one.
 //! At most `[api] max_event_streams` are open (503 past that); every stream ends at shutdown so the server can
-//! stop. Opened with the `Authorization` header, or with `?ticket=` from `POST /api/v1/events/ticket`.
+//! stop. `?zones=level` sends a zone only when its level changes (the grid worker's phone: a zone's every
+//! reading is about 1 KB/s of mobile data over a shift, its level changes a few times), `?zones=none` no zone
+//! at all. Opened with the `Authorization` header, or with `?ticket=` from `POST /api/v1/events/ticket`.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::request::Parts;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::Json;
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::bearer;
+use super::json::ApiQuery;
 use super::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::central::events::LiveEvent;
@@ -22,11 +25,47 @@ use crate::central::events::LiveEvent;
 /// How often a `heartbeat` event is sent.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
-/// `?site=&ticket=`
+/// `?site=&ticket=&zones=`
 #[derive(Deserialize)]
 pub struct EventParams {
     site: Option<String>,
     ticket: Option<String>,
+    #[serde(default)]
+    zones: ZoneEvents,
+}
+
+/// Which zone events a stream carries.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum ZoneEvents {
+    /// Every change (each fused reading).
+    #[default]
+    All,
+    /// Only when a zone's level differs from the last one this stream sent.
+    Level,
+    /// None.
+    None,
+}
+
+/// What a stream has sent of each zone, to send level changes only.
+#[derive(Default)]
+struct Sent {
+    levels: std::collections::HashMap<(String, String), crowdgrid_proto::Level>,
+}
+
+impl Sent {
+    /// Whether `e` goes out on a stream that asked for `which`.
+    fn wanted(&mut self, which: ZoneEvents, e: &LiveEvent) -> bool {
+        let LiveEvent::Zone(z) = e else { return true };
+        match which {
+            ZoneEvents::All => true,
+            ZoneEvents::None => false,
+            ZoneEvents::Level => {
+                let key = (z.site.clone(), z.zone.clone());
+                self.levels.insert(key, z.level) != Some(z.level)
+            }
+        }
+    }
 }
 
 /// Who opens a stream: the bearer header, else a stream ticket.
@@ -71,7 +110,7 @@ fn encode(e: &LiveEvent) -> Option<Event> {
 pub async fn stream(
     State(s): State<AppState>,
     parts: Parts,
-    Query(q): Query<EventParams>,
+    ApiQuery(q): ApiQuery<EventParams>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let p = stream_caller(&parts, &s, q.ticket.as_deref()).await?;
     if let Some(site) = &q.site {
@@ -85,7 +124,8 @@ pub async fn stream(
         .try_acquire_owned()
         .map_err(|_| ApiError::Unavailable("every event stream slot is taken; try again later".into()))?;
     let rx = s.events.subscribe();
-    let events = stream::unfold((rx, p, q.site), |(mut rx, p, site)| async move {
+    let which = q.zones;
+    let events = stream::unfold((rx, p, q.site, Sent::default()), move |(mut rx, p, site, mut sent)| async move {
         loop {
             match rx.recv().await {
                 Ok(e) => {
@@ -95,15 +135,15 @@ pub async fn stream(
                         Some(g) => p.sees_grid(&esite, g),
                         None => p.reads_all() || p.grids.iter().any(|(s, _)| s == &esite),
                     };
-                    if site_ok && grid_ok {
+                    if site_ok && grid_ok && sent.wanted(which, &e) {
                         if let Some(ev) = encode(&e) {
-                            return Some((Ok(ev), (rx, p, site)));
+                            return Some((Ok(ev), (rx, p, site, sent)));
                         }
                     }
                 }
                 Err(RecvError::Lagged(n)) => {
                     let ev = Event::default().event("lagged").data(format!("{{\"missed\":{n}}}"));
-                    return Some((Ok(ev), (rx, p, site)));
+                    return Some((Ok(ev), (rx, p, site, sent)));
                 }
                 Err(RecvError::Closed) => return None,
             }

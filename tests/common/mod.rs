@@ -275,3 +275,26 @@ impl Drop for Mosquitto {
         }
     }
 }
+
+/// Publishes one report reading of `density` people/m² for `site`/`zone` (QoS 1, waits for the broker's ack).
+pub async fn publish_reading(host: &str, port: u16, site: &str, zone: &str, area: f64, density: f64, seq: u64) {
+    use crowdgrid_proto::{topic, Reading, SourceKind};
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let now = chrono::Utc::now();
+    let mut r = Reading::new(site, zone, SourceKind::Report, "test/report", now, (density * area).round(), area, 0.9);
+    r.seq = seq;
+    let (client, mut el) = AsyncClient::new(MqttOptions::new(format!("pub-{}", unique()), host, port), 10);
+    client
+        .publish(topic::reading("crowdgrid/v1", site, zone), QoS::AtLeastOnce, false, serde_json::to_vec(&r).unwrap())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Event::Incoming(Packet::PubAck(_)) = el.poll().await.expect("broker connection") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the reading is acknowledged");
+}

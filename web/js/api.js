@@ -99,12 +99,13 @@ export const STALE_S = 30;
 
 /**
  * Live updates. Opens `GET /api/v1/events` (EventSource, with a 60 s ticket from `POST /events/ticket`: the
- * token itself never goes into a URL) and calls handlers.zone/ticket/edge/lagged. If the stream cannot be
+ * token itself never goes into a URL) and calls handlers.zone/ticket/edge/lagged; `zones: 'level'` asks for a zone
+ * only when its level changes (phones on mobile data). If the stream cannot be
  * opened it falls back to calling `poll()` every `pollMs`. `onStatus(kind, text)` reports 'live' | 'polling' |
  * 'down'; 'live' carries the time of the last event, and after STALE_S seconds of silence the page turns
  * 'down' ("disconnected") and reconnects.
  */
-export function liveUpdates({ site, handlers, poll, pollMs = 5000, onStatus = () => {} }) {
+export function liveUpdates({ site, zones, handlers, poll, pollMs = 5000, onStatus = () => {} }) {
   let es = null;
   let pollTimer = null;
   let failures = 0;
@@ -143,6 +144,7 @@ export function liveUpdates({ site, handlers, poll, pollMs = 5000, onStatus = ()
     }
     const q = new URLSearchParams({ ticket });
     if (site) q.set('site', site);
+    if (zones) q.set('zones', zones);
     es = new EventSource('/api/v1/events?' + q.toString());
     es.onopen = () => {
       failures = 0;

@@ -45,6 +45,8 @@ async function main() {
   }
   await Promise.all([refreshZones(), refreshTickets()]);
   liveUpdates({
+    // A zone's level changes only: the phone needs levels (the resolve warning), not every reading.
+    zones: 'level',
     handlers: { ticket: onTicket, zone: onZone },
     poll: async () => Promise.all([refreshZones(), refreshTickets()]),
     onStatus: (state, text) => {
@@ -324,7 +326,9 @@ async function onAction(id, action) {
   pending = { id, act: action };
   document.getElementById('note-title').textContent =
     action === 'resolve' ? `Resolve #${id} — ${zoneName(t)}` : `Blow the whistle on #${id} — ${zoneName(t)}`;
-  // Resolving while the zone is still over its level: the ticket would reopen at the next reading — say so first.
+  // Resolving while the zone is still over its level: the ticket would reopen at the next reading — say so first
+  // (the stream sends level changes only: the density shown is fetched now).
+  if (action === 'resolve') await refreshZones().catch(() => {});
   const z = S.zones.get(key(t.site, t.zone));
   const still = action === 'resolve' && z && ['warning', 'critical'].includes(z.level);
   document.getElementById('note-help').textContent =
