@@ -263,7 +263,69 @@ try {
     const item = await op.waitForSelector(`#tickets li.ticket[data-ticket="${off.id}"]`, { timeout: 15000 });
     const it = await item.innerText();
     if (!/offline/i.test(it)) throw new Error(`the queue shows the edge's ticket as: ${it}`);
+    // A zone's tooltip near the top edge of the map turns to stay inside it.
+    const mapBox = await op.$eval('#map', (m) => { const r = m.getBoundingClientRect(); return { l: r.left, t: r.top, r: r.right, b: r.bottom }; });
+    const zoneBox = await op.$eval('path[data-zone="gate-plaza"]', (p) => { const r = p.getBoundingClientRect(); return { l: r.left, t: r.top, r: r.right, b: r.bottom }; });
+    const grab = { x: mapBox.l + 260, y: mapBox.b - 200 }; // empty map: clear of the legend, zones and the replay bar
+    await op.mouse.move(grab.x, grab.y);
+    await op.mouse.down();
+    await op.mouse.move(grab.x, grab.y - (zoneBox.t - mapBox.t - 12), { steps: 8 });
+    await op.waitForTimeout(300); // still before letting go: no inertia carrying the map further
+    await op.mouse.up();
+    await op.waitForTimeout(400);
+    const moved = await op.$eval('path[data-zone="gate-plaza"]', (p) => { const r = p.getBoundingClientRect(); return { x: (r.left + r.right) / 2, t: r.top }; });
+    await op.mouse.move(moved.x, moved.t + 14);
+    const tip = await op.waitForSelector('.leaflet-tooltip.zone-tip', { timeout: 5000 });
+    const tb = await tip.evaluate((t) => { const r = t.getBoundingClientRect(); return { l: r.left, t: r.top, r: r.right, b: r.bottom, text: t.textContent }; });
+    if (tb.t < mapBox.t || tb.b > mapBox.b || tb.l < mapBox.l || tb.r > mapBox.r) throw new Error(`the tooltip ${JSON.stringify(tb)} sticks out of the map ${JSON.stringify(mapBox)}`);
+    if (!tb.text.includes('School gate plaza')) throw new Error(`the tooltip reads ${tb.text}`);
+    await shot(op, 'tooltip-at-top-edge');
+    await op.mouse.move(mapBox.l + 30, mapBox.b - 200);
+    // With a data-quality ticket in it, the queue still fits its panel: nothing cut off on the right.
+    const spill = await op.evaluate(() => {
+      const panel = document.querySelector('aside.panel').getBoundingClientRect();
+      return [...document.querySelectorAll('#tickets li.ticket, #tickets li.ticket *')]
+        .filter((e) => e.getBoundingClientRect().right > panel.right + 0.5)
+        .map((e) => `${e.tagName.toLowerCase()}.${e.className} "${e.textContent.slice(0, 30)}"`);
+    });
+    if (spill.length) throw new Error(`the queue spills out of its panel: ${spill.slice(0, 4).join(', ')}`);
     await shot(op, 'edge-offline');
+  });
+
+  await step('the replay timeline: fitted to the data, ticket marks, keyboard-operable, pins as of the replay time', async () => {
+    // A few more readings over three seconds, then a new window (the strip reloads).
+    for (let i = 0; i < 3; i++) {
+      reading('boai-school', 'gate-plaza', plaza.area_m2, plaza.thresholds.warning * (1.1 + i / 10), 'e2e-gate/gate-cam');
+      await op.waitForTimeout(1000);
+    }
+    await op.selectOption('#replay-hours', '1');
+    await op.waitForFunction(() => document.querySelectorAll('#timeline svg.timeline .tl-bar').length >= 2, null, { timeout: 20000 });
+    const strip = await op.evaluate(() => {
+      const svg = document.querySelector('#timeline svg.timeline');
+      const w = Number(svg.getAttribute('width'));
+      const bars = [...svg.querySelectorAll('.tl-bar')].map((b) => Number(b.getAttribute('x')));
+      return { w, bars: bars.length, first: Math.min(...bars), marks: svg.querySelectorAll('.tl-open').length, axis: [...svg.querySelectorAll('text.tl-axis')].map((t) => t.textContent) };
+    });
+    const pts = await apiGet('/zones/boai-school/gate-plaza/series?source=crowdgrid-central%2Ffused');
+    const tks = await apiGet('/tickets?site=boai-school&state=all');
+    log(`fused points ${pts.map((p) => p.ts.slice(11, 23))}; tickets ${tks.map((t) => t.opened_at.slice(11, 23))}; now ${new Date().toISOString().slice(11, 23)}`);
+    log(`timeline: ${strip.bars} bars from x=${strip.first.toFixed(0)} of ${strip.w}, ${strip.marks} ticket marks, axis ${strip.axis.join(' ')}`);
+    // Seconds of data in a 3-hour window would be one bar at the right edge; fitted, they start in the first fifth.
+    if (!(strip.first < strip.w * 0.2)) throw new Error(`the data start at x=${strip.first} of ${strip.w}: the window does not fit the data`);
+    if (strip.marks < 1) throw new Error('no ticket mark on the timeline');
+    if (strip.axis.filter((t) => /^\d\d:\d\d(:\d\d)?$/.test(t)).length < 2) throw new Error(`axis: ${strip.axis}`);
+    // Keyboard: Home goes to the window's start (before any ticket: no pins), End back to live.
+    await op.focus('#slider');
+    await op.keyboard.press('Home');
+    await op.waitForSelector('body[data-replay="on"]', { timeout: 5000 });
+    const when = await op.textContent('#replay-time');
+    if (!/^replay \d\d:\d\d:\d\d/.test(when)) throw new Error(`the replay time reads ${when}`);
+    if ((await op.$$('[data-ticket-pin]')).length) throw new Error('pins at the start of the window, before any ticket');
+    for (let i = 0; i < 6; i++) await op.keyboard.press('PageDown');
+    await shot(op, 'replay-timeline');
+    await op.keyboard.press('End');
+    await op.waitForSelector('body[data-replay="off"]', { timeout: 5000 });
+    if (!(await op.$('[data-ticket-pin]'))) throw new Error('live pins did not come back after the replay');
   });
 
   // (4) Page weight.

@@ -7,6 +7,7 @@ import {
 } from './api.js';
 import { drawChart } from './chart.js';
 import { declutter } from './declutter.js';
+import { initReplay, loadTimeline, drawStrip, replayValueAt, exitReplay } from './replay.js';
 
 /** The centre's fusion of every source of a zone, stored as its own series: what the map showed. */
 const MAP_SERIES = 'crowdgrid-central/fused';
@@ -57,6 +58,7 @@ async function main() {
   map.setView([31.78, 119.96], 15); // replaced by the site's bounds; layers need a loaded map to render
   L.control.scale({ imperial: false, position: 'bottomright' }).addTo(map);
   map.on('zoomend', fitLabels);
+  map.on('tooltipopen', (e) => keepInside(e.tooltip));
   S.pinLayer = L.layerGroup().addTo(map);
   S.edgeLayer = L.layerGroup().addTo(map);
   renderLegend();
@@ -72,7 +74,13 @@ async function main() {
   }
   sel.value = first.id;
   sel.onchange = () => loadSite(sel.value);
-  wireReplay();
+  initReplay({
+    S,
+    paintAll: () => {
+      for (const id of S.zones.keys()) paintZone(id);
+    },
+    renderPins,
+  });
   wireDialog();
   document.getElementById('zone-close').onclick = () => selectZone(null);
   document.getElementById('chart-hours').onchange = () => S.selected && refreshChart();
@@ -105,6 +113,8 @@ async function loadSite(siteId) {
   history.replaceState(null, '', u.pathname + u.search + u.hash);
   exitReplay();
   S.replay.data = null;
+  S.replay.tickets = null;
+  document.getElementById('timeline').replaceChildren();
   selectZone(null);
   if (S.live) S.live.close();
 
@@ -164,6 +174,9 @@ async function loadSite(siteId) {
   fitLabels();
   await Promise.all([refreshZones(), refreshTickets(), refreshEdges()]);
   focusFromUrl();
+  // The timeline under the map, in the background (a large site's series are many requests: on first use).
+  if (S.zones.size <= 80) loadTimeline().catch(() => {});
+  else document.getElementById('replay').addEventListener('pointerenter', () => S.replay.data || loadTimeline().catch(() => {}), { once: true });
 
   S.live = liveUpdates({
     site: siteId,
@@ -179,13 +192,36 @@ async function loadSite(siteId) {
   });
 }
 
+/**
+ * Turns a tooltip to whichever side keeps it inside the map: Leaflet places it above its anchor whatever room
+ * there is, and the map's box clips what sticks out (a zone near the top edge lost its name and level).
+ */
+function keepInside(tip) {
+  const el = tip.getElement();
+  if (!el || !tip.getLatLng()) return;
+  const p = map.latLngToContainerPoint(tip.getLatLng());
+  const size = map.getSize();
+  const w = el.offsetWidth;
+  const h = el.offsetHeight;
+  let dir = 'top';
+  if (p.y - h - 20 < 0) dir = 'bottom';
+  if (dir === 'bottom' && p.y + h + 20 > size.y) dir = p.x < size.x / 2 ? 'right' : 'left';
+  if (p.x - w / 2 < 4 && dir !== 'left') dir = 'right';
+  if (p.x + w / 2 > size.x - 4 && dir !== 'right') dir = 'left';
+  if (tip.options.direction !== dir) {
+    tip.options.direction = dir;
+    tip.options.offset = dir === 'top' ? [0, -8] : dir === 'bottom' ? [0, 8] : [dir === 'right' ? 8 : -8, 0];
+    tip.update();
+  }
+}
+
 /** Room for the legend on the left and the replay bar below, so neither covers a zone. */
 function fitPadding() {
   const lg = document.getElementById('legend').getBoundingClientRect();
   const narrow = window.innerWidth < 700;
   return narrow
-    ? { paddingTopLeft: [16, 16], paddingBottomRight: [lg.width + 16, 70] }
-    : { paddingTopLeft: [lg.width + 24, 40], paddingBottomRight: [20, 70] };
+    ? { paddingTopLeft: [16, 16], paddingBottomRight: [lg.width + 16, document.getElementById('replay').offsetHeight + 20] }
+    : { paddingTopLeft: [lg.width + 24, 40], paddingBottomRight: [20, document.getElementById('replay').offsetHeight + 30] };
 }
 
 /** `?zone=` or `?grid=` (links from the city view): zoom to it (and open the zone), once. */
@@ -491,11 +527,14 @@ function ticketItem(t, highlight) {
   </li>`;
 }
 
-function renderPins() {
+/** Pins of the open tickets, or of `asOf` (the tickets open at the replay's time). */
+function renderPins(asOf) {
   if (!S.pinLayer) return;
+  if (asOf === undefined && S.replay.active) return; // live updates do not repaint a replay
   S.pinLayer.clearLayers();
   const perZone = new Map();
-  for (const t of [...S.tickets.values()].filter(isOpen).sort((a, b) => a.id - b.id)) {
+  const list = asOf || [...S.tickets.values()].filter(isOpen);
+  for (const t of [...list].sort((a, b) => a.id - b.id)) {
     const geom = S.geo.get(t.zone);
     const c = geom && centroid(geom);
     if (!c) continue;
@@ -625,6 +664,7 @@ async function selectZone(id) {
   if (prev && S.layers.get(prev)) S.layers.get(prev).getElement().classList.remove('selected');
   document.getElementById('zone-panel').classList.toggle('hidden', !id);
   document.getElementById('zone-hint').classList.toggle('hidden', !!id);
+  drawStrip();
   if (!id) return;
   const layer = S.layers.get(id);
   if (layer) {
@@ -739,122 +779,6 @@ async function renderSources() {
         )
         .join('')}</tbody></table>`
     : '<p class="muted">No source has reported for this zone yet.</p>';
-}
-
-// ── replay ───────────────────────────────────────────────────────────────────────────────────────
-
-function wireReplay() {
-  const slider = document.getElementById('slider');
-  slider.oninput = () => scrub(Number(slider.value));
-  document.getElementById('replay-live').onclick = () => exitReplay();
-  document.getElementById('replay-hours').onchange = (e) => {
-    S.replay.hours = Number(e.target.value);
-    S.replay.data = null;
-    if (S.replay.active) scrub(Number(slider.value));
-  };
-  document.getElementById('replay-play').onclick = () => togglePlay();
-}
-
-async function loadReplay() {
-  const to = Date.now();
-  const from = to - S.replay.hours * 3600e3;
-  const data = new Map();
-  document.getElementById('replay-time').textContent = 'loading…';
-  await Promise.all(
-    [...S.zones.keys()].map(async (id) => {
-      const pts = await api(
-        `/zones/${encodeURIComponent(S.site)}/${encodeURIComponent(id)}/series?source=crowdgrid-central%2Ffused&from=${new Date(from).toISOString()}&to=${new Date(
-          to,
-        ).toISOString()}&limit=100000`,
-      );
-      data.set(
-        id,
-        pts.map((p) => ({ t: Date.parse(p.ts), ts: p.ts, density: p.density, count: p.count })),
-      );
-    }),
-  );
-  S.replay.data = data;
-  S.replay.from = from;
-  S.replay.to = to;
-}
-
-/** The last fused reading at or before `t` (none if older than 10 minutes). */
-function replayValueAt(id, t) {
-  const pts = S.replay.data?.get(id);
-  if (!pts || !pts.length) return null;
-  let lo = 0;
-  let hi = pts.length - 1;
-  if (pts[0].t > t) return null;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (pts[mid].t <= t) lo = mid;
-    else hi = mid - 1;
-  }
-  return t - pts[lo].t <= 600e3 ? pts[lo] : null;
-}
-
-async function scrub(v) {
-  if (v >= 1000 && !S.replay.playing) {
-    exitReplay();
-    return;
-  }
-  if (!S.replay.data) {
-    try {
-      await loadReplay();
-    } catch (e) {
-      toast(`Replay unavailable: ${e.message}`, 'error');
-      return;
-    }
-  }
-  S.replay.active = true;
-  S.replay.t = S.replay.from + ((S.replay.to - S.replay.from) * v) / 1000;
-  document.getElementById('replay').classList.add('replaying');
-  document.getElementById('replay-live').disabled = false;
-  document.getElementById('replay-time').textContent = `replay ${fmtClock(S.replay.t, S.siteInfo?.utc_offset_minutes, true)}`;
-  document.body.dataset.replay = 'on';
-  for (const id of S.zones.keys()) paintZone(id);
-  S.pinLayer.remove();
-}
-
-function exitReplay() {
-  if (S.replay.playing) togglePlay();
-  if (!S.replay.active && document.body.dataset.replay !== 'on') return;
-  S.replay.active = false;
-  document.body.dataset.replay = 'off';
-  document.getElementById('slider').value = 1000;
-  document.getElementById('replay').classList.remove('replaying');
-  document.getElementById('replay-live').disabled = true;
-  document.getElementById('replay-time').textContent = 'live';
-  for (const id of S.zones.keys()) paintZone(id);
-  if (map && !map.hasLayer(S.pinLayer)) S.pinLayer.addTo(map);
-  S.replay.data = null; // fetch fresh data next time
-}
-
-function togglePlay() {
-  const btn = document.getElementById('replay-play');
-  if (S.replay.playing) {
-    clearInterval(S.replay.playing);
-    S.replay.playing = null;
-    btn.textContent = '▶';
-    btn.setAttribute('aria-label', 'Play');
-    return;
-  }
-  const slider = document.getElementById('slider');
-  if (Number(slider.value) >= 1000) slider.value = 0;
-  btn.textContent = '❚❚';
-  btn.setAttribute('aria-label', 'Pause');
-  // The whole window in about 40 s.
-  S.replay.playing = setInterval(async () => {
-    const v = Number(slider.value) + 2.5;
-    if (v >= 1000) {
-      togglePlay();
-      exitReplay();
-      return;
-    }
-    slider.value = v;
-    await scrub(v);
-  }, 100);
-  scrub(Number(slider.value));
 }
 
 // ── periodic ─────────────────────────────────────────────────────────────────────────────────────
