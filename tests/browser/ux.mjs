@@ -371,10 +371,23 @@ try {
     await login.context().close();
 
     await axe(op, 'map');
-    await op.locator('#tickets li.ticket button[data-act="reassign"]').first().click();
+    // Reassign from the roster, by name: the crowd ticket of the gate plaza goes to another school worker.
+    const crowd = (await apiGet('/tickets?site=boai-school')).find((x) => x.zone === 'gate-plaza' && x.audience === 'grid_worker');
+    await op.click(`#tickets li.ticket[data-ticket="${crowd.id}"] button[data-act="reassign"]`);
     await op.waitForSelector('#action-dialog[open]');
-    await axe(op, 'map with the ticket dialog');
-    await op.click('#action-cancel');
+    await axe(op, 'map with the reassign dialog');
+    const options = await op.$$eval('#action-to option', (os) => os.map((o) => ({ id: o.value, name: o.textContent, group: o.parentElement.label })));
+    const roster = (await apiGet('/sites')).find((x) => x.id === 'boai-school').hierarchy.workers;
+    const to = options.find((o) => o.group.startsWith('Covers grid'));
+    if (!to || options.some((o) => o.id === crowd.assignee)) throw new Error(`the picker offers ${JSON.stringify(options)}`);
+    const name = roster.find((w) => w.id === to.id).name;
+    if (to.name !== name) throw new Error(`the picker shows ${to.name} for ${to.id}`);
+    await op.selectOption('#action-to', to.id);
+    await op.fill('#action-note', 'e2e: shift change');
+    await op.click('#action-ok');
+    await op.waitForFunction(([id, n]) => document.querySelector(`#tickets li.ticket[data-ticket="${id}"]`)?.textContent.includes(n), [crowd.id, name], { timeout: 15000 });
+    const after = await apiGet(`/tickets/${crowd.id}`);
+    if (after.assignee !== to.id) throw new Error(`the API says ${after.assignee}`);
 
     const city = await newPage({ viewport: DESK }, 'city-axe');
     await city.goto(`${BASE}/ui/city.html#token=${encodeURIComponent(OP)}`);
@@ -432,6 +445,9 @@ try {
       if (!/disconnected/.test(text)) throw new Error(`${name} says ${text}`);
       log(`${name}: "${text}" ${Date.now() - t0} ms after the stop`);
     }
+    // The map keeps what it knew: edge markers stay (the offline edge included) through a failed poll.
+    await op.waitForTimeout(6000);
+    if (!(await op.$('.edge-marker[data-edge="e2e-gate"]'))) throw new Error('the edge markers vanished while the centre was down');
     await shot(op, 'map-disconnected');
     await control('start-centre');
     const t1 = Date.now();

@@ -371,7 +371,8 @@ async function refreshEdges() {
   try {
     S.edges = (await api('/edges')).filter((e) => e.site === S.site);
   } catch {
-    S.edges = [];
+    // The centre is unreachable: keep the edges as last known (the header says "disconnected"), not an empty map.
+    return;
   }
   renderEdges();
 }
@@ -582,9 +583,9 @@ function wireDialog() {
       return;
     }
     if (pending.act === 'reassign') {
-      body.to = document.getElementById('action-to').value.trim();
+      body.to = document.getElementById('action-to').value;
       if (!body.to) {
-        toast('Type the id of the worker to reassign to.', 'error');
+        toast('Pick the worker to reassign to.', 'error');
         return;
       }
     }
@@ -620,11 +621,14 @@ async function openAction(id, action) {
   const toLabel = document.getElementById('to-label');
   toLabel.classList.toggle('hidden', action !== 'reassign');
   if (action === 'reassign') {
-    const workers = workersOfGrid(t.grid).filter((w) => w.id !== t.assignee);
-    document.getElementById('action-to').value = '';
-    document.getElementById('action-to-list').innerHTML = workers
-      .map((w) => `<option value="${esc(w.id)}">${esc(w.name || '')}</option>`)
-      .join('');
+    // The roster: who covers the ticket's grid first, then the rest of the site (a neighbour can step in).
+    const roster = (S.siteInfo?.hierarchy?.workers || []).filter((w) => w.id !== t.assignee);
+    const opt = (w) => `<option value="${esc(w.id)}">${esc(w.name || w.id)}</option>`;
+    const here = roster.filter((w) => (w.grids || []).includes(t.grid));
+    const rest = roster.filter((w) => !(w.grids || []).includes(t.grid));
+    document.getElementById('action-to').innerHTML =
+      (here.length ? `<optgroup label="Covers grid ${esc(t.grid)}">${here.map(opt).join('')}</optgroup>` : '') +
+      (rest.length ? `<optgroup label="Elsewhere in the site">${rest.map(opt).join('')}</optgroup>` : '');
   }
   document.getElementById('action-dialog').showModal();
   document.getElementById(action === 'reassign' ? 'action-to' : 'action-note').focus();
@@ -632,16 +636,6 @@ async function openAction(id, action) {
 
 /** Workers of a grid from `/sites` when it lists them (objects or ids); otherwise those seen on its tickets
  * (the API gives only a count of workers per site, so the operator may also type any worker id). */
-function workersOfGrid(grid) {
-  const ws = S.siteInfo?.workers;
-  if (Array.isArray(ws)) {
-    return ws
-      .map((w) => (typeof w === 'string' ? { id: w } : w))
-      .filter((w) => !w.grids || w.grids.includes(grid));
-  }
-  const seen = new Set([...S.tickets.values()].filter((t) => t.grid === grid && t.assignee).map((t) => t.assignee));
-  return [...seen].map((id) => ({ id }));
-}
 
 async function act(id, action, body) {
   try {
