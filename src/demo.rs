@@ -194,8 +194,16 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
     let engineer = tokens.create("demo-engineer", crate::auth::Role::Engineer, None).await?;
     let mut worker_links = Vec::new();
     let mut issued = vec![(admin.clone(), "admin"), (operator.clone(), "operator"), (engineer.clone(), "engineer")];
+    // One worker per grid (the first on the roster who covers it), so every ticket the demo raises is on some
+    // printed worker's phone: one link per site left Boai's road-grid tickets on nobody's.
     for site in &sites {
-        if let Some(w) = site.config.workers.first() {
+        let mut covered = std::collections::BTreeSet::new();
+        for grid in &site.config.grids {
+            if covered.contains(&grid.id) {
+                continue;
+            }
+            let Some(w) = site.config.workers.iter().find(|w| w.grids.contains(&grid.id)) else { continue };
+            covered.extend(w.grids.iter().cloned());
             let t = tokens.create(&w.id, crate::auth::Role::GridWorker, Some(&w.id)).await?;
             issued.push((t.clone(), "grid_worker"));
             worker_links.push(format!(
@@ -228,6 +236,7 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
 
     println!("crowdgrid demo — {} scenario(s): {}", scenarios.len(), scenarios.join(", "));
     println!("  map      {api}/ui/#token={operator}   (operator)");
+    println!("  city     {api}/ui/city.html#token={operator}   (operator: every site at a glance)");
     for l in &worker_links {
         println!("{l}");
     }
@@ -286,13 +295,16 @@ async fn run_inner(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error
     Ok(ExitCode::SUCCESS)
 }
 
+/// The web app's pages the demo's links lead to.
+const PAGES: [&str; 5] = ["/ui/", "/ui/city.html", "/ui/worker.html", "/ui/engineer.html", "/ui/login.html"];
+
 /// Checks that the printed links work: the pages are served and every token is accepted with its role.
 async fn check_links(
     http: &reqwest::Client,
     api: &str,
     issued: &[(String, &str)],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    for page in ["/ui/", "/ui/worker.html", "/ui/engineer.html", "/ui/login.html"] {
+    for page in PAGES {
         let status = http.get(format!("{api}{page}")).send().await?.status();
         if !status.is_success() {
             return Err(format!("{page} answered {status}").into());
@@ -305,7 +317,7 @@ async fn check_links(
             return Err(format!("a {role} token came back as {}", me["role"]).into());
         }
     }
-    println!("  links    checked: 4 pages served, {} tokens accepted with their roles", issued.len());
+    println!("  links    checked: {} pages served, {} tokens accepted with their roles", PAGES.len(), issued.len());
     Ok(())
 }
 

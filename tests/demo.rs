@@ -40,10 +40,15 @@ fn demo_runs_every_edge_and_its_numbers_hold() {
     }
     assert!(stdout.contains("/api/v1/zones"), "the demo prints where the API is");
     assert!(
-        stdout.contains("links    checked: 4 pages served, 5 tokens accepted"),
+        stdout.contains("links    checked: 5 pages served, 7 tokens accepted"),
         "the printed links work:\n{stdout}"
     );
     assert!(stdout.contains("/ui/#token=cg_") && stdout.contains("/ui/worker.html#token=cg_"), "{stdout}");
+    assert!(stdout.contains("/ui/city.html#token=cg_"), "{stdout}");
+    // A worker's link for every grid: Boai's road grid (Huang Wei) as well as its school grid (Xu Jing).
+    for name in ["Xu Jing", "Huang Wei", "Wang Lei", "Liu Fang"] {
+        assert!(stdout.lines().any(|l| l.contains("worker.html#token=") && l.contains(name)), "no link for {name}:\n{stdout}");
+    }
     // The last table: the camera's zones are the site's whole zones, and the drone is among the beach's sources.
     let last = |zone: &str| {
         let row = |l: &&str| l.contains(&format!(" {zone} ")) && !l.trim_start().starts_with('#');
