@@ -49,6 +49,11 @@ async fn pages_as_people_use_them() {
     let operator = tokens.create("ux-operator", Role::Operator, None).await.unwrap();
     let engineer = tokens.create("ux-engineer", Role::Engineer, None).await.unwrap();
     let worker = tokens.create("xu-jing", Role::GridWorker, Some("xu-jing")).await.unwrap();
+    let mut workers = serde_json::Map::new();
+    for w in ["sun-hao", "zhou-lin", "huang-wei"] {
+        workers.insert(w.into(), tokens.create(w, Role::GridWorker, Some(w)).await.unwrap().into());
+    }
+    workers.insert("xu-jing".into(), worker.clone().into());
     let shots = root().join("target/browser-screenshots-ux");
     let _ = std::fs::remove_dir_all(&shots);
 
@@ -59,6 +64,7 @@ async fn pages_as_people_use_them() {
         .env("OPERATOR_TOKEN", &operator)
         .env("ENGINEER_TOKEN", &engineer)
         .env("WORKER_TOKEN", &worker)
+        .env("WORKER_TOKENS", serde_json::Value::Object(workers).to_string())
         .env("MQTT_HOST", mqtt.ip().to_string())
         .env("MQTT_PORT", mqtt.port().to_string())
         .env("SCREENSHOT_DIR", &shots)

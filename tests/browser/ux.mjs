@@ -43,6 +43,7 @@ const BASE = env('BASE_URL').replace(/\/$/, '');
 const OP = env('OPERATOR_TOKEN');
 const ENGINEER = env('ENGINEER_TOKEN');
 const WORKER = env('WORKER_TOKEN');
+const WORKER_TOKENS = JSON.parse(env('WORKER_TOKENS')); // every Boai worker's token, by worker id
 const MQTT_HOST = env('MQTT_HOST', '127.0.0.1');
 const MQTT_PORT = env('MQTT_PORT');
 const SHOTS = path.resolve(env('SCREENSHOT_DIR', 'target/browser-screenshots-ux'));
@@ -427,6 +428,31 @@ try {
     if (await e.$('#tune-dialog[open]')) await axe(e, 'engineer with the camera dialog');
     await e.context().close();
     if (axeProblems.length) throw new Error(axeProblems.join(' | '));
+  });
+
+  await step('a ticket resolved while the zone is still over its level reopens, marked, with the note that closed it', async () => {
+    const crowd = (await apiGet('/tickets?site=boai-school')).find((x) => x.zone === 'gate-plaza' && x.audience === 'grid_worker');
+    const note = 'e2e: asked parents to wait across the road';
+    const r = await fetch(`${BASE}/api/v1/tickets/${crowd.id}/resolve`, { method: 'POST', headers: { Authorization: `Bearer ${OP}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ note }) });
+    if (!r.ok) throw new Error(`resolve: ${r.status} ${await r.text()}`);
+    reading('boai-school', 'gate-plaza', plaza.area_m2, plaza.thresholds.warning * 1.3, 'e2e-gate/gate-cam');
+    let t;
+    for (let i = 0; i < 50; i++) {
+      t = await apiGet(`/tickets/${crowd.id}`);
+      if (t.reopened >= 1 && t.state !== 'resolved') break;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    if (!(t.reopened >= 1)) throw new Error(`the ticket did not reopen: ${t.state}, reopened ${t.reopened}`);
+    const w = await newPage(PHONE, 'worker-reopen');
+    await w.goto(`${BASE}/ui/worker.html#token=${encodeURIComponent(WORKER_TOKENS[t.assignee])}`);
+    const card = `#mine li.card[data-ticket="${crowd.id}"]`;
+    await w.waitForSelector(card, { timeout: 20000 });
+    await w.waitForFunction((sel) => /reopened ×1/.test(document.querySelector(sel)?.textContent) && /Reopened — the crowd came back after/.test(document.querySelector(sel)?.textContent), card, { timeout: 10000 });
+    if (!(await w.textContent(card)).includes(note)) throw new Error(`the card reads: ${await w.textContent(card)}`);
+    if (/edge-offline/.test(await w.textContent('main'))) throw new Error("the engineers' edge ticket is on the grid worker's phone");
+    await shot(w, 'worker-reopened');
+    await w.context().close();
+    if (!/reopened ×1/.test(await op.textContent(`#tickets li.ticket[data-ticket="${crowd.id}"]`))) throw new Error("the operator's queue has no reopen mark");
   });
 
   // (6) The centre stops and comes back.

@@ -518,6 +518,7 @@ function ticketItem(t, highlight) {
       <span>tier <b>${esc(TIER_LABEL[t.tier] || t.tier || '–')}</b></span>
       <span class="num">${esc(fmtMeasure(t))}</span>
       ${t.rule ? `<span>rule ${esc(t.rule)}</span>` : ''}
+      ${t.reopened ? `<span class="pill reopened" title="resolved, then over its level again within the reopen window">reopened ×${t.reopened}</span>` : ''}
       ${t.audience === 'engineer' ? '<span class="pill eng" title="for the engineers: data quality, silent sources, offline edges">engineering</span>' : ''}
       ${ackOverdue ? `<span class="overdue">ack overdue since ${fmtClock(t.ack_due, off)}</span>` : ''}
       ${!ackOverdue && resOverdue ? `<span class="overdue">resolve overdue since ${fmtClock(t.resolve_due, off)}</span>` : ''}

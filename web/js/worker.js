@@ -15,6 +15,7 @@ const S = {
   geoState: 'asking',
   fresh: new Set(),
   busy: new Set(),
+  prevNotes: new Map(), // reopened ticket id → its last resolve note ('' none, null being fetched)
   snaps: new Map(), // ticket id → object URL of its camera snapshot, or '' when there is none
   names: new Map(), // worker id → roster name
 };
@@ -194,7 +195,8 @@ function render() {
   const all = [...S.tickets.values()];
   const open = all.filter(isOpen);
   const mineOpen = open.filter(mine).sort(order);
-  const others = open.filter((t) => !mine(t)).sort(order);
+  // Engineers' tickets (an edge offline, a silent source) are not the grid worker's to act on.
+  const others = open.filter((t) => !mine(t) && t.audience !== 'engineer').sort(order);
   const since = Date.now() - 12 * 3600e3;
   const done = all
     .filter((t) => !isOpen(t) && mine(t) && Date.parse(t.closed_at || t.updated_at) >= since)
@@ -266,9 +268,29 @@ function card(t, actions) {
     }
     ${due}
     ${t.resolution ? `<div class="note">“${esc(t.resolution)}”</div>` : ''}
+    ${!t.resolution && t.reopened ? previousNote(t.id) : ''}
     ${open && hasCamera(z) ? snapshot(t.id) : ''}
     ${btns}
   </li>`;
+}
+
+/**
+ * A reopened ticket's last resolve note (the reopen clears it on the ticket; the trail keeps it): fetched once,
+ * so the worker sees what was done before the crowd came back.
+ */
+function previousNote(id) {
+  if (!S.prevNotes.has(id)) {
+    S.prevNotes.set(id, null);
+    api(`/tickets/${id}`)
+      .then((full) => {
+        const last = (full.events || []).filter((e) => e.kind === 'resolved').pop();
+        S.prevNotes.set(id, last?.detail || '');
+        render();
+      })
+      .catch(() => S.prevNotes.delete(id));
+  }
+  const note = S.prevNotes.get(id);
+  return note ? `<div class="note reopened-note">Reopened — the crowd came back after “${esc(note)}”</div>` : '';
 }
 
 /** Whether a camera sees the zone (only then can a ticket of it have a snapshot). */
