@@ -1,16 +1,16 @@
-// Operators' live map: zones coloured by level, edges, ticket pins, the ticket queue, zone details and replay.
+// Operators' live map: zones coloured by level, labels, edges, ticket pins and the ticket queue. The zone panel,
+// the ticket dialog and the replay live beside it (zone_panel.js, ticket_actions.js, replay.js).
 /* global L */
 import {
   api, captureToken, me, liveUpdates, renderIdentity, toast, esc,
   LEVELS, LEVEL_COLOR, LEVEL_RANK, levelOf, isOpen, queueOrder, stateLabel, TIER_LABEL,
-  fmtNum, fmtDensity, fmtMeasure, fmtDuration, fmtClock, fmtDateTime, ageOf, trendText, centroid, fmtMetric, sortedLevels,
+  fmtNum, fmtDensity, fmtMeasure, fmtDuration, fmtClock, ageOf, trendText, centroid,
 } from './api.js';
-import { drawChart } from './chart.js';
 import { declutter } from './declutter.js';
+import { initActions, openAction } from './ticket_actions.js';
+import { initZonePanel, selectZone, renderZoneFacts, refreshChart } from './zone_panel.js';
 import { initReplay, loadTimeline, drawStrip, replayValueAt, exitReplay } from './replay.js';
 
-/** The centre's fusion of every source of a zone, stored as its own series: what the map showed. */
-const MAP_SERIES = 'crowdgrid-central/fused';
 
 const S = {
   who: null,
@@ -81,7 +81,14 @@ async function main() {
     },
     renderPins,
   });
-  wireDialog();
+  initActions(S, {
+    zoneName,
+    changed: () => {
+      renderQueue();
+      renderPins();
+    },
+  });
+  initZonePanel(S, { drawStrip });
   document.getElementById('zone-close').onclick = () => selectZone(null);
   document.getElementById('chart-hours').onchange = () => S.selected && refreshChart();
   setInterval(tick, 1000);
@@ -564,216 +571,6 @@ function renderPins(asOf) {
     });
     m.addTo(S.pinLayer);
   }
-}
-
-// ── ticket actions ───────────────────────────────────────────────────────────────────────────────
-
-let pending = null;
-
-function wireDialog() {
-  const dlg = document.getElementById('action-dialog');
-  document.getElementById('action-cancel').onclick = () => dlg.close();
-  document.getElementById('action-form').onsubmit = async (ev) => {
-    ev.preventDefault();
-    if (!pending) return;
-    const note = document.getElementById('action-note').value.trim();
-    const body = {};
-    if (note) body.note = note;
-    if (pending.act === 'resolve' && !note) {
-      toast('Resolving needs a short feedback note.', 'error');
-      return;
-    }
-    if (pending.act === 'reassign') {
-      body.to = document.getElementById('action-to').value;
-      if (!body.to) {
-        toast('Pick the worker to reassign to.', 'error');
-        return;
-      }
-    }
-    dlg.close();
-    await act(pending.id, pending.act, body);
-  };
-}
-
-async function openAction(id, action) {
-  const t = S.tickets.get(id);
-  if (!t) return;
-  if (action === 'acknowledge' || action === 'on_site') {
-    await act(id, action, {});
-    return;
-  }
-  pending = { id, act: action };
-  const titles = {
-    resolve: `Resolve #${id} — ${zoneName(t.zone)}`,
-    escalate: `Escalate #${id} — ${zoneName(t.zone)}`,
-    reassign: `Reassign #${id} — ${zoneName(t.zone)}`,
-  };
-  const help = {
-    resolve: 'Feedback note (required): what was done on site.',
-    escalate:
-      t.tier === 'subdistrict'
-        ? 'Blow the whistle (吹哨): the responsible department must report and act.'
-        : `Move the matter up one tier, from ${TIER_LABEL[t.tier] || t.tier}.`,
-    reassign: `Another worker who covers grid ${t.grid}.`,
-  };
-  document.getElementById('action-title').textContent = titles[action];
-  document.getElementById('action-help').textContent = help[action];
-  document.getElementById('action-note').value = '';
-  const toLabel = document.getElementById('to-label');
-  toLabel.classList.toggle('hidden', action !== 'reassign');
-  if (action === 'reassign') {
-    // The roster: who covers the ticket's grid first, then the rest of the site (a neighbour can step in).
-    const roster = (S.siteInfo?.hierarchy?.workers || []).filter((w) => w.id !== t.assignee);
-    const opt = (w) => `<option value="${esc(w.id)}">${esc(w.name || w.id)}</option>`;
-    const here = roster.filter((w) => (w.grids || []).includes(t.grid));
-    const rest = roster.filter((w) => !(w.grids || []).includes(t.grid));
-    document.getElementById('action-to').innerHTML =
-      (here.length ? `<optgroup label="Covers grid ${esc(t.grid)}">${here.map(opt).join('')}</optgroup>` : '') +
-      (rest.length ? `<optgroup label="Elsewhere in the site">${rest.map(opt).join('')}</optgroup>` : '');
-  }
-  document.getElementById('action-dialog').showModal();
-  document.getElementById(action === 'reassign' ? 'action-to' : 'action-note').focus();
-}
-
-/** Workers of a grid from `/sites` when it lists them (objects or ids); otherwise those seen on its tickets
- * (the API gives only a count of workers per site, so the operator may also type any worker id). */
-
-async function act(id, action, body) {
-  try {
-    const t = await api(`/tickets/${id}/${action}`, { method: 'POST', body });
-    S.tickets.set(t.id, t);
-    renderQueue();
-    renderPins();
-    const done = { acknowledge: 'acknowledged', on_site: 'marked on site', resolve: 'resolved', escalate: `escalated to ${t.tier}`, reassign: `reassigned to ${t.assignee}` };
-    toast(`#${id} ${done[action] || action}`, 'ok');
-  } catch (e) {
-    if (e.status !== 401) toast(e.message, 'error');
-  }
-}
-
-// ── zone panel ───────────────────────────────────────────────────────────────────────────────────
-
-async function selectZone(id) {
-  const prev = S.selected;
-  S.selected = id || null;
-  if (prev && S.layers.get(prev)) S.layers.get(prev).getElement().classList.remove('selected');
-  document.getElementById('zone-panel').classList.toggle('hidden', !id);
-  document.getElementById('zone-hint').classList.toggle('hidden', !!id);
-  drawStrip();
-  if (!id) return;
-  const layer = S.layers.get(id);
-  if (layer) {
-    layer.getElement().classList.add('selected');
-    layer.bringToFront();
-  }
-  const z = S.zones.get(id);
-  document.getElementById('zone-title').innerHTML = `${esc(z?.name || id)} <span class="muted small">${esc(id)}</span>`;
-  renderZoneFacts();
-  document.getElementById('zone-panel').scrollIntoView({ behavior: 'smooth', block: 'start' });
-  await Promise.all([refreshChart(), renderRules(), renderSources()]);
-}
-
-function renderZoneFacts() {
-  const z = S.zones.get(S.selected);
-  if (!z) return;
-  const t = trendText(z.trend_per_min);
-  const cap = z.capacity && z.count != null ? `${Math.round((100 * z.count) / z.capacity)} %` : '–';
-  const th = z.thresholds || {};
-  document.getElementById('zone-facts').innerHTML = `
-    <div class="fact"><div class="k">level</div><div class="v"><span class="badge ${esc(z.level)}">${esc(z.level)}</span></div></div>
-    <div class="fact"><div class="k">people/m²</div><div class="v num">${fmtDensity(z.density)}</div></div>
-    <div class="fact"><div class="k">people</div><div class="v num">${fmtNum(z.count)}</div></div>
-    <div class="fact"><div class="k">trend</div><div class="v trend ${t.cls}" title="${esc(t.text)}">${t.arrow} <small class="small">${esc(t.text)}</small></div></div>
-    <div class="fact"><div class="k">of capacity</div><div class="v num">${cap}</div></div>
-    <div class="fact"><div class="k">area</div><div class="v num">${fmtNum(z.area_m2)} <small>m²</small></div></div>
-    <div class="fact" style="grid-column: span 3"><div class="k">grid · kind · thresholds (notice / warning / critical)</div>
-      <div>${esc(z.grid)} · ${esc(z.kind)} · <span class="num">${th.notice ?? '–'} / ${th.warning ?? '–'} / ${th.critical ?? '–'}</span> people/m²</div></div>`;
-}
-
-async function refreshChart() {
-  const id = S.selected;
-  if (!id) return;
-  const z = S.zones.get(id);
-  const hours = Number(document.getElementById('chart-hours').value);
-  const to = Date.now();
-  const from = to - hours * 3600e3;
-  const box = document.getElementById('chart');
-  let points;
-  try {
-    points = await api(
-      `/zones/${encodeURIComponent(S.site)}/${encodeURIComponent(id)}/series?from=${new Date(from).toISOString()}&limit=100000`,
-    );
-  } catch (e) {
-    if (e.status !== 401) box.innerHTML = `<p class="muted">${esc(e.message)}</p>`;
-    return;
-  }
-  if (S.selected !== id) return;
-  const bySource = new Map();
-  for (const p of points) {
-    if (!bySource.has(p.source_id)) bySource.set(p.source_id, { kind: p.source, points: [] });
-    bySource.get(p.source_id).points.push([Date.parse(p.ts), p.density]);
-  }
-  const series = [...bySource.entries()]
-    .map(([sid, s]) => ({ label: sid === MAP_SERIES ? 'map (all sources)' : sid.includes('/') ? sid.split('/').slice(1).join('/') : sid, kind: s.kind, fused: sid === MAP_SERIES, points: s.points }))
-    .sort((a, b) => Number(a.fused) - Number(b.fused));
-  drawChart(box, series, { from, to, thresholds: z?.thresholds, offsetMin: S.siteInfo?.utc_offset_minutes, title: `Density of ${z?.name}` });
-}
-
-async function renderRules() {
-  const box = document.getElementById('zone-rules');
-  if (!S.rules) {
-    try {
-      S.rules = await api(`/rules?site=${encodeURIComponent(S.site)}`);
-    } catch (e) {
-      box.innerHTML = `<p class="muted">${e.status === 404 ? 'The centre does not serve /rules yet.' : esc(e.message)}</p>`;
-      return;
-    }
-  }
-  const off = S.siteInfo?.utc_offset_minutes;
-  const rules = S.rules.filter((r) => r.zone === S.selected);
-  if (!rules.length) {
-    box.innerHTML = '<p class="muted">No rules for this zone.</p>';
-    return;
-  }
-  box.innerHTML = `<table class="grid compact"><thead><tr><th>rule</th><th>levels</th><th>now</th><th>last fired</th></tr></thead><tbody>${rules
-    .map((r) => {
-      const lv = sortedLevels(r.levels)
-        .map(([k, v]) => `${esc(k)} ${esc(typeof v === 'object' ? JSON.stringify(v) : fmtMetric(r.metric, v))}`)
-        .join('<br>');
-      const st = r.state || {};
-      return `<tr><td><b>${esc(r.rule)}</b><div class="muted small">${esc(r.metric)} · for ${esc(r.for_s)} s · clear ${esc(r.clear_for_s)} s · cooldown ${esc(r.cooldown_s)} s${
-        r.active_now === false ? ' · <b>inactive now</b>' : ''
-      }</div></td><td class="small">${lv}</td><td><span class="badge ${esc(st.level || 'normal')}">${esc(st.level || 'normal')}</span><div class="small num">${
-        fmtMetric(r.metric, st.last_value)
-      }</div>${st.firing_since ? `<div class="small">firing since ${fmtClock(st.firing_since, off)}</div>` : ''}</td><td class="small">${
-        st.last_fired ? fmtDateTime(st.last_fired, off) : 'never'
-      }</td></tr>`;
-    })
-    .join('')}</tbody></table>`;
-}
-
-async function renderSources() {
-  const box = document.getElementById('zone-sources');
-  const id = S.selected;
-  let z;
-  try {
-    z = (await api(`/zones?site=${encodeURIComponent(S.site)}`)).find((x) => x.zone === id);
-  } catch (e) {
-    return;
-  }
-  if (S.selected !== id) return;
-  const off = S.siteInfo?.utc_offset_minutes;
-  const rows = Object.entries(z?.sources || {});
-  box.innerHTML = rows.length
-    ? `<table class="grid compact"><thead><tr><th>source</th><th class="num">people</th><th class="num">/m²</th><th class="num">conf.</th><th>at</th></tr></thead><tbody>${rows
-        .map(
-          ([sid, s]) =>
-            `<tr><td>${esc(sid)}<div class="muted small">${esc(s.kind)}</div></td><td class="num">${fmtNum(s.count)}</td><td class="num">${fmtDensity(
-              s.density,
-            )}</td><td class="num">${fmtNum(s.confidence, 2)}</td><td class="num small">${fmtClock(s.ts, off, true)}</td></tr>`,
-        )
-        .join('')}</tbody></table>`
-    : '<p class="muted">No source has reported for this zone yet.</p>';
 }
 
 // ── periodic ─────────────────────────────────────────────────────────────────────────────────────
