@@ -47,7 +47,10 @@ fn demo_runs_every_edge_and_its_numbers_hold() {
     assert!(stdout.contains("/ui/city.html#token=cg_"), "{stdout}");
     // A worker's link for every grid: Boai's road grid (Huang Wei) as well as its school grid (Xu Jing).
     for name in ["Xu Jing", "Huang Wei", "Wang Lei", "Liu Fang"] {
-        assert!(stdout.lines().any(|l| l.contains("worker.html#token=") && l.contains(name)), "no link for {name}:\n{stdout}");
+        assert!(
+            stdout.lines().any(|l| l.contains("worker.html#token=") && l.contains(name)),
+            "no link for {name}:\n{stdout}"
+        );
     }
     // The last table: the camera's zones are the site's whole zones, and the drone is among the beach's sources.
     let last = |zone: &str| {
