@@ -389,6 +389,10 @@ try {
     await axe(op, 'map');
     // Reassign from the roster, by name: the crowd ticket of the gate plaza goes to another school worker.
     const crowd = (await apiGet('/tickets?site=boai-school')).find((x) => x.zone === 'gate-plaza' && x.audience === 'grid_worker');
+    // The zone name in the queue is reachable by keyboard and opens the zone.
+    await op.focus(`#tickets li.ticket[data-ticket="${crowd.id}"] .zone-name`);
+    await op.keyboard.press('Enter');
+    await op.waitForFunction(() => /School gate plaza/.test(document.getElementById('zone-title').textContent), null, { timeout: 10000 });
     await op.click(`#tickets li.ticket[data-ticket="${crowd.id}"] button[data-act="reassign"]`);
     await op.waitForSelector('#action-dialog[open]');
     await axe(op, 'map with the reassign dialog');

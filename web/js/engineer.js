@@ -27,7 +27,9 @@ async function main() {
   S.sites = await api('/sites');
   const sel = document.getElementById('site');
   sel.innerHTML += S.sites.map((s) => `<option value="${esc(s.id)}">${esc(s.name || s.id)}</option>`).join('');
-  S.site = new URLSearchParams(location.search).get('site') || '';
+  // A city's console (thousands of zones) opens on its first site; "all sites" stays one choice away.
+  const zonesInAll = S.sites.reduce((n, s) => n + (s.zones || 0), 0);
+  S.site = new URLSearchParams(location.search).get('site') || (zonesInAll > 400 ? S.sites[0]?.id || '' : '');
   sel.value = S.site;
   sel.onchange = () => {
     S.site = sel.value;

@@ -516,7 +516,7 @@ function ticketItem(t, highlight) {
     <div class="row1">
       <span class="tid">#${t.id}</span>
       <span class="badge ${esc(t.level)}">${esc(t.level)}</span>
-      <span class="zone-name" title="Show the zone">${esc(zoneName(t.zone))}</span>
+      <button type="button" class="zone-name" title="Show the zone">${esc(zoneName(t.zone))}</button>
       <span class="pill state-${esc(t.state)}" data-role="state">${esc(stateLabel(t))}</span>
     </div>
     <div class="row2">
