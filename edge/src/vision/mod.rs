@@ -34,4 +34,5 @@ pub mod preprocess;
 pub mod runtime;
 pub mod self_check;
 pub mod tiles;
+pub mod track;
 pub mod zones;
