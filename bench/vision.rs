@@ -21,6 +21,8 @@ use chrono::Utc;
 use crowdgrid_edge::vision::detect::{Class, Detection};
 use crowdgrid_edge::vision::model::{Detector, ModelConfig};
 use crowdgrid_edge::vision::pool::DetectorPool;
+use crowdgrid_edge::vision::track::lines::LineCounter;
+use crowdgrid_edge::vision::track::{Tracker, TrackerConfig};
 use crowdgrid_edge::vision::zones::{self, ImageZone, Smoother};
 use crowdgrid_proto::{ClassCounts, Reading, SourceKind};
 use opencv::core::Mat;
@@ -62,6 +64,10 @@ struct Pass {
     published: usize,
     /// Peak RSS of the process that ran the pass (VmHWM), MiB.
     rss_mib: Option<f64>,
+    /// Time in the tracker and the counting line (on the collecting thread, after each frame's NMS).
+    track_s: f64,
+    /// Line crossings counted (a line across the frame at y = 400).
+    crossings: usize,
 }
 
 impl Pass {
@@ -127,7 +133,14 @@ fn rust_pass(
     let mut pool = DetectorPool::<Mat>::start("bench", dets)?;
     let mut cap = videoio::VideoCapture::from_file(video, videoio::CAP_FFMPEG)?;
     let (mut n, mut persons, mut published) = (0usize, 0usize, 0usize);
+    let mut tracker = Tracker::new(TrackerConfig::default());
+    let mut line = LineCounter::new((0.0, 400.0), (768.0, 400.0), 2);
+    let (mut track_time, mut crossings) = (Duration::ZERO, 0usize);
     let mut handle = |dets: &[Detection]| -> Result<(), Box<dyn std::error::Error>> {
+        let t = Instant::now();
+        tracker.update(dets);
+        crossings += line.update(tracker.tracked(1)).len();
+        track_time += t.elapsed();
         smoother.push(zones::count(&zones, dets));
         persons += dets.iter().filter(|d| d.class == Class::Person).count();
         if let Some(mean) = smoother.mean() {
@@ -177,7 +190,17 @@ fn rust_pass(
     let model = pool.model_time();
     drop(pool);
     let rss_mib = vm_hwm_kib().map(|k| k as f64 / 1024.0);
-    Ok(Pass { frames: n, wall_s: wall.as_secs_f64(), model_s: model.as_secs_f64(), persons, published, rss_mib })
+    let track_s = track_time.as_secs_f64();
+    Ok(Pass {
+        frames: n,
+        wall_s: wall.as_secs_f64(),
+        model_s: model.as_secs_f64(),
+        persons,
+        published,
+        rss_mib,
+        track_s,
+        crossings,
+    })
 }
 
 /// Runs one pass in a child process (this binary with `--pass`), so each configuration's peak RSS is its own.
@@ -247,6 +270,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("        pipeline overhead  {:8.1} % of model time (goal ≤ 10 %)", (e2e_ms - model_ms) / model_ms * 100.0);
     println!("        peak RSS           {}", rss(&same));
+    let track_ms = same.ms(same.track_s);
+    println!(
+        "        tracker + line     {track_ms:8.3} ms/frame = {:.2} % of model time (goal ≤ 2 %); {} crossings of y = 400",
+        track_ms / model_ms * 100.0,
+        same.crossings
+    );
+    println!(
+        "        frames/s           {:.1} with tracking, {:.1} without (the same run's wall time minus the tracker's)",
+        same.fps(),
+        same.frames as f64 / (same.wall_s - same.track_s)
+    );
     println!(
         "  rust  as deployed: model.workers = {workers} ({workers} sessions × {} thread(s)), 416×320 letterbox (fit_input)",
         (threads / workers).max(1)
