@@ -474,11 +474,13 @@ fn default_sim_confidence() -> f64 {
 }
 
 mod load;
+mod tracking;
 mod validate;
 mod vision;
 
 pub use load::LoadedEdge;
 
+pub use tracking::{LineConfig, TrackingConfig};
 pub use vision::{Calibration, CameraConfig, CameraZone, DroneConfig};
 
 pub use validate::parse_hhmm;

@@ -91,6 +91,9 @@ pub struct CameraConfig {
     /// Evidence snapshots for tickets on this camera's zones (absent: frames never leave the edge).
     #[serde(default)]
     pub evidence: Option<EvidenceConfig>,
+    /// Tracking and counting lines (absent: counts per frame, smoothed).
+    #[serde(default)]
+    pub tracking: Option<super::tracking::TrackingConfig>,
 }
 
 /// `evidence = { ... }` of a camera: when the centre raises a ticket on one of its zones, the latest analysed
@@ -262,6 +265,9 @@ pub(super) fn validate_camera(c: &CameraConfig, site: &Site, path: &str, p: &mut
     }
     if c.zones.is_empty() {
         p.push(format!("{path}.zones"), "at least one image zone is needed");
+    }
+    if let Some(t) = &c.tracking {
+        super::tracking::validate(t, &c.zones, &format!("{path}.tracking"), p);
     }
     let mut seen = std::collections::HashSet::new();
     for (j, z) in c.zones.iter().enumerate() {

@@ -1,9 +1,11 @@
-//! Camera source: detections → image zones (by the bottom-centre point) → smoothed per-zone counts →
-//! readings with `classes`, `conflict`, and density over the zone's ground area from the homography.
+//! Camera source: detections → (with `tracking`: tracked objects, line crossings) → image zones (by the
+//! bottom-centre point) → smoothed per-zone counts → readings with `classes`, `conflict`, density over the zone's
+//! ground area from the homography, and a line's flows on its zone.
 
 use chrono::{DateTime, Utc};
 use crowdgrid_proto::{ClassCounts, Reading, SourceKind};
 
+use super::camera_tracking::CameraTracking;
 use super::vision_run::{self, FrameCounter, PipelineSettings};
 use super::{Ids, SourceContext, SourceError, Started};
 use crate::config::CameraConfig;
@@ -19,6 +21,7 @@ pub struct CameraCounter {
     zones: Vec<ImageZone>,
     smoother: Smoother,
     confidence: f64,
+    tracking: Option<CameraTracking>,
 }
 
 impl CameraCounter {
@@ -40,27 +43,34 @@ impl CameraCounter {
             tracing::info!(source = %ids.source_id, zone = %z.zone, area_m2, vehicle_lane, "camera zone");
             zones.push(ImageZone { zone: z.zone.clone(), polygon: z.polygon.clone(), vehicle_lane, area_m2 });
         }
-        Ok(Self { ids, zones, smoother: Smoother::new(c.smoothing_frames), confidence: c.confidence })
+        let tracking = c.tracking.as_ref().map(|t| CameraTracking::new(t, &zones));
+        Ok(Self { ids, zones, smoother: Smoother::new(c.smoothing_frames), confidence: c.confidence, tracking })
     }
 }
 
 impl FrameCounter for CameraCounter {
     fn frame(&mut self, _frame: &Frame, dets: &[Detection]) {
-        self.smoother.push(zones::count(&self.zones, dets));
+        let counts = match &mut self.tracking {
+            Some(t) => zones::count(&self.zones, &t.frame(dets, Utc::now(), &self.ids.source_id)),
+            None => zones::count(&self.zones, dets),
+        };
+        self.smoother.push(counts);
     }
 
     fn readings(&mut self, now: DateTime<Utc>) -> Vec<Reading> {
         let Some(mean) = self.smoother.mean() else { return Vec::new() };
-        self.zones
-            .iter()
-            .zip(mean)
-            .map(|(z, c)| {
-                let mut r = self.ids.reading(&z.zone, now, c.person, z.area_m2, self.confidence);
-                r.classes = Some(ClassCounts { person: c.person, vehicle: c.vehicle });
-                r.conflict = Some(c.conflict);
-                r
-            })
-            .collect()
+        let mut out = Vec::with_capacity(self.zones.len());
+        for (i, (z, c)) in self.zones.iter().zip(mean).enumerate() {
+            let mut r = self.ids.reading(&z.zone, now, c.person, z.area_m2, self.confidence);
+            r.classes = Some(ClassCounts { person: c.person, vehicle: c.vehicle });
+            r.conflict = Some(c.conflict);
+            if let Some((inflow, outflow)) = self.tracking.as_mut().and_then(|t| t.flows(i, now)) {
+                r.inflow_per_min = Some(inflow);
+                r.outflow_per_min = Some(outflow);
+            }
+            out.push(r);
+        }
+        out
     }
 }
 

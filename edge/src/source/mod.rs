@@ -29,6 +29,7 @@ use crate::input::{self, Ack, Batch, InputContext, InputError, Record};
 
 pub mod base_station;
 pub mod camera;
+pub mod camera_tracking;
 pub mod drone;
 pub mod gate;
 mod retune;
