@@ -1,7 +1,8 @@
 //! Tracking on real footage: NanoDet-g on vtest.avi as the Boai camera sees it (every other frame: 5 frames/s),
-//! the tracker over its boxes. Tracked occupancy varies less from frame to frame than the raw per-frame count
-//! (a person the detector drops for a frame stays counted), measured and asserted loosely; the crossings of the
-//! Boai camera's gate line are printed. Needs the ONNX Runtime and vtest.avi that scripts/setup.sh installs.
+//! the tracker over its boxes. The crossings of the Boai camera's gate line match the ones counted by eye
+//! (tests/data/vision/vtest_gate_crossings.toml, with how they were counted) within its stated tolerance;
+//! tracked occupancy varies less from frame to frame than the raw per-frame count (a person the detector
+//! drops for a frame stays counted), measured and asserted loosely. Needs the ONNX Runtime and vtest.avi that scripts/setup.sh installs.
 
 use std::path::{Path, PathBuf};
 
@@ -22,8 +23,20 @@ fn jitter(counts: &[usize]) -> f64 {
     counts.windows(2).map(|w| w[0].abs_diff(w[1]) as f64).sum::<f64>() / (counts.len() - 1) as f64
 }
 
+/// The by-eye crossings: (in, out, tolerance, frames).
+fn golden() -> (u64, u64, u64, usize) {
+    let text = std::fs::read_to_string(root().join("tests/data/vision/vtest_gate_crossings.toml")).unwrap();
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    let crossings = v["crossing"].as_array().unwrap();
+    let count = |d: &str| crossings.iter().filter(|c| c["direction"].as_str() == Some(d)).count() as u64;
+    let line = &v["line"];
+    assert_eq!(line["from"].as_array().unwrap()[0].as_integer(), Some(300), "the test's line is the file's");
+    (count("in"), count("out"), v["tolerance"].as_integer().unwrap() as u64, v["frames"].as_integer().unwrap() as usize)
+}
+
 #[test]
-fn tracked_occupancy_is_steadier_than_raw_counts() {
+fn gate_crossings_match_the_eye_and_tracked_occupancy_is_steadier() {
+    let (want_in, want_out, tolerance, frames) = golden();
     let cfg = ModelConfig {
         manifest: root().join("models/manifest.toml"),
         threads: 2,
@@ -39,7 +52,7 @@ fn tracked_occupancy_is_steadier_than_raw_counts() {
     // The Boai camera's gate line (config/boai-school/edge-camera.toml): x = 300, `in` = walking right.
     let mut gate = LineCounter::new((300.0, 576.0), (300.0, 125.0), 2);
     let (mut raw, mut tracked) = (Vec::new(), Vec::new());
-    for i in 0..300 {
+    for i in 0..frames {
         let mut frame = Mat::default();
         assert!(cap.read(&mut frame).unwrap() && !frame.empty(), "frame {i}");
         if i % 2 == 1 {
@@ -55,12 +68,18 @@ fn tracked_occupancy_is_steadier_than_raw_counts() {
     let mean = |v: &[usize]| v.iter().sum::<usize>() as f64 / v.len() as f64;
     let ids = tracker.tracks().iter().map(|t| t.id).max().unwrap_or(0);
     println!(
-        "150 frames at 5 frames/s: raw persons mean {:.2}, frame-to-frame change {jr:.3}; tracked mean {:.2}, change {jt:.3}; \
+        "{} frames at 5 frames/s: raw persons mean {:.2}, frame-to-frame change {jr:.3}; tracked mean {:.2}, change {jt:.3}; \
          {ids} track ids in all; gate line: {} in, {} out",
+        raw.len(),
         mean(&raw),
         mean(&tracked),
         gate.total(Class::Person, Direction::In),
         gate.total(Class::Person, Direction::Out)
+    );
+    let (got_in, got_out) = (gate.total(Class::Person, Direction::In), gate.total(Class::Person, Direction::Out));
+    assert!(
+        got_in.abs_diff(want_in) <= tolerance && got_out.abs_diff(want_out) <= tolerance,
+        "gate line: {got_in} in, {got_out} out; by eye {want_in} in, {want_out} out (± {tolerance})"
     );
     assert!(jt < jr, "tracked counts should change less from frame to frame: {jt} vs {jr}");
     // Steadier, not inflated: the tracked mean stays within one person of the raw one.
