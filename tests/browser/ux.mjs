@@ -78,11 +78,11 @@ function mqtt(topic, payload, retain = false) {
   const r = spawnSync('mosquitto_pub', args, { encoding: 'utf8', timeout: 10000 });
   if (r.status !== 0) fail(`mosquitto_pub exited ${r.status}: ${r.stderr || r.error}`);
 }
-function reading(site, zone, area, density, sourceId = 'e2e-ux/report') {
+function reading(site, zone, area, density, sourceId = 'e2e-ux/report', extra = {}) {
   seq += 1;
   const count = Math.round(area * density);
   mqtt(`${PREFIX}/${site}/${zone}/reading`, {
-    site, zone, source: 'report', source_id: sourceId, ts: new Date().toISOString(), seq, epoch, count, area_m2: area, density: count / area, confidence: 0.9,
+    site, zone, source: 'report', source_id: sourceId, ts: new Date().toISOString(), seq, epoch, count, area_m2: area, density: count / area, confidence: 0.9, ...extra,
   });
 }
 
@@ -342,6 +342,21 @@ try {
     await op.keyboard.press('End');
     await op.waitForSelector('body[data-replay="off"]', { timeout: 5000 });
     if (!(await op.$('[data-ticket-pin]'))) throw new Error('live pins did not come back after the replay');
+  });
+
+  await step("a camera's gate line: the zone panel charts people per minute in and out", async () => {
+    for (const [i, o] of [[4, 1], [6, 2]]) {
+      reading('boai-school', 'gate-plaza', plaza.area_m2, plaza.thresholds.warning * 1.2, 'e2e-gate/gate-cam', { inflow_per_min: i, outflow_per_min: o });
+      await op.waitForTimeout(600);
+    }
+    await op.click('#zone-close').catch(() => {});
+    await op.focus('path[data-zone="gate-plaza"]');
+    await op.keyboard.press('Enter');
+    await op.waitForSelector('#flow-box:not(.hidden) #flow-chart svg.chart path', { timeout: 15000 });
+    const legend = await op.textContent('#flow-chart');
+    if (!/gate-cam in/.test(legend) || !/gate-cam out/.test(legend)) throw new Error(`the flow chart reads: ${legend}`);
+    await op.locator('#flow-box').scrollIntoViewIfNeeded();
+    await shot(op, 'zone-flows');
   });
 
   // (4) Page weight.

@@ -584,7 +584,14 @@ function tick() {
     if (!document.querySelector('dialog[open]')) renderQueue();
     if (S.selected && !S.replay.active && Date.now() % 30000 < 15000) refreshChart();
   }
+  // The timeline follows the data once a minute (not while replaying: the window would move under the cursor).
+  if (Date.now() - lastTimeline > 60000 && S.replay.data && !S.replay.active && S.zones.size <= 80) {
+    lastTimeline = Date.now();
+    S.replay.data = null;
+    loadTimeline().catch(() => {});
+  }
 }
+let lastTimeline = Date.now();
 
 function renderLegend() {
   document.getElementById('legend').innerHTML =

@@ -79,6 +79,32 @@ export async function refreshChart() {
     .map(([sid, s]) => ({ label: sid === MAP_SERIES ? 'map (all sources)' : sid.includes('/') ? sid.split('/').slice(1).join('/') : sid, kind: s.kind, fused: sid === MAP_SERIES, points: s.points }))
     .sort((a, b) => Number(a.fused) - Number(b.fused));
   drawChart(box, series, { from, to, thresholds: z?.thresholds, offsetMin: S.siteInfo?.utc_offset_minutes, title: `Density of ${z?.name}` });
+  drawFlows(points, from, to, z);
+}
+
+/**
+ * People in and out per minute, from the sources that report flows (a gate's turnstiles, a camera's counting
+ * line): one line each way per source. Hidden for a zone whose sources report none.
+ */
+function drawFlows(points, from, to, z) {
+  const flows = new Map();
+  for (const p of points) {
+    for (const [key, dir] of [['inflow_per_min', 'in'], ['outflow_per_min', 'out']]) {
+      if (p[key] == null) continue;
+      const name = `${p.source_id.includes('/') ? p.source_id.split('/').slice(1).join('/') : p.source_id} ${dir}`;
+      if (!flows.has(name)) flows.set(name, { label: name, kind: p.source, fused: dir === 'in', points: [] });
+      flows.get(name).points.push([Date.parse(p.ts), p[key]]);
+    }
+  }
+  document.getElementById('flow-box').classList.toggle('hidden', flows.size === 0);
+  if (!flows.size) return;
+  drawChart(document.getElementById('flow-chart'), [...flows.values()], {
+    from,
+    to,
+    height: 150,
+    offsetMin: S.siteInfo?.utc_offset_minutes,
+    title: `People per minute through the gates and lines of ${z?.name}`,
+  });
 }
 
 async function renderRules() {
