@@ -4,6 +4,7 @@
 //! ```toml
 //! [sources.tracking]
 //! max_missed = 2                 # frames a tracked object stays counted after the detector last saw it
+//! conflict_after_s = 2.0         # a person in a vehicle lane this long is a people–vehicle conflict
 //! [[sources.tracking.lines]]
 //! id = "school-gate"
 //! zone = "gate-plaza"            # one of this camera's zones: its readings carry the line's flows
@@ -26,10 +27,18 @@ pub struct TrackingConfig {
     /// Counting lines.
     #[serde(default)]
     pub lines: Vec<LineConfig>,
+    /// Seconds a tracked person must stay in a vehicle lane before they count as a people–vehicle conflict
+    /// (someone crossing the lane in a second is not one; someone waiting in it is).
+    #[serde(default = "default_conflict_after_s")]
+    pub conflict_after_s: f64,
 }
 
 fn default_max_missed() -> u32 {
     2
+}
+
+fn default_conflict_after_s() -> f64 {
+    2.0
 }
 
 /// A counting line in image pixels.
@@ -50,6 +59,9 @@ pub struct LineConfig {
 pub fn validate(t: &TrackingConfig, zones: &[CameraZone], path: &str, p: &mut Problems) {
     if t.max_missed > 30 {
         p.push(format!("{path}.max_missed"), "must be at most 30 frames");
+    }
+    if !(0.0..=60.0).contains(&t.conflict_after_s) {
+        p.push(format!("{path}.conflict_after_s"), "must be 0 to 60 seconds");
     }
     let mut ids = std::collections::HashSet::new();
     let mut zones_with_lines = std::collections::HashSet::new();

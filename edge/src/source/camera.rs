@@ -51,7 +51,14 @@ impl CameraCounter {
 impl FrameCounter for CameraCounter {
     fn frame(&mut self, _frame: &Frame, dets: &[Detection]) {
         let counts = match &mut self.tracking {
-            Some(t) => zones::count(&self.zones, &t.frame(dets, Utc::now(), &self.ids.source_id)),
+            Some(t) => {
+                let now = Utc::now();
+                let mut c = zones::count(&self.zones, &t.frame(dets, now, &self.ids.source_id));
+                for (i, counts) in c.iter_mut().enumerate().filter(|(i, _)| self.zones[*i].vehicle_lane) {
+                    counts.conflict = t.lane_conflict(i, now);
+                }
+                c
+            }
             None => zones::count(&self.zones, dets),
         };
         self.smoother.push(counts);

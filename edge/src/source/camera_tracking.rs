@@ -2,17 +2,19 @@
 //! count (a person the detector misses for up to `max_missed` frames stays counted), and its lines' crossings as
 //! flows per minute on the line's zone, like a gate's (`inflow_per_min` = `in`, `outflow_per_min` = `out`), so the
 //! same rules and charts work. Flows are people: the reading's flow fields have no class; vehicle crossings are
-//! kept in the totals and logged.
+//! kept in the totals and logged. In a vehicle lane the people–vehicle conflict comes from tracks: the people who
+//! have stood in the lane for `conflict_after_s` or longer, not everyone whose feet were in it for one frame.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 
 use crate::config::TrackingConfig;
 use crate::vision::detect::{Class, Detection};
+use crate::vision::geometry::contains;
 use crate::vision::track::lines::{Direction, LineCounter};
 use crate::vision::track::{Tracker, TrackerConfig};
-use crate::vision::zones::ImageZone;
+use crate::vision::zones::{standing_point, ImageZone};
 
 /// The window of the per-minute flows.
 const FLOW_WINDOW_S: i64 = 60;
@@ -26,6 +28,10 @@ pub struct CameraTracking {
     lines: Vec<(usize, String, LineCounter)>,
     /// People's crossings within the flow window: (when, zone index, direction).
     recent: VecDeque<(DateTime<Utc>, usize, Direction)>,
+    /// The camera's zones (for the lanes), and since when each tracked person has stood in each lane.
+    zones: Vec<ImageZone>,
+    in_lane: HashMap<(u64, usize), DateTime<Utc>>,
+    conflict_after: Duration,
 }
 
 impl CameraTracking {
@@ -45,6 +51,9 @@ impl CameraTracking {
             max_missed: cfg.max_missed,
             lines,
             recent: VecDeque::new(),
+            zones: zones.to_vec(),
+            in_lane: HashMap::new(),
+            conflict_after: Duration::milliseconds((cfg.conflict_after_s * 1000.0) as i64),
         }
     }
 
@@ -60,13 +69,34 @@ impl CameraTracking {
             }
         }
         self.forget(now);
-        self.tracker
+        let tracked: Vec<(u64, Detection)> = self
+            .tracker
             .tracked(self.max_missed)
             .map(|t| {
                 let b = t.bbox();
-                Detection { class: t.class, raw_class: 0, score: t.score, x1: b[0], y1: b[1], x2: b[2], y2: b[3] }
+                (
+                    t.id,
+                    Detection { class: t.class, raw_class: 0, score: t.score, x1: b[0], y1: b[1], x2: b[2], y2: b[3] },
+                )
             })
-            .collect()
+            .collect();
+        // Who stands in which vehicle lane, since when; anyone gone from a lane (or from the tracks) is dropped.
+        let mut still = HashMap::new();
+        for (id, d) in tracked.iter().filter(|(_, d)| d.class == Class::Person) {
+            let p = standing_point(&self.zones, d);
+            for (i, z) in self.zones.iter().enumerate().filter(|(_, z)| z.vehicle_lane) {
+                if contains(&z.polygon, p) {
+                    still.insert((*id, i), self.in_lane.get(&(*id, i)).copied().unwrap_or(now));
+                }
+            }
+        }
+        self.in_lane = still;
+        tracked.into_iter().map(|(_, d)| d).collect()
+    }
+
+    /// People who have stood in vehicle lane `zone` for `conflict_after_s` or longer as of `now`.
+    pub fn lane_conflict(&self, zone: usize, now: DateTime<Utc>) -> f64 {
+        self.in_lane.iter().filter(|((_, z), since)| *z == zone && now - **since >= self.conflict_after).count() as f64
     }
 
     fn forget(&mut self, now: DateTime<Utc>) {
@@ -96,5 +126,54 @@ impl CameraTracking {
             l.total(Class::Vehicle, Direction::In),
             l.total(Class::Vehicle, Direction::Out),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_person_counts_as_a_lane_conflict_only_after_standing_in_it() {
+        // A plaza (x 0–200) and a kerbside lane (x 200–260) on the image; 5 frames/s (200 ms a frame).
+        // A walks through the lane at 12 px a frame: feet (box centre x + 10) in it on frames 4–8, under a second.
+        // B steps into the lane at frame 5 and waits there.
+        let zone = |id: &str, x0: f64, w: f64, lane: bool| ImageZone {
+            zone: id.into(),
+            polygon: vec![[x0, 0.0], [x0 + w, 0.0], [x0 + w, 300.0], [x0, 300.0]],
+            vehicle_lane: lane,
+            area_m2: 100.0,
+        };
+        let zones = vec![zone("plaza", 0.0, 200.0, false), zone("lane", 200.0, 60.0, true)];
+        let cfg: TrackingConfig = toml::from_str("conflict_after_s = 2.0").unwrap();
+        let mut t = CameraTracking::new(&cfg, &zones);
+        let p = |x: f32, y: f32| Detection {
+            class: Class::Person,
+            raw_class: 0,
+            score: 0.9,
+            x1: x,
+            y1: y,
+            x2: x + 20.0,
+            y2: y + 60.0,
+        };
+        let t0 = Utc::now();
+        let mut worst = 0.0f64;
+        for k in 0..20 {
+            let now = t0 + Duration::milliseconds(200 * k);
+            let a = p(150.0 + 12.0 * k as f32, 50.0);
+            let b = if k < 5 { p(170.0, 200.0) } else { p(215.0, 200.0) };
+            t.frame(&[a, b], now, "test");
+            let c = t.lane_conflict(1, now);
+            // B's track is confirmed in the lane by frame 6 at the latest (1.2 s): 2 s later is frame 16.
+            if k < 15 {
+                assert_eq!(c, 0.0, "frame {k}: nobody has stood 2 s in the lane yet");
+            }
+            if k >= 16 {
+                assert_eq!(c, 1.0, "frame {k}: B has waited in the lane for 2 s");
+            }
+            worst = worst.max(c);
+            assert_eq!(t.lane_conflict(0, now), 0.0, "the plaza is not a lane");
+        }
+        assert_eq!(worst, 1.0, "A only passed through");
     }
 }

@@ -38,7 +38,7 @@ const EDGE_NUDGE_PX: f64 = 0.5;
 
 /// Where a detection stands for zone membership: its bottom-centre, or half a pixel above when that is in no
 /// zone (so a foot on the frame's bottom edge counts in the zone just above it, and nothing counts twice).
-fn standing_point(zones: &[ImageZone], d: &Detection) -> Point {
+pub fn standing_point(zones: &[ImageZone], d: &Detection) -> Point {
     let foot = d.foot();
     if zones.iter().any(|z| contains(&z.polygon, foot)) {
         foot
