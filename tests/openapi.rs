@@ -255,6 +255,14 @@ async fn crowd_the_beach(host: &str, port: u16, area_m2: f64, warning: f64) {
     );
     r.seq = 1;
     r.classes = Some(crowdgrid_proto::ClassCounts { person: r.count, vehicle: 0.0 });
+    // As a tracking camera sends it: the detector's own count, dwell, vehicles through its line.
+    r.tracked = Some(crowdgrid_proto::Tracked {
+        raw_count: r.count + 2.0,
+        dwell_p50_s: 12.0,
+        dwell_p90_s: 40.0,
+        vehicle_inflow_per_min: Some(1.0),
+        vehicle_outflow_per_min: Some(0.0),
+    });
     let (client, mut el) = AsyncClient::new(MqttOptions::new(format!("openapi-{}", unique()), host, port), 10);
     client
         .publish(
@@ -327,6 +335,14 @@ async fn centre_serves_the_document_and_answers_match_it() {
     let series = "/api/v1/zones/{site}/{zone}/series";
     let points = api.call("GET", series, "/api/v1/zones/west-taihu/beach/series", a, None, 200).await;
     assert!(!points.as_array().unwrap().is_empty(), "the reading is in the series");
+    let cam =
+        points.as_array().unwrap().iter().find(|p| p["source_id"] == "openapi-test/cam").expect("the camera's point");
+    assert_eq!((cam["dwell_p50_s"].as_f64(), cam["dwell_p90_s"].as_f64()), (Some(12.0), Some(40.0)), "{cam}");
+    assert_eq!(
+        (cam["vehicle_inflow_per_min"].as_f64(), cam["vehicle_outflow_per_min"].as_f64()),
+        (Some(1.0), Some(0.0))
+    );
+    assert_eq!(cam["raw_count"].as_f64(), cam["count"].as_f64().map(|c| c + 2.0), "stored beside the tracked count");
     api.call("GET", series, "/api/v1/zones/west-taihu/atlantis/series", a, None, 404).await;
     api.call("GET", "/api/v1/tickets", "/api/v1/tickets?state=all&site=west-taihu", a, None, 200).await;
     api.call("GET", "/api/v1/tickets", "/api/v1/tickets?state=nope", a, None, 400).await;

@@ -28,6 +28,7 @@ fn reading(i: usize) -> Reading {
         inflow_per_min: None,
         outflow_per_min: None,
         conflict: None,
+        tracked: None,
     }
 }
 

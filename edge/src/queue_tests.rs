@@ -20,6 +20,7 @@ fn reading(source_id: &str, zone: &str) -> Reading {
         inflow_per_min: None,
         outflow_per_min: None,
         conflict: None,
+        tracked: None,
     }
 }
 

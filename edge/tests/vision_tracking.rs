@@ -124,4 +124,9 @@ fn the_boai_camera_reports_people_through_its_gate_line_as_inflow() {
     assert_eq!((plaza.inflow_per_min, plaza.outflow_per_min), (Some(2.0), Some(1.0)), "{plaza:?}");
     let lane = readings.iter().find(|r| r.zone == "pickup-lane").unwrap();
     assert_eq!(lane.inflow_per_min, None, "no line on the lane");
+    // Beside the tracked count: the detector's own count, dwell, and the line's vehicles (none crossed).
+    let t = plaza.tracked.expect("a tracking camera's reading carries `tracked`");
+    assert_eq!((t.vehicle_inflow_per_min, t.vehicle_outflow_per_min), (Some(0.0), Some(0.0)));
+    assert!(t.raw_count > 0.0 && t.dwell_p90_s >= t.dwell_p50_s, "{t:?}");
+    assert_eq!(lane.tracked.and_then(|t| t.vehicle_inflow_per_min), None);
 }

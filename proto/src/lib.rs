@@ -25,6 +25,6 @@ pub mod tuning;
 
 pub use config::{load_toml, ConfigError, Problems};
 pub use level::{Level, Thresholds};
-pub use reading::{ClassCounts, Reading, ReadingError, SourceKind};
+pub use reading::{ClassCounts, Reading, ReadingError, SourceKind, Tracked};
 pub use site::{SiteConfig, Zone};
 pub use status::{EdgeState, EdgeStatus, ModelInfo, SourceHealth};

@@ -92,6 +92,29 @@ pub struct Reading {
     /// `min(person, vehicle)` when both share a zone at the same moment; smoothed like `count`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflict: Option<f64>,
+    /// What a tracking camera adds (`[sources.tracking]` of an edge camera).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracked: Option<Tracked>,
+}
+
+/// What a tracking camera adds to a zone's reading: its count is the tracked objects', so the detector's own
+/// per-frame count travels beside it for comparison, with how long people have been in the zone and the
+/// vehicles through its counting line (the reading's `inflow_per_min` / `outflow_per_min` are the people).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tracked {
+    /// People the detector saw per frame, smoothed like `count` (which counts tracked people).
+    pub raw_count: f64,
+    /// How long the tracked people now in the zone have been in it, seconds: median (0 when nobody is).
+    pub dwell_p50_s: f64,
+    /// The same, 90th percentile.
+    pub dwell_p90_s: f64,
+    /// Vehicles through the zone's counting line per minute, `in` (absent: the zone has no line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vehicle_inflow_per_min: Option<f64>,
+    /// The same, `out`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vehicle_outflow_per_min: Option<f64>,
 }
 
 /// The edge a source id belongs to: edges name their sources `{edge}/{source}` (`None` for a source id without an
@@ -193,6 +216,7 @@ impl Reading {
             inflow_per_min: None,
             outflow_per_min: None,
             conflict: None,
+            tracked: None,
         }
     }
 
@@ -221,6 +245,17 @@ impl Reading {
         }
         if let Some(v) = self.conflict {
             nums.push(("conflict", v));
+        }
+        if let Some(t) = &self.tracked {
+            nums.push(("tracked.raw_count", t.raw_count));
+            nums.push(("tracked.dwell_p50_s", t.dwell_p50_s));
+            nums.push(("tracked.dwell_p90_s", t.dwell_p90_s));
+            if let Some(v) = t.vehicle_inflow_per_min {
+                nums.push(("tracked.vehicle_inflow_per_min", v));
+            }
+            if let Some(v) = t.vehicle_outflow_per_min {
+                nums.push(("tracked.vehicle_outflow_per_min", v));
+            }
         }
         for (field, value) in nums {
             if !value.is_finite() {

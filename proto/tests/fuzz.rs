@@ -28,7 +28,7 @@ use crowdgrid_proto::reading::{Limits, MAX_SEQ};
 use crowdgrid_proto::signed::{self, Credential, MAGIC};
 use crowdgrid_proto::site::{Site, SiteConfig};
 use crowdgrid_proto::status::{EdgeState, EdgeStatus, ModelInfo, SourceHealth};
-use crowdgrid_proto::{topic, ClassCounts, Reading, SourceKind};
+use crowdgrid_proto::{topic, ClassCounts, Reading, SourceKind, Tracked};
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 
@@ -162,7 +162,7 @@ prop_compose! {
             SourceKind::Report, SourceKind::Simulated, SourceKind::Fused]),
         ts in any_ts(), seq in hostile_u64(), epoch in hostile_u64(),
         nums in proptest::collection::vec(hostile_f64(), 10),
-        present in proptest::collection::vec(any::<bool>(), 4),
+        present in proptest::collection::vec(any::<bool>(), 5),
     ) -> Reading {
         Reading {
             site, zone, source, source_id, ts, seq, epoch,
@@ -171,6 +171,10 @@ prop_compose! {
             inflow_per_min: present[1].then_some(nums[6]),
             outflow_per_min: present[2].then_some(nums[7]),
             conflict: present[3].then_some(nums[8]),
+            tracked: present[4].then_some(Tracked {
+                raw_count: nums[9], dwell_p50_s: nums[4], dwell_p90_s: nums[5],
+                vehicle_inflow_per_min: Some(nums[6]), vehicle_outflow_per_min: None,
+            }),
         }
     }
 }
@@ -191,6 +195,9 @@ prop_compose! {
             count, area_m2: area, density: count / area, confidence,
             classes: opts[0].map(|p| ClassCounts { person: p, vehicle: p / 2.0 }),
             inflow_per_min: opts[1], outflow_per_min: opts[2], conflict: opts[3],
+            tracked: opts[0].map(|p| Tracked {
+                raw_count: p, dwell_p50_s: p / 3.0, dwell_p90_s: p, vehicle_inflow_per_min: opts[1], vehicle_outflow_per_min: None,
+            }),
         }
     }
 }
@@ -204,6 +211,20 @@ fn assert_accepted_is_sane(r: &Reading, now: DateTime<Utc>, lim: &Limits) {
         assert!(v.is_finite() && v >= 0.0, "{v}");
     }
     assert!(r.area_m2 > 0.0 && r.confidence <= 1.0);
+    if let Some(t) = r.tracked {
+        for v in [
+            Some(t.raw_count),
+            Some(t.dwell_p50_s),
+            Some(t.dwell_p90_s),
+            t.vehicle_inflow_per_min,
+            t.vehicle_outflow_per_min,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert!(v.is_finite() && v >= 0.0, "tracked {v}");
+        }
+    }
     // A NaN limit compares false, so only a number above the limit is excluded.
     assert!(r.density.partial_cmp(&lim.max_density) != Some(std::cmp::Ordering::Greater));
     assert!(r.seq <= MAX_SEQ);

@@ -67,6 +67,8 @@ pub fn each(db: &Path, range: &Range, mut f: impl FnMut(Reading)) -> Result<u64,
             inflow_per_min: row.get(12)?,
             outflow_per_min: row.get(13)?,
             conflict: row.get(14)?,
+            // What a tracking camera adds is for people reading the charts; the rules do not use it.
+            tracked: None,
         });
     }
     Ok(skipped)

@@ -280,6 +280,7 @@ impl Live {
             inflow_per_min: None,
             outflow_per_min: None,
             conflict: None,
+            tracked: None,
         })
     }
 

@@ -72,6 +72,15 @@ pub fn to_point(measurement: &str, r: &Reading) -> Option<DataPoint> {
     if let Some(v) = r.conflict {
         b = b.field("conflict", v);
     }
+    if let Some(t) = r.tracked {
+        b = b.field("raw_count", t.raw_count).field("dwell_p50_s", t.dwell_p50_s).field("dwell_p90_s", t.dwell_p90_s);
+        if let Some(v) = t.vehicle_inflow_per_min {
+            b = b.field("vehicle_inflow_per_min", v);
+        }
+        if let Some(v) = t.vehicle_outflow_per_min {
+            b = b.field("vehicle_outflow_per_min", v);
+        }
+    }
     if let Some(v) = r.inflow_per_min {
         b = b.field("inflow_per_min", v);
     }

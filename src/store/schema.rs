@@ -23,6 +23,11 @@ CREATE TABLE IF NOT EXISTS readings (
     inflow REAL,
     outflow REAL,
     conflict REAL,
+    raw_count REAL,
+    dwell_p50_s REAL,
+    dwell_p90_s REAL,
+    vehicle_inflow REAL,
+    vehicle_outflow REAL,
     PRIMARY KEY (site, zone, ts, source_id, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rule_versions (
@@ -162,7 +167,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 
 /// Schema version written to `PRAGMA user_version`; a file from an unknown version is refused, an older
 /// one is migrated.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 /// What takes a file from version N to N + 1 (new tables come from `SCHEMA` itself).
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -184,6 +189,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
          ALTER TABLE tickets ADD COLUMN value REAL NOT NULL DEFAULT 0;
          ALTER TABLE tickets ADD COLUMN peak_value REAL NOT NULL DEFAULT 0;
          UPDATE tickets SET value = density, peak_value = peak_density;",
+    ),
+    // v6: what tracking cameras add to a reading (the raw count, dwell, vehicles through a line).
+    (
+        5,
+        "ALTER TABLE readings ADD COLUMN raw_count REAL;
+         ALTER TABLE readings ADD COLUMN dwell_p50_s REAL;
+         ALTER TABLE readings ADD COLUMN dwell_p90_s REAL;
+         ALTER TABLE readings ADD COLUMN vehicle_inflow REAL;
+         ALTER TABLE readings ADD COLUMN vehicle_outflow REAL;",
     ),
 ];
 

@@ -41,6 +41,21 @@ pub struct Point {
     /// People–vehicle conflict, people (cameras, drones).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conflict: Option<f64>,
+    /// Tracking cameras: the detector's own per-frame count (smoothed), beside the tracked `count`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_count: Option<f64>,
+    /// Tracking cameras: how long the people in the zone have been in it, median, seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dwell_p50_s: Option<f64>,
+    /// The same, 90th percentile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dwell_p90_s: Option<f64>,
+    /// Tracking cameras: vehicles through the zone's line per minute, in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vehicle_inflow_per_min: Option<f64>,
+    /// The same, out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vehicle_outflow_per_min: Option<f64>,
 }
 
 /// A query for one zone's series.
@@ -90,10 +105,12 @@ impl SeriesReader {
         self.with(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT ts, source_id, source, seq, count, density, confidence, person, vehicle, inflow, outflow,
-                 conflict FROM readings WHERE site = ?1 AND zone = ?2 AND ts >= ?3 AND ts <= ?4
+                 conflict, raw_count, dwell_p50_s, dwell_p90_s, vehicle_inflow, vehicle_outflow
+                 FROM readings WHERE site = ?1 AND zone = ?2 AND ts >= ?3 AND ts <= ?4
                  AND (?5 IS NULL OR source = ?5 OR source_id = ?5)
                  UNION ALL
-                 SELECT ts, ?7, 'fused', 0, count, density, confidence, NULL, NULL, NULL, NULL, NULL FROM map_series
+                 SELECT ts, ?7, 'fused', 0, count, density, confidence, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                 NULL, NULL FROM map_series
                  WHERE site = ?1 AND zone = ?2 AND ts >= ?3 AND ts <= ?4 AND (?5 IS NULL OR ?5 IN ('fused', ?7))
                  ORDER BY 1, 2, 4 LIMIT ?6",
             )?;
@@ -113,6 +130,11 @@ impl SeriesReader {
                         inflow_per_min: r.get(9)?,
                         outflow_per_min: r.get(10)?,
                         conflict: r.get(11)?,
+                        raw_count: r.get(12)?,
+                        dwell_p50_s: r.get(13)?,
+                        dwell_p90_s: r.get(14)?,
+                        vehicle_inflow_per_min: r.get(15)?,
+                        vehicle_outflow_per_min: r.get(16)?,
                     })
                 },
             )?;

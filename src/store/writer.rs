@@ -206,8 +206,9 @@ fn write_batch(conn: &mut Connection, batch: &Batch) -> Result<(), StoreError> {
     {
         let mut ins = tx.prepare_cached(
             "INSERT OR IGNORE INTO readings (site, zone, ts, source_id, seq, source, count, area_m2, density, confidence,
-             person, vehicle, inflow, outflow, conflict)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             person, vehicle, inflow, outflow, conflict, raw_count, dwell_p50_s, dwell_p90_s, vehicle_inflow,
+             vehicle_outflow)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
         )?;
         let mut mark = tx.prepare_cached(
             "INSERT INTO source_marks (source_id, epoch, seq, high) VALUES (?1, ?2, ?3, ?4)
@@ -234,6 +235,11 @@ fn write_batch(conn: &mut Connection, batch: &Batch) -> Result<(), StoreError> {
                 r.inflow_per_min,
                 r.outflow_per_min,
                 r.conflict,
+                r.tracked.map(|t| t.raw_count),
+                r.tracked.map(|t| t.dwell_p50_s),
+                r.tracked.map(|t| t.dwell_p90_s),
+                r.tracked.and_then(|t| t.vehicle_inflow_per_min),
+                r.tracked.and_then(|t| t.vehicle_outflow_per_min),
             ])?;
         }
         let mut map = tx.prepare_cached(

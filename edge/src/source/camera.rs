@@ -3,14 +3,14 @@
 //! ground area from the homography, and a line's flows on its zone.
 
 use chrono::{DateTime, Utc};
-use crowdgrid_proto::{ClassCounts, Reading, SourceKind};
+use crowdgrid_proto::{ClassCounts, Reading, SourceKind, Tracked};
 
 use super::camera_tracking::CameraTracking;
 use super::vision_run::{self, FrameCounter, PipelineSettings};
 use super::{Ids, SourceContext, SourceError, Started};
 use crate::config::CameraConfig;
 use crate::vision::capture::Frame;
-use crate::vision::detect::Detection;
+use crate::vision::detect::{Class, Detection};
 use crate::vision::geometry::Homography;
 use crate::vision::zones::{self, ImageZone, Smoother};
 
@@ -21,7 +21,8 @@ pub struct CameraCounter {
     zones: Vec<ImageZone>,
     smoother: Smoother,
     confidence: f64,
-    tracking: Option<CameraTracking>,
+    /// With tracking: the tracker, and the detector's own counts smoothed alike (kept for comparison).
+    tracking: Option<(CameraTracking, Smoother)>,
 }
 
 impl CameraCounter {
@@ -43,7 +44,7 @@ impl CameraCounter {
             tracing::info!(source = %ids.source_id, zone = %z.zone, area_m2, vehicle_lane, "camera zone");
             zones.push(ImageZone { zone: z.zone.clone(), polygon: z.polygon.clone(), vehicle_lane, area_m2 });
         }
-        let tracking = c.tracking.as_ref().map(|t| CameraTracking::new(t, &zones));
+        let tracking = c.tracking.as_ref().map(|t| (CameraTracking::new(t, &zones), Smoother::new(c.smoothing_frames)));
         Ok(Self { ids, zones, smoother: Smoother::new(c.smoothing_frames), confidence: c.confidence, tracking })
     }
 }
@@ -51,8 +52,9 @@ impl CameraCounter {
 impl FrameCounter for CameraCounter {
     fn frame(&mut self, _frame: &Frame, dets: &[Detection]) {
         let counts = match &mut self.tracking {
-            Some(t) => {
+            Some((t, raw)) => {
                 let now = Utc::now();
+                raw.push(zones::count(&self.zones, dets));
                 let mut c = zones::count(&self.zones, &t.frame(dets, now, &self.ids.source_id));
                 for (i, counts) in c.iter_mut().enumerate().filter(|(i, _)| self.zones[*i].vehicle_lane) {
                     counts.conflict = t.lane_conflict(i, now);
@@ -71,9 +73,20 @@ impl FrameCounter for CameraCounter {
             let mut r = self.ids.reading(&z.zone, now, c.person, z.area_m2, self.confidence);
             r.classes = Some(ClassCounts { person: c.person, vehicle: c.vehicle });
             r.conflict = Some(c.conflict);
-            if let Some((inflow, outflow)) = self.tracking.as_mut().and_then(|t| t.flows(i, now)) {
-                r.inflow_per_min = Some(inflow);
-                r.outflow_per_min = Some(outflow);
+            if let Some((t, raw)) = &mut self.tracking {
+                if let Some((inflow, outflow)) = t.flows(i, Class::Person, now) {
+                    r.inflow_per_min = Some(inflow);
+                    r.outflow_per_min = Some(outflow);
+                }
+                let vehicles = t.flows(i, Class::Vehicle, now);
+                let (dwell_p50_s, dwell_p90_s) = t.dwell(i, now);
+                r.tracked = Some(Tracked {
+                    raw_count: raw.mean().and_then(|m| m.get(i).map(|c| c.person)).unwrap_or(0.0),
+                    dwell_p50_s,
+                    dwell_p90_s,
+                    vehicle_inflow_per_min: vehicles.map(|v| v.0),
+                    vehicle_outflow_per_min: vehicles.map(|v| v.1),
+                });
             }
             out.push(r);
         }

@@ -1,8 +1,8 @@
 //! A camera's tracking: the tracker over each frame's detections, the tracked objects as the boxes its zones
 //! count (a person the detector misses for up to `max_missed` frames stays counted), and its lines' crossings as
 //! flows per minute on the line's zone, like a gate's (`inflow_per_min` = `in`, `outflow_per_min` = `out`), so the
-//! same rules and charts work. Flows are people: the reading's flow fields have no class; vehicle crossings are
-//! kept in the totals and logged. In a vehicle lane the people–vehicle conflict comes from tracks: the people who
+//! same rules and charts work; vehicles through the line, the detector's own count and how long people have
+//! been in each zone (dwell) ride in the reading's `tracked`. In a vehicle lane the people–vehicle conflict comes from tracks: the people who
 //! have stood in the lane for `conflict_after_s` or longer, not everyone whose feet were in it for one frame.
 
 use std::collections::{HashMap, VecDeque};
@@ -26,11 +26,11 @@ pub struct CameraTracking {
     max_missed: u32,
     /// (index of the camera zone the line reports on, its counter).
     lines: Vec<(usize, String, LineCounter)>,
-    /// People's crossings within the flow window: (when, zone index, direction).
-    recent: VecDeque<(DateTime<Utc>, usize, Direction)>,
-    /// The camera's zones (for the lanes), and since when each tracked person has stood in each lane.
+    /// Crossings within the flow window: (when, zone index, direction, class).
+    recent: VecDeque<(DateTime<Utc>, usize, Direction, Class)>,
+    /// The camera's zones, and since when each tracked person has been in each (dwell; conflict in lanes).
     zones: Vec<ImageZone>,
-    in_lane: HashMap<(u64, usize), DateTime<Utc>>,
+    in_zone: HashMap<(u64, usize), DateTime<Utc>>,
     conflict_after: Duration,
 }
 
@@ -52,7 +52,7 @@ impl CameraTracking {
             lines,
             recent: VecDeque::new(),
             zones: zones.to_vec(),
-            in_lane: HashMap::new(),
+            in_zone: HashMap::new(),
             conflict_after: Duration::milliseconds((cfg.conflict_after_s * 1000.0) as i64),
         }
     }
@@ -63,9 +63,7 @@ impl CameraTracking {
         for (zone, id, line) in &mut self.lines {
             for c in line.update(self.tracker.tracked(self.max_missed)) {
                 tracing::debug!(source, line = %id, track = c.track, class = ?c.class, direction = ?c.direction, "line crossing");
-                if c.class == Class::Person {
-                    self.recent.push_back((now, *zone, c.direction));
-                }
+                self.recent.push_back((now, *zone, c.direction, c.class));
             }
         }
         self.forget(now);
@@ -80,39 +78,59 @@ impl CameraTracking {
                 )
             })
             .collect();
-        // Who stands in which vehicle lane, since when; anyone gone from a lane (or from the tracks) is dropped.
+        // Who is in which zone, since when; anyone gone from a zone (or from the tracks) is dropped.
         let mut still = HashMap::new();
         for (id, d) in tracked.iter().filter(|(_, d)| d.class == Class::Person) {
             let p = standing_point(&self.zones, d);
-            for (i, z) in self.zones.iter().enumerate().filter(|(_, z)| z.vehicle_lane) {
+            for (i, z) in self.zones.iter().enumerate() {
                 if contains(&z.polygon, p) {
-                    still.insert((*id, i), self.in_lane.get(&(*id, i)).copied().unwrap_or(now));
+                    still.insert((*id, i), self.in_zone.get(&(*id, i)).copied().unwrap_or(now));
                 }
             }
         }
-        self.in_lane = still;
+        self.in_zone = still;
         tracked.into_iter().map(|(_, d)| d).collect()
     }
 
     /// People who have stood in vehicle lane `zone` for `conflict_after_s` or longer as of `now`.
     pub fn lane_conflict(&self, zone: usize, now: DateTime<Utc>) -> f64 {
-        self.in_lane.iter().filter(|((_, z), since)| *z == zone && now - **since >= self.conflict_after).count() as f64
+        self.in_zone.iter().filter(|((_, z), since)| *z == zone && now - **since >= self.conflict_after).count() as f64
+    }
+
+    /// How long the tracked people now in camera zone `zone` have been in it: (median, 90th percentile), seconds;
+    /// (0, 0) when nobody is.
+    pub fn dwell(&self, zone: usize, now: DateTime<Utc>) -> (f64, f64) {
+        let mut s: Vec<f64> = self
+            .in_zone
+            .iter()
+            .filter(|((_, z), _)| *z == zone)
+            .map(|(_, since)| (now - *since).num_milliseconds() as f64 / 1000.0)
+            .collect();
+        if s.is_empty() {
+            return (0.0, 0.0);
+        }
+        s.sort_by(f64::total_cmp);
+        // Nearest rank: the smallest value with at least q of the values at or below it.
+        let rank = |q: f64| s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
+        (rank(0.5), rank(0.9))
     }
 
     fn forget(&mut self, now: DateTime<Utc>) {
         let since = now - Duration::seconds(FLOW_WINDOW_S);
-        while self.recent.front().is_some_and(|(t, _, _)| *t < since) {
+        while self.recent.front().is_some_and(|(t, _, _, _)| *t < since) {
             self.recent.pop_front();
         }
     }
 
-    /// People in and out per minute through the line on camera zone `zone` over the last minute (`None`: no line).
-    pub fn flows(&mut self, zone: usize, now: DateTime<Utc>) -> Option<(f64, f64)> {
+    /// `class` in and out per minute through the line on camera zone `zone` over the last minute (`None`: no line).
+    pub fn flows(&mut self, zone: usize, class: Class, now: DateTime<Utc>) -> Option<(f64, f64)> {
         if !self.lines.iter().any(|(z, _, _)| *z == zone) {
             return None;
         }
         self.forget(now);
-        let count = |d: Direction| self.recent.iter().filter(|(_, z, x)| *z == zone && *x == d).count() as f64;
+        let count = |d: Direction| {
+            self.recent.iter().filter(|(_, z, x, c)| *z == zone && *x == d && *c == class).count() as f64
+        };
         let per_min = 60.0 / FLOW_WINDOW_S as f64;
         Some((count(Direction::In) * per_min, count(Direction::Out) * per_min))
     }
@@ -175,5 +193,41 @@ mod tests {
             assert_eq!(t.lane_conflict(0, now), 0.0, "the plaza is not a lane");
         }
         assert_eq!(worst, 1.0, "A only passed through");
+    }
+
+    #[test]
+    fn dwell_is_how_long_the_people_now_in_a_zone_have_been_there() {
+        // One frame a second. P1 is there from the first frame (confirmed at once); P2 appears at 1 s and is
+        // confirmed at 2 s; P3 appears at 2 s, confirmed at 3 s. At 3 s they have been counted in the zone for
+        // 3, 1 and 0 s: median 1 s, p90 (nearest rank, 3 of 3) 3 s.
+        let zones = vec![ImageZone {
+            zone: "plaza".into(),
+            polygon: vec![[0.0, 0.0], [600.0, 0.0], [600.0, 400.0], [0.0, 400.0]],
+            vehicle_lane: false,
+            area_m2: 100.0,
+        }];
+        let mut t = CameraTracking::new(&toml::from_str("").unwrap(), &zones);
+        let p = |x: f32| Detection {
+            class: Class::Person,
+            raw_class: 0,
+            score: 0.9,
+            x1: x,
+            y1: 100.0,
+            x2: x + 30.0,
+            y2: 190.0,
+        };
+        let t0 = Utc::now();
+        let at = |s: i64| t0 + Duration::seconds(s);
+        t.frame(&[p(50.0)], at(0), "test");
+        assert_eq!(t.dwell(0, at(0)), (0.0, 0.0));
+        t.frame(&[p(50.0), p(200.0)], at(1), "test");
+        t.frame(&[p(50.0), p(200.0), p(400.0)], at(2), "test");
+        t.frame(&[p(50.0), p(200.0), p(400.0)], at(3), "test");
+        assert_eq!(t.dwell(0, at(3)), (1.0, 3.0));
+        // Everyone leaves: nobody dwells.
+        for k in 4..40 {
+            t.frame(&[], at(k), "test");
+        }
+        assert_eq!(t.dwell(0, at(40)), (0.0, 0.0));
     }
 }
