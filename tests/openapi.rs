@@ -10,8 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use common::*;
 use crowdgrid::auth::Role;
-use crowdgrid_proto::{topic, Reading, SourceKind};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use crowdgrid_proto::{Reading, SourceKind};
 use serde_json::{json, Value};
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -263,25 +262,7 @@ async fn crowd_the_beach(host: &str, port: u16, area_m2: f64, warning: f64) {
         vehicle_inflow_per_min: Some(1.0),
         vehicle_outflow_per_min: Some(0.0),
     });
-    let (client, mut el) = AsyncClient::new(MqttOptions::new(format!("openapi-{}", unique()), host, port), 10);
-    client
-        .publish(
-            topic::reading("crowdgrid/v1", "west-taihu", "beach"),
-            QoS::AtLeastOnce,
-            false,
-            serde_json::to_vec(&r).unwrap(),
-        )
-        .await
-        .unwrap();
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Event::Incoming(Packet::PubAck(_)) = el.poll().await.expect("broker connection") {
-                break;
-            }
-        }
-    })
-    .await
-    .expect("the reading is acknowledged");
+    publish(host, port, &r).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

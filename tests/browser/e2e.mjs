@@ -18,7 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { harness, launch } from './harness.mjs';
 
 const env = (name, fallback) => {
   const v = process.env[name] ?? fallback;
@@ -26,15 +26,7 @@ const env = (name, fallback) => {
   return v;
 };
 
-const started = Date.now();
-function log(msg) {
-  console.log(`[e2e +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
-}
-function fail(msg) {
-  console.error(`[e2e] FAILED: ${msg}`);
-  process.exit(1);
-}
-
+const { log, fail, step, shot } = harness('e2e', path.resolve(process.env.SCREENSHOT_DIR || 'target/browser-screenshots'));
 const BASE = env('BASE_URL').replace(/\/$/, '');
 const OP = env('OPERATOR_TOKEN');
 const ENGINEER = process.env.ENGINEER_TOKEN || '';
@@ -42,14 +34,12 @@ const WORKER_TOKEN = process.env.WORKER_TOKEN || '';
 const WORKER_TOKENS = JSON.parse(process.env.WORKER_TOKENS || '{}');
 const MQTT_HOST = env('MQTT_HOST', '127.0.0.1');
 const MQTT_PORT = env('MQTT_PORT');
-const SHOTS = path.resolve(env('SCREENSHOT_DIR', 'target/browser-screenshots'));
 const SITE = env('SITE', 'west-taihu');
 const ZONE = env('ZONE', 'beach');
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 const PREFIX = env('TOPIC_PREFIX', 'crowdgrid/v1');
 const SOURCE = env('SOURCE', 'report'); // the reading's source kind (docs/PROTOCOL.md)
 
-fs.mkdirSync(SHOTS, { recursive: true });
 if (!fs.existsSync(CHROMIUM)) fail(`${CHROMIUM} not found: install Debian's chromium (scripts/test.sh does)`);
 if (spawnSync('mosquitto_pub', ['--help']).error) fail('mosquitto_pub not found: install mosquitto-clients (scripts/test.sh does)');
 
@@ -101,38 +91,7 @@ function watch(page, name) {
   });
 }
 
-let shotNo = 0;
-async function shot(page, name) {
-  shotNo += 1;
-  const file = path.join(SHOTS, `${String(shotNo).padStart(2, '0')}-${name}.png`);
-  await page.screenshot({ path: file, fullPage: false });
-  log(`screenshot ${file}`);
-}
-
-async function step(name, fn) {
-  log(`▶ ${name}`);
-  try {
-    await fn();
-  } catch (e) {
-    fail(`${name}: ${e.message.split('\n')[0]}`);
-  }
-}
-
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: !process.env.HEADFUL,
-  // playwright gives every launch a fresh temporary --user-data-dir (deleted on close).
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launch(CHROMIUM, Boolean(process.env.HEADFUL));
 const timeoutGuard = setTimeout(() => fail('the whole run took longer than 4 minutes'), 240000);
 
 try {

@@ -22,17 +22,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
+import { harness, launch } from './harness.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
-const started = Date.now();
-const log = (msg) => console.log(`[ux +${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
-function fail(msg) {
-  console.error(`[ux] FAILED: ${msg}`);
-  process.exit(1);
-}
+const { log, fail, step, shot } = harness('ux', path.resolve(process.env.SCREENSHOT_DIR || 'target/browser-screenshots-ux'));
 const env = (name, fallback) => {
   const v = process.env[name] ?? fallback;
   if (v === undefined || v === '') fail(`environment variable ${name} is required`);
@@ -46,14 +41,12 @@ const WORKER = env('WORKER_TOKEN');
 const WORKER_TOKENS = JSON.parse(env('WORKER_TOKENS')); // every Boai worker's token, by worker id
 const MQTT_HOST = env('MQTT_HOST', '127.0.0.1');
 const MQTT_PORT = env('MQTT_PORT');
-const SHOTS = path.resolve(env('SCREENSHOT_DIR', 'target/browser-screenshots-ux'));
 const CITY_ZONES = Number(env('CITY_ZONES'));
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 const PREFIX = 'crowdgrid/v1';
 const DESK = { width: 1440, height: 900 };
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const RGB = { normal: 'rgb(46, 158, 91)', notice: 'rgb(227, 192, 28)', warning: 'rgb(240, 127, 19)', critical: 'rgb(224, 38, 43)', unknown: 'rgb(123, 135, 148)' };
-fs.mkdirSync(SHOTS, { recursive: true });
 
 // ── the centre, MQTT and the API ──────────────────────────────────────────────────────────────────
 const stdin = readline.createInterface({ input: process.stdin });
@@ -88,24 +81,7 @@ function reading(site, zone, area, density, sourceId = 'e2e-ux/report', extra = 
 
 // ── browser ───────────────────────────────────────────────────────────────────────────────────────
 const pageErrors = [];
-let shotNo = 0;
-async function shot(page, name) {
-  shotNo += 1;
-  await page.screenshot({ path: path.join(SHOTS, `${String(shotNo).padStart(2, '0')}-${name}.png`) });
-}
-async function step(name, fn) {
-  log(`▶ ${name}`);
-  try {
-    await fn();
-  } catch (e) {
-    fail(`${name}: ${e.message.split('\n')[0]}`);
-  }
-}
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch(CHROMIUM);
 async function newPage(opts, name) {
   const ctx = await browser.newContext(opts);
   const page = await ctx.newPage();

@@ -278,16 +278,19 @@ impl Drop for Mosquitto {
 
 /// Publishes one report reading of `density` people/m² for `site`/`zone` (QoS 1, waits for the broker's ack).
 pub async fn publish_reading(host: &str, port: u16, site: &str, zone: &str, area: f64, density: f64, seq: u64) {
-    use crowdgrid_proto::{topic, Reading, SourceKind};
-    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    use crowdgrid_proto::{Reading, SourceKind};
     let now = chrono::Utc::now();
     let mut r = Reading::new(site, zone, SourceKind::Report, "test/report", now, (density * area).round(), area, 0.9);
     r.seq = seq;
+    publish(host, port, &r).await;
+}
+
+/// Publishes `r` on its topic under `crowdgrid/v1` (QoS 1) and waits for the broker's acknowledgement.
+pub async fn publish(host: &str, port: u16, r: &crowdgrid_proto::Reading) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     let (client, mut el) = AsyncClient::new(MqttOptions::new(format!("pub-{}", unique()), host, port), 10);
-    client
-        .publish(topic::reading("crowdgrid/v1", site, zone), QoS::AtLeastOnce, false, serde_json::to_vec(&r).unwrap())
-        .await
-        .unwrap();
+    let topic = crowdgrid_proto::topic::reading("crowdgrid/v1", &r.site, &r.zone);
+    client.publish(topic, QoS::AtLeastOnce, false, serde_json::to_vec(r).unwrap()).await.unwrap();
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if let Event::Incoming(Packet::PubAck(_)) = el.poll().await.expect("broker connection") {
