@@ -83,16 +83,23 @@ export async function refreshChart() {
 }
 
 /**
- * People in and out per minute, from the sources that report flows (a gate's turnstiles, a camera's counting
- * line): one line each way per source. Hidden for a zone whose sources report none.
+ * People (and a camera line's vehicles) in and out per minute, from the sources that report flows (a gate's
+ * turnstiles, a camera's counting line): one line each way per source and class. Hidden for a zone whose sources
+ * report none.
  */
 function drawFlows(points, from, to, z) {
   const flows = new Map();
   for (const p of points) {
-    for (const [key, dir] of [['inflow_per_min', 'in'], ['outflow_per_min', 'out']]) {
+    const flowsOf = [
+      ['inflow_per_min', 'people in'],
+      ['outflow_per_min', 'people out'],
+      ['vehicle_inflow_per_min', 'vehicles in'],
+      ['vehicle_outflow_per_min', 'vehicles out'],
+    ];
+    for (const [key, dir] of flowsOf) {
       if (p[key] == null) continue;
       const name = `${p.source_id.includes('/') ? p.source_id.split('/').slice(1).join('/') : p.source_id} ${dir}`;
-      if (!flows.has(name)) flows.set(name, { label: name, kind: p.source, fused: dir === 'in', points: [] });
+      if (!flows.has(name)) flows.set(name, { label: name, kind: p.source, fused: dir === 'people in', points: [] });
       flows.get(name).points.push([Date.parse(p.ts), p[key]]);
     }
   }
