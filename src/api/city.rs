@@ -232,6 +232,11 @@ pub async fn city(
                 .collect();
             let mut grd: BTreeMap<&str, Acc> =
                 cfg.grids.iter().map(|x| (x.id.as_str(), Acc::new(&cfg.id, &x.id, &x.name, &x.community))).collect();
+            // Looked up once per site, not once per zone (a city has 20,000 zones).
+            let community_of: BTreeMap<&str, &str> =
+                cfg.grids.iter().map(|g| (g.id.as_str(), g.community.as_str())).collect();
+            let subdistrict_of: BTreeMap<&str, &str> =
+                cfg.communities.iter().map(|c| (c.id.as_str(), c.subdistrict.as_str())).collect();
             for z in &site.zones {
                 let l = live.zone(&cfg.id, &z.config.id);
                 let fresh = l.and_then(|l| l.ts).is_some_and(|ts| ts >= fresh_after);
@@ -254,9 +259,8 @@ pub async fn city(
                 zone_count += 1;
                 levels.add(level, ratio.is_some());
                 // The hierarchy was validated at load (every zone's grid, every grid's community exist).
-                let community = cfg.grids.iter().find(|g| g.id == z.config.grid).map(|g| g.community.as_str());
-                let subdistrict =
-                    community.and_then(|c| cfg.communities.iter().find(|x| x.id == c)).map(|c| c.subdistrict.as_str());
+                let community = community_of.get(z.config.grid.as_str()).copied();
+                let subdistrict = community.and_then(|c| subdistrict_of.get(c).copied());
                 for (map, key) in
                     [(&mut grd, Some(z.config.grid.as_str())), (&mut com, community), (&mut sub, subdistrict)]
                 {

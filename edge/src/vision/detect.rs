@@ -39,21 +39,28 @@ impl Detection {
         [((self.x1 + self.x2) / 2.0) as f64, self.y2 as f64]
     }
 
-    fn area(&self) -> f32 {
-        (self.x2 - self.x1).max(0.0) * (self.y2 - self.y1).max(0.0)
+    /// The box as `[x1, y1, x2, y2]`.
+    pub fn bbox(&self) -> [f32; 4] {
+        [self.x1, self.y1, self.x2, self.y2]
     }
 
     /// Intersection over union.
     pub fn iou(&self, o: &Detection) -> f32 {
-        let w = (self.x2.min(o.x2) - self.x1.max(o.x1)).max(0.0);
-        let h = (self.y2.min(o.y2) - self.y1.max(o.y1)).max(0.0);
-        let inter = w * h;
-        let union = self.area() + o.area() - inter;
-        if union <= 0.0 {
-            0.0
-        } else {
-            inter / union
-        }
+        box_iou(self.bbox(), o.bbox())
+    }
+}
+
+/// Intersection over union of two `[x1, y1, x2, y2]` boxes (the tracker's predictions are boxes, not detections).
+pub fn box_iou(a: [f32; 4], b: [f32; 4]) -> f32 {
+    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = w * h;
+    let union = area(a) + area(b) - inter;
+    if union <= 0.0 {
+        0.0
+    } else {
+        inter / union
     }
 }
 

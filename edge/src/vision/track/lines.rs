@@ -88,9 +88,9 @@ impl LineCounter {
     /// Takes the tracks of one frame (the tracker's confirmed tracks matched this frame); returns the crossings.
     pub fn update<'a>(&mut self, tracks: impl IntoIterator<Item = &'a Track>) -> Vec<Crossing> {
         let mut out = Vec::new();
-        let mut alive = Vec::new();
+        let mut alive = std::collections::HashSet::new();
         for t in tracks {
-            alive.push(t.id);
+            alive.insert(t.id);
             let side = self.side(t.anchor());
             let s = self.seen.entry(t.id).or_default();
             if side == 0 {

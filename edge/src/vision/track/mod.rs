@@ -18,7 +18,7 @@
 pub mod kalman;
 pub mod lines;
 
-use super::detect::{Class, Detection};
+use super::detect::{box_iou, Class, Detection};
 use kalman::Motion;
 
 /// The tracker's thresholds (ByteTrack's defaults for 30 fps video).
@@ -93,22 +93,6 @@ pub struct Tracker {
     frames: u64,
 }
 
-fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = w * h;
-    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if union <= 0.0 {
-        0.0
-    } else {
-        inter / union
-    }
-}
-
-fn boxed(d: &Detection) -> [f32; 4] {
-    [d.x1, d.y1, d.x2, d.y2]
-}
-
 /// Greedy matching of `tracks` (indices into `all`) to `dets` (indices into `detections`): highest IoU first.
 fn greedy(
     all: &[Track],
@@ -121,19 +105,19 @@ fn greedy(
     for &t in tracks {
         let p = all[t].bbox();
         for &d in dets {
-            let v = iou(p, boxed(&detections[d]));
+            let v = box_iou(p, detections[d].bbox());
             if v >= min_iou {
                 pairs.push((v, t, d));
             }
         }
     }
     pairs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    let (mut used_t, mut used_d) = (Vec::new(), Vec::new());
+    let (mut used_t, mut used_d) = (vec![false; all.len()], vec![false; detections.len()]);
     let mut out = Vec::new();
     for (_, t, d) in pairs {
-        if !used_t.contains(&t) && !used_d.contains(&d) {
-            used_t.push(t);
-            used_d.push(d);
+        if !used_t[t] && !used_d[d] {
+            used_t[t] = true;
+            used_d[d] = true;
             out.push((t, d));
         }
     }
@@ -191,7 +175,7 @@ impl Tracker {
             match a {
                 Some(d) => {
                     let det = &detections[*d];
-                    t.motion.update(boxed(det));
+                    t.motion.update(det.bbox());
                     t.missed = 0;
                     t.hits += 1;
                     t.score = det.score;
@@ -214,7 +198,7 @@ impl Tracker {
             self.tracks.push(Track {
                 id: self.next_id,
                 class: det.class,
-                motion: Motion::new(boxed(det)),
+                motion: Motion::new(det.bbox()),
                 hits: 1,
                 missed: 0,
                 confirmed: first || c.min_hits <= 1,
