@@ -321,6 +321,31 @@ async fn check_links(
     Ok(())
 }
 
+/// Prints what each counting line saw in the last minute, per class (a camera's `inflow_per_min` are the people
+/// through its line; its `tracked` adds the vehicles and how long people have stood in the zone).
+fn throughput(zones: &[ZoneRow]) {
+    let per_min =
+        |v: Option<&serde_json::Value>| v.and_then(|x| x.as_f64()).map_or("-".to_string(), |x| format!("{x:.0}"));
+    for z in zones {
+        for (source, v) in &z.sources {
+            if v.get("kind").and_then(|k| k.as_str()) != Some("camera") || v.get("inflow_per_min").is_none() {
+                continue;
+            }
+            let t = v.get("tracked");
+            println!(
+                "  through  {:<12} {:<18} people in {}/min out {}/min · vehicles in {}/min out {}/min · dwell p90 {} s  ({source})",
+                z.site,
+                z.zone,
+                per_min(v.get("inflow_per_min")),
+                per_min(v.get("outflow_per_min")),
+                per_min(t.and_then(|t| t.get("vehicle_inflow_per_min"))),
+                per_min(t.and_then(|t| t.get("vehicle_outflow_per_min"))),
+                per_min(t.and_then(|t| t.get("dwell_p90_s"))),
+            );
+        }
+    }
+}
+
 /// Prints one progress table; returns the number of tickets per site.
 async fn progress(
     http: &reqwest::Client,
@@ -368,6 +393,7 @@ async fn progress(
             kinds.into_iter().collect::<Vec<_>>().join(" ")
         );
     }
+    throughput(&zones);
     let mut per_site = BTreeMap::new();
     for t in &tickets {
         *per_site.entry(t.site.clone()).or_insert(0) += 1;

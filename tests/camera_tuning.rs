@@ -77,41 +77,6 @@ vehicle_classes = []"#;
     (path, swapped)
 }
 
-fn camera_edge(dir: &Path, port: u16, api: &str) -> PathBuf {
-    let frames = dir.join("frames");
-    std::fs::create_dir_all(&frames).unwrap();
-    // Frame 300 of vtest.avi: six people the shipped model finds at 0.45, a van and a car.
-    std::fs::copy(root().join("tests/data/vision/vtest_300.jpg"), frames.join("a.jpg")).unwrap();
-    let camera = format!(
-        r#"
-[tuning]
-centre_api = "{api}"
-
-[[sources]]
-type = "camera"
-id = "gate-cam"
-video = {{ kind = "folder", dir = "{frames}", loop = true }}
-model = {{ manifest = "{manifest}", threads = 2 }}
-max_fps = 5.0
-smoothing_frames = 1
-report_interval_ms = 300
-calibration = {{ image = [[0, 576], [768, 576], [700, 180], [60, 180]], ground = [[0, 0], [22, 0], [30, 35], [-8, 35]] }}
-zones = [
-  {{ zone = "gate-plaza", polygon = [[0, 140], [560, 110], [560, 260], [768, 300], [768, 576], [0, 576]] }},
-  {{ zone = "pickup-lane", polygon = [[560, 110], [768, 100], [768, 300], [560, 260]] }},
-]
-"#,
-        frames = frames.display(),
-        manifest = root().join("models/manifest.toml").display(),
-    );
-    let path = edge_file_for(dir, "boai-school", EDGE, port, "crowdgrid/v1", &camera);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("[mqtt]\n", &format!("[mqtt]\ncredential_file = \"{EDGE}.cred\"\n"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// The newest stored person count of the camera.
 fn latest_persons(db: &Path) -> Option<f64> {
     let c = rusqlite::Connection::open(db).unwrap();
@@ -155,7 +120,7 @@ async fn thresholds_and_models_reach_a_running_camera_and_bad_models_are_refused
     let central = crowdgrid::central::start(loaded).await.unwrap();
     let api = format!("http://{}", central.api_addr);
     std::fs::write(dir.path().join(format!("{EDGE}.cred")), format!("{}\n", cred.secret)).unwrap();
-    let edge_path = camera_edge(dir.path(), central.mqtt.1, &api);
+    let edge_path = common::camera::camera_edge(dir.path(), EDGE, central.mqtt.1, &api, "");
     let agent = Agent::start(load_edge(&edge_path)).await.unwrap();
     let eng = token(&db, Role::Engineer, None).await;
     let op = token(&db, Role::Operator, None).await;

@@ -473,6 +473,7 @@ fn default_sim_confidence() -> f64 {
     0.5
 }
 
+pub mod geometry;
 mod load;
 mod tracking;
 mod validate;

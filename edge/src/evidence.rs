@@ -6,6 +6,10 @@
 //! its latest analysed frame with every person blurred and the JPEG kept under the size limit
 //! ([`crate::vision::evidence::blurred_jpeg`]), and this task publishes it to
 //! `{prefix}/{site}/evidence/{zone}/{ticket}` (QoS 1, payload `image/jpeg`). Other zones get nothing.
+//!
+//! The same cameras hand in their view ([`crowdgrid_proto::geometry::CameraView`]: a blurred frame and the
+//! geometry they count with) at their first frame, after each settings change and every 10 minutes; this task
+//! publishes it retained on `{prefix}/{site}/edge/{edge}/view/{camera}` for the engineer's geometry editor.
 
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
@@ -15,6 +19,8 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+
+use crowdgrid_proto::geometry::CameraView;
 
 use crate::config::MqttConfig;
 use crate::health::Health;
@@ -38,13 +44,39 @@ struct Camera {
     asks: Sender<EvidenceAsk>,
 }
 
-/// Where evidence-enabled cameras register the zones they see (cloned into every source context).
-#[derive(Debug, Clone, Default)]
+/// Where evidence-enabled cameras register the zones they see and hand in their views (cloned into every source
+/// context).
+#[derive(Debug, Clone)]
 pub struct EvidenceHub {
     cameras: Arc<Mutex<Vec<Camera>>>,
+    views: tokio::sync::mpsc::Sender<CameraView>,
+    /// Taken by [`run`].
+    views_rx: Arc<Mutex<Option<tokio::sync::mpsc::Receiver<CameraView>>>>,
+}
+
+/// Views waiting to be published (a view is a few hundred KB; a camera sends one every few minutes at most).
+const VIEW_QUEUE: usize = 4;
+
+impl Default for EvidenceHub {
+    fn default() -> Self {
+        let (views, rx) = tokio::sync::mpsc::channel(VIEW_QUEUE);
+        Self { cameras: Arc::default(), views, views_rx: Arc::new(Mutex::new(Some(rx))) }
+    }
 }
 
 impl EvidenceHub {
+    /// The zones camera `source_id` sees now (its geometry changed).
+    pub fn set_zones(&self, source_id: &str, zones: Vec<String>) {
+        if let Some(c) = self.lock().iter_mut().find(|c| c.source_id == source_id) {
+            c.zones = zones;
+        }
+    }
+
+    /// Queues a camera's view for publishing; false when the queue is full (the view is dropped).
+    pub fn offer_view(&self, v: CameraView) -> bool {
+        self.views.try_send(v).is_ok()
+    }
+
     /// A camera (`source_id`) offers snapshots of `zones` through `asks`.
     pub fn register(&self, source_id: &str, zones: Vec<String>, asks: Sender<EvidenceAsk>) {
         self.lock().push(Camera { source_id: source_id.to_string(), zones, asks });
@@ -100,11 +132,16 @@ pub async fn run(
     identity.login(&mut o, &mqtt);
     let (client, mut eventloop) = AsyncClient::new(o, 16);
     let tickets = format!("{}/{site}/tickets", mqtt.topic_prefix);
+    let mut views = hub.views_rx.lock().unwrap_or_else(|e| e.into_inner()).take();
     let mut outage_logged = false;
     tracing::info!(edge = %edge_id, topic = %tickets, "evidence snapshots offered on ticket notifications");
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
+            Some(v) = next_view(&mut views) => {
+                publish_view(&client, &identity, &mqtt.topic_prefix, (&site, &edge_id), v).await;
+                continue;
+            }
             ev = eventloop.poll() => ev,
         };
         match event {
@@ -188,6 +225,37 @@ pub async fn run(
         }
     }
     let _ = client.try_disconnect();
+}
+
+async fn next_view(views: &mut Option<tokio::sync::mpsc::Receiver<CameraView>>) -> Option<CameraView> {
+    match views {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Publishes a camera's view retained on `{prefix}/{site}/edge/{edge}/view/{camera}`, signed: the centre keeps
+/// the newest for the engineer's geometry editor, and gets it again after a restart.
+async fn publish_view(
+    client: &AsyncClient,
+    identity: &crate::identity::Identity,
+    prefix: &str,
+    (site, edge): (&str, &str),
+    v: CameraView,
+) {
+    let t = crowdgrid_proto::topic::edge_view(prefix, site, edge, &v.camera);
+    let body = match serde_json::to_vec(&v) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, camera = %v.camera, "view not encoded");
+            return;
+        }
+    };
+    let len = body.len();
+    match client.publish(t.as_str(), QoS::AtLeastOnce, true, identity.seal(&t, body)).await {
+        Ok(()) => tracing::info!(camera = %v.camera, bytes = len, "camera view sent"),
+        Err(e) => tracing::warn!(error = %e, camera = %v.camera, "camera view not sent"),
+    }
 }
 
 #[cfg(test)]

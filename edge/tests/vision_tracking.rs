@@ -130,3 +130,54 @@ fn the_boai_camera_reports_people_through_its_gate_line_as_inflow() {
     assert!(t.raw_count > 0.0 && t.dwell_p90_s >= t.dwell_p50_s, "{t:?}");
     assert_eq!(lane.tracked.and_then(|t| t.vehicle_inflow_per_min), None);
 }
+
+#[test]
+fn a_geometry_from_the_centre_is_refused_when_it_cannot_count_and_swapped_in_when_it_can() {
+    use chrono::Utc;
+    use crowdgrid_edge::config::{EdgeConfig, SourceConfig};
+    use crowdgrid_edge::source::camera::CameraCounter;
+    use crowdgrid_edge::source::vision_run::FrameCounter;
+    use crowdgrid_edge::source::Ids;
+    use crowdgrid_edge::vision::capture::Frame;
+    use crowdgrid_edge::vision::detect::Detection;
+
+    let loaded = EdgeConfig::load(&root().join("config/boai-school/edge-camera.toml")).unwrap();
+    let SourceConfig::Camera(cam) = &loaded.config.sources[0] else { panic!("a camera") };
+    let ids = Ids::new(&loaded.site, "boai-school-cam-1", &cam.id, crowdgrid_proto::SourceKind::Camera);
+    let mut counter = CameraCounter::new(cam, ids, &loaded.site).unwrap();
+    assert_eq!(counter.geometry(), Some(&cam.geometry()), "the edge file's geometry to begin with");
+    let frame = Frame { mat: Mat::default(), index: 0, local_index: 0 };
+    let person =
+        Detection { class: Class::Person, raw_class: 0, score: 0.9, x1: 100.0, y1: 300.0, x2: 130.0, y2: 390.0 };
+
+    // A zone the site does not have, and a line on a zone the camera does not draw: refused, nothing changes.
+    let mut bad = cam.geometry();
+    bad.zones[0].zone = "car-park".into();
+    let why = counter.prepare(Some(&bad)).unwrap_err();
+    assert!(why.contains("car-park"), "{why}");
+    let mut bad = cam.geometry();
+    bad.zones.truncate(1);
+    bad.lines[0].zone = "pickup-lane".into();
+    assert!(counter.prepare(Some(&bad)).unwrap_err().contains("lines[0].zone"));
+    assert_eq!(counter.geometry(), Some(&cam.geometry()));
+
+    // Only the plaza, drawn elsewhere: the lane is no longer reported and the plaza's area is the new polygon's.
+    counter.frame(&frame, &[person]);
+    let before = counter.readings(Utc::now());
+    let mut g = cam.geometry();
+    g.zones.retain(|z| z.zone == "gate-plaza");
+    g.zones[0].polygon = vec![[0.0, 250.0], [400.0, 250.0], [400.0, 576.0], [0.0, 576.0]];
+    let built = counter.prepare(Some(&g)).unwrap();
+    assert!(counter.apply(built), "a different geometry is swapped in");
+    assert!(!counter.apply(counter.prepare(Some(&g)).unwrap()), "the same one again changes nothing");
+    counter.frame(&frame, &[person]);
+    let after = counter.readings(Utc::now());
+    assert_eq!(after.iter().map(|r| r.zone.as_str()).collect::<Vec<_>>(), ["gate-plaza"]);
+    let area = |rs: &[crowdgrid_proto::Reading]| rs.iter().find(|r| r.zone == "gate-plaza").unwrap().area_m2;
+    assert!(area(&after) < area(&before), "{} < {}", area(&after), area(&before));
+    assert_eq!(after[0].count, 1.0, "the person stands in the new polygon");
+
+    // `None` is the edge file's geometry again.
+    assert!(counter.apply(counter.prepare(None).unwrap()));
+    assert_eq!(counter.geometry(), Some(&cam.geometry()));
+}

@@ -7,12 +7,14 @@
 //! - [`signed`]: signed frames (HMAC per edge credential) around readings, statuses, evidence and acks.
 //! - [`topic`]: MQTT topic names under the versioned prefix `crowdgrid/v1`.
 //! - [`site`]: a monitored site (zones as GeoJSON polygons, grid hierarchy, roster, thresholds).
+//! - [`geometry`]: a camera's calibration, image zones and counting lines, and its blurred view for drawing them.
 //! - [`config`]: TOML loading with every validation problem reported at once.
 //!
 //! This crate has no async runtime, broker or database dependency, so both sides can use it.
 
 pub mod ack;
 pub mod config;
+pub mod geometry;
 pub mod level;
 pub mod reading;
 pub mod signed;

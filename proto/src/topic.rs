@@ -30,6 +30,29 @@ pub fn edge_settings(prefix: &str, site: &str, edge: &str) -> String {
     format!("{prefix}/{site}/edge/{edge}/settings")
 }
 
+/// `{prefix}/{site}/edge/{edge}/view/{camera}`: the camera's retained [`crate::geometry::CameraView`] (a blurred
+/// frame and the geometry it counts with), signed by the edge.
+pub fn edge_view(prefix: &str, site: &str, edge: &str, camera: &str) -> String {
+    format!("{prefix}/{site}/edge/{edge}/view/{camera}")
+}
+
+/// Subscription filter for every camera view.
+pub fn edge_view_filter(prefix: &str) -> String {
+    format!("{prefix}/+/edge/+/view/+")
+}
+
+/// `(site, edge, camera)` of a view topic.
+pub fn parse_edge_view(prefix: &str, topic: &str) -> Option<(String, String, String)> {
+    let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    match parts.as_slice() {
+        [site, "edge", edge, "view", camera] if !site.is_empty() && !edge.is_empty() && !camera.is_empty() => {
+            Some((site.to_string(), edge.to_string(), camera.to_string()))
+        }
+        _ => None,
+    }
+}
+
 /// Subscription filter for every edge status.
 pub fn edge_status_filter(prefix: &str) -> String {
     format!("{prefix}/+/edge/+/status")
@@ -105,5 +128,10 @@ mod tests {
         assert_eq!(parse_evidence(PREFIX, "crowdgrid/v1/s/evidence/z/not-a-number"), None);
         assert_eq!(parse_evidence(PREFIX, "crowdgrid/v1/s/evidence/z/1/extra"), None);
         assert_eq!((parse_reading(PREFIX, &e), parse_edge_status(PREFIX, &e)), (None, None));
+        let v = edge_view(PREFIX, "boai-school", "gate-edge", "gate-cam");
+        assert_eq!(parse_edge_view(PREFIX, &v), Some(("boai-school".into(), "gate-edge".into(), "gate-cam".into())));
+        assert_eq!((parse_edge_status(PREFIX, &v), parse_reading(PREFIX, &v)), (None, None));
+        assert_eq!(parse_edge_view(PREFIX, &s), None);
+        assert_eq!(parse_edge_view(PREFIX, "crowdgrid/v1/s/edge/e/view/c/extra"), None);
     }
 }

@@ -1,14 +1,17 @@
-//! Camera settings pushed from the centre: per camera, the detector's confidence thresholds and NMS IoU and the
-//! model version from the centre's model pool, retained on `{prefix}/{site}/edge/{edge}/settings` and signed by
-//! the centre with that edge's credential (as commit acknowledgements are), so only the centre can retune an
-//! edge. The edge applies what it can and says in its retained status ([`crate::ModelInfo`]) which settings
-//! version each camera now runs, or why it refused one.
+//! Camera settings pushed from the centre: per camera, the detector's confidence thresholds and NMS IoU, the
+//! model version from the centre's model pool and the image geometry drawn on the camera's view
+//! ([`crate::geometry`]), retained on `{prefix}/{site}/edge/{edge}/settings` and signed by the centre with that
+//! edge's credential (as commit acknowledgements are), so only the centre can retune an edge. The edge applies
+//! what it can and says in its retained status ([`crate::ModelInfo`]) which settings version each camera now
+//! runs, or why it refused one.
 //!
 //! A field left out means "as the edge's own config says", so clearing a setting hands it back to the file.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::geometry::CameraGeometry;
 
 /// Everything the centre wants of one edge's cameras.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -36,6 +39,9 @@ pub struct CameraSettings {
     /// A model of the centre's pool instead of the configured one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelAssignment>,
+    /// Calibration, image zones and counting lines drawn at the centre, instead of the edge file's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geometry: Option<CameraGeometry>,
 }
 
 /// A model the edge is to fetch from the centre, check and load.
@@ -77,6 +83,9 @@ impl CameraSettings {
             if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
                 out.push("model.sha256 is not 64 lower-case hex digits".into());
             }
+        }
+        if let Some(g) = &self.geometry {
+            out.extend(g.problems().into_iter().map(|p| format!("geometry.{p}")));
         }
         out
     }

@@ -14,6 +14,7 @@ pub mod serve;
 mod tickets;
 pub mod tuning;
 mod ui;
+mod views;
 mod zones;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -85,6 +86,8 @@ pub struct AppState {
     pub backtests: tuning::Backtests,
     /// Camera settings and the model pool.
     pub cameras: crate::central::camera_tuning::CameraTuning,
+    /// Cameras' newest views (blurred frame + geometry).
+    pub camera_views: crate::central::camera_views::CameraViews,
 }
 
 /// Series queries answered at once.
@@ -117,6 +120,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/cameras/{site}/{edge}/{camera}/settings"),
     ("POST", "/api/v1/cameras/{site}/{edge}/{camera}/settings"),
     ("POST", "/api/v1/cameras/settings/{version}/rollback"),
+    ("GET", "/api/v1/cameras/{site}/{edge}/{camera}/view"),
+    ("GET", "/api/v1/cameras/{site}/{edge}/{camera}/view.jpg"),
     ("GET", "/api/v1/rules"),
     ("GET", "/api/v1/rulesets"),
     ("POST", "/api/v1/rulesets"),
@@ -161,6 +166,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/cameras", get(models::cameras))
         .route("/api/v1/cameras/{site}/{edge}/{camera}/settings", get(models::history).post(models::change))
         .route("/api/v1/cameras/settings/{version}/rollback", post(models::rollback))
+        .route("/api/v1/cameras/{site}/{edge}/{camera}/view", get(views::view))
+        .route("/api/v1/cameras/{site}/{edge}/{camera}/view.jpg", get(views::jpeg))
         .route("/api/v1/sequences", get(ops::sequences))
         .route("/api/v1/rules", get(ops::rules))
         .route("/api/v1/rulesets", get(tuning::rulesets).post(tuning::change))

@@ -155,17 +155,17 @@ fn status_of(c: &Changed) -> StatusCode {
     }
 }
 
-fn check_camera(s: &AppState, key: &CameraKey) -> Result<(), ApiError> {
-    if !s.sites.iter().any(|x| x.config.id == key.site) {
+fn check_camera<'a>(s: &'a AppState, key: &CameraKey) -> Result<&'a crowdgrid_proto::site::Site, ApiError> {
+    let Some(site) = s.sites.iter().find(|x| x.config.id == key.site) else {
         return Err(ApiError::NotFound(format!("no site {}", key.site)));
-    }
+    };
     let mut p = crowdgrid_proto::config::Problems::new();
     crowdgrid_proto::config::check_id(&mut p, "edge", &key.edge);
     crowdgrid_proto::config::check_id(&mut p, "camera", &key.camera);
     if !p.is_empty() {
         return Err(ApiError::Invalid { message: "bad camera".into(), problems: p.items().to_vec() });
     }
-    Ok(())
+    Ok(site)
 }
 
 /// `POST /api/v1/cameras/{site}/{edge}/{camera}/settings` (engineer, admin): 201 with the version (202 when it
@@ -178,8 +178,8 @@ pub async fn change(
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {
     Caller(p.clone()).require(TUNERS)?;
     let key = CameraKey { site, edge, camera };
-    check_camera(&s, &key)?;
-    let changed = s.cameras.change(&key, &c.values, &p.name, &c.note).await?;
+    let site = check_camera(&s, &key)?;
+    let changed = s.cameras.change(site, &key, &c.values, &p.name, &c.note).await?;
     Ok((status_of(&changed), Json(changed)))
 }
 
@@ -191,7 +191,7 @@ pub async fn rollback(
     Path(version): Path<i64>,
 ) -> Result<(StatusCode, Json<Changed>), ApiError> {
     Caller(p.clone()).require(TUNERS)?;
-    let changed = s.cameras.rollback(version, &p.name).await?;
+    let changed = s.cameras.rollback(&s.sites, version, &p.name).await?;
     Ok((status_of(&changed), Json(changed)))
 }
 

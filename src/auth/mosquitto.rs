@@ -57,6 +57,8 @@ impl Account {
                 format!("topic read {prefix}/{site}/edge/{edge}/ack"),
                 format!("topic read {prefix}/{site}/edge/{edge}/settings"),
                 format!("topic write {prefix}/{site}/evidence/+/+"),
+                // Cameras with snapshots on publish their retained view for the geometry editor.
+                format!("topic write {prefix}/{site}/edge/{edge}/view/+"),
                 // Cameras with evidence answer ticket notifications of their site.
                 format!("topic read {prefix}/{site}/tickets"),
             ],

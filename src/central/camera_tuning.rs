@@ -1,4 +1,4 @@
-//! Camera settings from the engineer to the edge: a change (or a rollback) is stored as a new version
+//! Camera settings from the engineer to the edge (thresholds, IoU, model, image geometry): a change (or a rollback) is stored as a new version
 //! ([`crate::store::camera_settings`]), then the edge's whole settings — the newest version of each of its
 //! cameras, with each assigned model's manifest entry and sha256 — are published retained on
 //! `{prefix}/{site}/edge/{edge}/settings`, signed with the edge's newest credential (unsigned only when edge
@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crowdgrid_proto::site::Site;
 use crowdgrid_proto::tuning::{CameraSettings, EdgeSettings, ModelAssignment};
 use crowdgrid_proto::{signed, topic};
 use rumqttc::{AsyncClient, QoS};
@@ -86,9 +87,14 @@ impl CameraTuning {
         &self.db
     }
 
-    /// Problems with `v` against the pool.
-    pub fn problems(&self, v: &SettingsValues) -> Vec<String> {
+    /// Problems with `v` against the pool and the camera's site (its geometry: zones the site has, a calibration
+    /// that fits, image zones that lie on their site zones).
+    pub fn problems(&self, site: &Site, v: &SettingsValues) -> Vec<String> {
         let mut out = crowdgrid_proto::tuning::value_problems(v.person_threshold, v.vehicle_threshold, v.nms_iou);
+        if let Some(g) = &v.geometry {
+            let found = crowdgrid_edge::config::geometry::problems(g, site);
+            out.extend(found.into_iter().map(|p| format!("geometry.{p}")));
+        }
         if let Some(m) = &v.model {
             if self.pool.by_name(m).is_none() {
                 let have: Vec<&str> = self.pool.models().iter().map(|m| m.spec.name.as_str()).collect();
@@ -101,12 +107,13 @@ impl CameraTuning {
     /// Stores `v` as the camera's new version and publishes the edge's settings; the version.
     pub async fn change(
         &self,
+        site: &Site,
         key: &CameraKey,
         v: &SettingsValues,
         author: &str,
         note: &str,
     ) -> Result<Changed, TuningError> {
-        let problems = self.problems(v);
+        let problems = self.problems(site, v);
         if !problems.is_empty() {
             return Err(TuningError::Invalid(problems));
         }
@@ -120,11 +127,15 @@ impl CameraTuning {
         Ok(Changed { version, published: published.is_ok(), not_published: published.err() })
     }
 
-    /// A new version holding `version`'s values, published.
-    pub async fn rollback(&self, version: i64, author: &str) -> Result<Changed, TuningError> {
+    /// A new version holding `version`'s values (checked again against the camera's site as it is now),
+    /// published.
+    pub async fn rollback(&self, sites: &[Arc<Site>], version: i64, author: &str) -> Result<Changed, TuningError> {
         let old = self.db.camera_settings_version(version).await?.ok_or(TuningError::NotFound(version))?;
+        let Some(site) = sites.iter().find(|s| s.config.id == old.key.site) else {
+            return Err(TuningError::Invalid(vec![format!("site {:?} is no longer configured", old.key.site)]));
+        };
         let note = format!("rollback to version {version}");
-        self.change(&old.key, &old.values, author, &note).await
+        self.change(site, &old.key, &old.values, author, &note).await
     }
 
     /// The newest version of every camera.
@@ -157,6 +168,7 @@ impl CameraTuning {
                     vehicle_threshold: v.values.vehicle_threshold,
                     nms_iou: v.values.nms_iou,
                     model,
+                    geometry: v.values.geometry.clone(),
                 },
             );
         }

@@ -11,9 +11,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::authn::{self, Authenticator};
+use super::camera_views::{self, CameraViews, StoredView};
 use super::evidence_in::{self, Offered};
 use super::validate::{Rejection, Validator};
 use crate::metrics::Metrics;
+use crate::store::camera_settings::CameraKey;
 use crate::store::evidence::{self as store_evidence, Evidence};
 
 /// What the MQTT task hands to the processor.
@@ -111,14 +113,18 @@ pub struct Ingest {
     pub authn: Authenticator,
     /// Evidence snapshots from edges.
     pub evidence: evidence_in::Intake,
+    /// Cameras' views.
+    pub views: CameraViews,
 }
 
 /// Polls the event loop until `shutdown`, re-subscribing on every connection.
 pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
-    let Ingest { settings, client, mut eventloop, validator, tx, metrics, ready, authn, evidence } = ingest;
+    let Ingest { settings, client, mut eventloop, validator, tx, metrics, ready, authn, evidence, views } = ingest;
     let readings = topic::readings_filter(&settings.prefix);
     let statuses = topic::edge_status_filter(&settings.prefix);
     let snapshots = topic::evidence_filter(&settings.prefix);
+    let camera_views = topic::edge_view_filter(&settings.prefix);
+    let filters = [&readings, &statuses, &snapshots, &camera_views];
     let (save_tx, save_rx) = evidence_in::channel();
     let saver = tokio::spawn(evidence_in::run(evidence, save_rx));
     let mut rejects = RejectLog::default();
@@ -135,7 +141,7 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
                 outage_logged = false;
                 subacks = 0;
                 tracing::info!(host = %settings.host, port = settings.port, "centre connected to broker");
-                for filter in [&readings, &statuses, &snapshots] {
+                for filter in filters {
                     if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
                         tracing::error!(error = %e, filter, "cannot subscribe");
                     }
@@ -143,7 +149,7 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 subacks += 1;
-                if subacks == 3 {
+                if subacks == filters.len() {
                     ready.send_replace(true);
                 }
             }
@@ -154,6 +160,11 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
                 }
                 let item = match classify(&settings.prefix, &authn, &validator, &p.topic, &p.payload) {
                     Ok(Classified::Item(item)) => Some(item),
+                    Ok(Classified::View(key, v)) => {
+                        tracing::debug!(site = %key.site, edge = %key.edge, camera = %key.camera, "camera view");
+                        views.put(key, v);
+                        None
+                    }
                     Ok(Classified::Evidence(o)) => {
                         if save_tx.try_send(o).is_err() {
                             metrics.reject("evidence_backlog");
@@ -207,11 +218,13 @@ enum Classified {
     Item(Incoming),
     /// An evidence snapshot for the intake task.
     Evidence(Offered),
+    /// A camera's view.
+    View(CameraKey, StoredView),
 }
 
 /// Authenticates a publish, parses it by topic and checks that its sender may say it: a reading only for the
 /// signer's own `{edge}/…` sources, a status only for the signer's own edge, evidence (checked further by the
-/// intake) only signed by an edge of that site.
+/// intake) only signed by an edge of that site, a camera's view only signed by its own edge.
 fn classify(
     prefix: &str,
     authn: &Authenticator,
@@ -228,6 +241,13 @@ fn classify(
             .map_err(|reason| Rejection::new(reason, format!("{topic_name} ({} bytes)", who.body.len())))?;
         let evidence = Evidence { ticket, site, zone, received: Utc::now(), jpeg: who.body.to_vec() };
         return Ok(Classified::Evidence(Offered { evidence, edge: who.edge }));
+    }
+    if let Some((site, edge, camera)) = topic::parse_edge_view(prefix, topic_name) {
+        if who.edge.as_deref().is_some_and(|signer| signer != edge) {
+            return Err(Rejection::new("foreign_view", format!("{topic_name} signed by {:?}", who.edge)));
+        }
+        let v = camera_views::admit(who.body, &camera)?;
+        return Ok(Classified::View(CameraKey { site, edge, camera }, v));
     }
     if let Some((site, edge)) = topic::parse_edge_status(prefix, topic_name) {
         let status: EdgeStatus = serde_json::from_slice(who.body)

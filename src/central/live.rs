@@ -38,9 +38,15 @@ pub struct SourceLatest {
     pub area_m2: f64,
     /// Timestamp.
     pub ts: DateTime<Utc>,
-    /// Gate inflow, people/min.
+    /// Gate inflow, people/min (gates, and cameras with a counting line).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inflow_per_min: Option<f64>,
+    /// Outflow, people/min.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outflow_per_min: Option<f64>,
+    /// What a tracking camera adds: its detector's own count, dwell, vehicles through its line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracked: Option<crowdgrid_proto::Tracked>,
     /// People–vehicle conflict, people (cameras, drones).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub conflict: Option<f64>,
@@ -211,6 +217,8 @@ impl Live {
             area_m2: r.area_m2,
             ts: r.ts,
             inflow_per_min: r.inflow_per_min,
+            outflow_per_min: r.outflow_per_min,
+            tracked: r.tracked,
             conflict: r.conflict,
         };
         // In place when the source is known (its id is cloned once, on its first reading).
@@ -385,6 +393,8 @@ mod tests {
             area_m2: 100.0,
             ts,
             inflow_per_min: None,
+            outflow_per_min: None,
+            tracked: None,
             conflict,
         };
         z.sources.insert("gate".into(), SourceLatest { kind: SourceKind::Gate, ..src(None, t0) });

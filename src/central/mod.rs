@@ -4,6 +4,7 @@ pub mod acker;
 pub mod authn;
 pub mod broker;
 pub mod camera_tuning;
+pub mod camera_views;
 pub mod config;
 pub mod dedup;
 pub mod dispatch;

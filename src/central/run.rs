@@ -286,8 +286,10 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         registry.clone(),
         auth_mode,
     );
+    let camera_views = crate::central::camera_views::CameraViews::default();
     let state = AppState {
         cameras: cameras.clone(),
+        camera_views: camera_views.clone(),
         sites: sites.clone(),
         live: live.clone(),
         engine: engine.clone(),
@@ -337,6 +339,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
             metrics: metrics.clone(),
             total_bytes: crate::store::evidence::TOTAL_BYTES,
         },
+        views: camera_views,
     };
     tasks.push(tokio::spawn(registry.clone().keep_fresh(
         credentials,

@@ -1,9 +1,10 @@
-//! Camera settings as versioned data: every change an engineer makes to a camera's thresholds, NMS IoU or model
-//! (through the API or the console) is a new row — the values, who, when, why. A camera's newest row is what the
-//! centre pushes to its edge; a rollback is a new row holding an older one's values, so the history only grows.
+//! Camera settings as versioned data: every change an engineer makes to a camera's thresholds, NMS IoU, model or
+//! image geometry (through the API or the console) is a new row — the values, who, when, why. A camera's newest
+//! row is what the centre pushes to its edge; a rollback is a new row holding an older one's values, so the history only grows.
 //! In the dispatch database (SQLite, or PostgreSQL shared by every centre instance).
 
 use chrono::{DateTime, Utc};
+use crowdgrid_proto::geometry::CameraGeometry;
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,9 @@ pub struct SettingsValues {
     /// Model name in the centre's pool.
     #[serde(default)]
     pub model: Option<String>,
+    /// Calibration, image zones and counting lines drawn on the camera's view.
+    #[serde(default)]
+    pub geometry: Option<CameraGeometry>,
 }
 
 /// One stored version.
@@ -62,7 +66,16 @@ pub struct SettingsVersion {
 }
 
 const COLUMNS: &str =
-    "version, site, edge, camera, person_threshold, vehicle_threshold, nms_iou, model, model_sha256, author, note, created_at";
+    "version, site, edge, camera, person_threshold, vehicle_threshold, nms_iou, model, model_sha256, \
+     author, note, created_at, geometry";
+
+/// A stored geometry; one that no longer parses (written by a newer centre) is left out, logged.
+fn geometry(text: Option<String>, version: i64) -> Option<CameraGeometry> {
+    let text = text?;
+    serde_json::from_str(&text)
+        .map_err(|e| tracing::warn!(version, error = %e, "stored camera geometry does not parse; left out"))
+        .ok()
+}
 
 fn f32s(v: Option<f64>) -> Option<f32> {
     v.map(|x| x as f32)
@@ -77,6 +90,7 @@ fn sqlite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SettingsVersion> {
             vehicle_threshold: f32s(r.get(5)?),
             nms_iou: f32s(r.get(6)?),
             model: r.get(7)?,
+            geometry: geometry(r.get(12)?, r.get(0)?),
         },
         model_sha256: r.get(8)?,
         author: r.get(9)?,
@@ -94,6 +108,7 @@ fn pg_row(r: &tokio_postgres::Row) -> Result<SettingsVersion, tokio_postgres::Er
             vehicle_threshold: f32s(r.try_get(5)?),
             nms_iou: f32s(r.try_get(6)?),
             model: r.try_get(7)?,
+            geometry: geometry(r.try_get(12)?, r.try_get(0)?),
         },
         model_sha256: r.try_get(8)?,
         author: r.try_get(9)?,
@@ -128,16 +143,22 @@ impl DispatchDb {
         let (site, edge, camera) = (key.site.clone(), key.edge.clone(), key.camera.clone());
         let (pt, vt, iou, model) = (f(v.person_threshold), f(v.vehicle_threshold), f(v.nms_iou), v.model.clone());
         let (sha, author, note) = (model_sha256.map(str::to_string), author.to_string(), note.to_string());
+        let geometry = v
+            .geometry
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Encode(format!("geometry: {e}")))?;
         const INSERT: &str = "INSERT INTO camera_settings (site, edge, camera, person_threshold, vehicle_threshold,
-             nms_iou, model, model_sha256, author, note, created_at)";
+             nms_iou, model, model_sha256, author, note, created_at, geometry)";
         match self {
             DispatchDb::Sqlite(p) => {
                 let p = p.clone();
                 blocking(move || {
                     let c = schema::open(&p)?;
                     c.execute(
-                        &format!("{INSERT} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-                        params![site, edge, camera, pt, vt, iou, model, sha, author, note, now],
+                        &format!("{INSERT} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+                        params![site, edge, camera, pt, vt, iou, model, sha, author, note, now, geometry],
                     )?;
                     Ok(c.last_insert_rowid())
                 })
@@ -147,8 +168,10 @@ impl DispatchDb {
                 let c = pool.get().await?;
                 let row = c
                     .query_one(
-                        &format!("{INSERT} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING version"),
-                        &[&site, &edge, &camera, &pt, &vt, &iou, &model, &sha, &author, &note, &now],
+                        &format!(
+                            "{INSERT} VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING version"
+                        ),
+                        &[&site, &edge, &camera, &pt, &vt, &iou, &model, &sha, &author, &note, &now, &geometry],
                     )
                     .await?;
                 Ok(row.try_get(0)?)

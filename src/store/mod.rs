@@ -47,6 +47,9 @@ pub enum StoreError {
     /// PostgreSQL (or its connection pool) said no.
     #[error("postgres: {0}")]
     Postgres(String),
+    /// A value could not be encoded for storage.
+    #[error("cannot encode {0}")]
+    Encode(String),
 }
 
 impl From<tokio_postgres::Error> for StoreError {

@@ -108,9 +108,12 @@ CREATE TABLE IF NOT EXISTS camera_settings (
     model_sha256 TEXT,
     author TEXT NOT NULL,
     note TEXT NOT NULL,
-    created_at BIGINT NOT NULL
+    created_at BIGINT NOT NULL,
+    geometry TEXT
 );
 CREATE INDEX IF NOT EXISTS camera_settings_camera ON camera_settings (site, edge, camera, version);
+-- A settings version may carry the geometry an engineer drew (JSON); tables from before it get the column.
+ALTER TABLE camera_settings ADD COLUMN IF NOT EXISTS geometry TEXT;
 -- Tables from before v5 kept the rule's value in `density` whatever it measured: add `metric`, `unit`, `value`
 -- and `peak_value` once, moving what was stored to `value` (its metric was not kept).
 DO $$ BEGIN

@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS camera_settings (
     model_sha256 TEXT,
     author TEXT NOT NULL,
     note TEXT NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    geometry TEXT
 );
 CREATE INDEX IF NOT EXISTS camera_settings_camera ON camera_settings (site, edge, camera, version);
 CREATE TABLE IF NOT EXISTS map_series (
@@ -167,7 +168,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 
 /// Schema version written to `PRAGMA user_version`; a file from an unknown version is refused, an older
 /// one is migrated.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 /// What takes a file from version N to N + 1 (new tables come from `SCHEMA` itself).
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -198,6 +199,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
          ALTER TABLE readings ADD COLUMN dwell_p90_s REAL;
          ALTER TABLE readings ADD COLUMN vehicle_inflow REAL;
          ALTER TABLE readings ADD COLUMN vehicle_outflow REAL;",
+    ),
+    // v7: a camera settings version may carry the geometry an engineer drew (JSON). A file older than the
+    // settings table gets it as v6 had it first, so the step is the same for every file.
+    (
+        6,
+        "CREATE TABLE IF NOT EXISTS camera_settings (version INTEGER PRIMARY KEY AUTOINCREMENT, site TEXT NOT NULL,
+           edge TEXT NOT NULL, camera TEXT NOT NULL, person_threshold REAL, vehicle_threshold REAL, nms_iou REAL,
+           model TEXT, model_sha256 TEXT, author TEXT NOT NULL, note TEXT NOT NULL, created_at INTEGER NOT NULL);
+         ALTER TABLE camera_settings ADD COLUMN geometry TEXT;",
     ),
 ];
 
@@ -319,6 +329,8 @@ mod tests {
                 })
                 .unwrap();
             assert_eq!(ticket, (String::new(), 640.0, 700.0), "v4's `density` was the rule's value: moved once");
+            let drawn: i64 = c.query_row("SELECT COUNT(geometry) FROM camera_settings", [], |r| r.get(0)).unwrap();
+            assert_eq!(drawn, 0, "v7's camera settings carry a geometry column");
         }
         let newer = dir.path().join("newer.db");
         {

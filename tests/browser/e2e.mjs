@@ -315,6 +315,67 @@ try {
       const hist = await apiGet(`/cameras/${SITE}/e2e-cam/beach-cam/settings`, ENGINEER);
       if (hist.length !== 1 || Math.abs(hist[0].person_threshold - 0.4) > 1e-6 || !/sign/.test(hist[0].note)) throw new Error(`history: ${JSON.stringify(hist)}`);
     });
+    // (7) The camera's geometry: its view (a frame and the geometry it counts with) arrives retained; the engineer
+    // drags a zone's corner, nudges it with the keyboard, adds a counting line, is told every problem of a bad
+    // calibration before anything is stored, then pushes a good one as a new settings version.
+    await step('the engineer draws the camera\'s zone and line on its view and pushes them', async () => {
+      const jpeg = fs.readFileSync(path.resolve('../data/vision/vtest_300.jpg')).toString('base64');
+      const geometry = {
+        calibration: { image: [[0, 576], [768, 576], [700, 180], [60, 180]], ground: [[0, 0], [22, 0], [30, 35], [-8, 35]] },
+        zones: [{ zone: ZONE, polygon: [[100, 200], [600, 200], [600, 560], [100, 560]] }],
+        lines: [],
+      };
+      const view = { camera: 'beach-cam', taken_at: new Date().toISOString(), width: 768, height: 576, geometry, jpeg };
+      const file = path.join(process.env.SCREENSHOT_DIR || '.', 'view.json');
+      fs.writeFileSync(file, JSON.stringify(view));
+      const r = spawnSync('mosquitto_pub', ['-h', MQTT_HOST, '-p', String(MQTT_PORT), '-q', '1', '-r', '-t', `${PREFIX}/${SITE}/edge/e2e-cam/view/beach-cam`, '-f', file], { encoding: 'utf8', timeout: 10000 });
+      if (r.status !== 0) fail(`mosquitto_pub exited ${r.status}: ${r.stderr || r.error}`);
+      const row = await ec.waitForSelector('#models-body tr[data-camera="e2e-cam/beach-cam"]', { timeout: 20000 });
+      await row.$eval('button[data-geometry]', (b) => b.click());
+      const corner = await ec.waitForSelector('#geometry-svg [data-key="zone:0:0"]', { timeout: 20000 });
+      // Drag the zone's first corner from (100, 200) by about a fifth of the frame to the right and down.
+      const box = await corner.boundingBox();
+      const svg = await (await ec.$('#geometry-svg')).boundingBox();
+      const scale = svg.width / 768;
+      await ec.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      await ec.mouse.down();
+      await ec.mouse.move(box.x + box.width / 2 + 150 * scale, box.y + box.height / 2 + 100 * scale, { steps: 5 });
+      await ec.mouse.up();
+      await ec.focus('#geometry-svg [data-key="zone:0:0"]');
+      await ec.keyboard.press('Shift+ArrowRight');
+      const label = await ec.$eval('#geometry-svg [data-key="zone:0:0"]', (e) => e.getAttribute('aria-label'));
+      const [x, y] = label.match(/at ([\d.]+), ([\d.]+)/).slice(1).map(Number);
+      if (Math.abs(x - 260) > 6 || Math.abs(y - 300) > 6) throw new Error(`the corner is at ${x}, ${y}: ${label}`);
+      await ec.click('#geometry-dialog button[data-act="add-line"]');
+      await ec.waitForSelector('#geometry-svg [data-key="line:0:from"]');
+      // A calibration whose ground points lie on one line cannot be fitted: listed, nothing stored.
+      for (const [i, v] of [[0, 0], [1, 1], [2, 2], [3, 3]]) {
+        await ec.fill(`#geometry-dialog input[data-ground="${i}:0"]`, String(v));
+        await ec.fill(`#geometry-dialog input[data-ground="${i}:1"]`, '0');
+        await ec.dispatchEvent(`#geometry-dialog input[data-ground="${i}:1"]`, 'change');
+        await ec.dispatchEvent(`#geometry-dialog input[data-ground="${i}:0"]`, 'change');
+      }
+      await ec.click('#geometry-dialog button[data-push]');
+      await ec.waitForFunction(() => /calibration/.test(document.querySelector('#geometry-dialog .geometry-problems')?.textContent || ''), null, { timeout: 10000 });
+      await shot(ec, 'engineer-geometry-refused');
+      const [gx, gy] = [[0, 0], [22, 0], [30, 35], [-8, 35]].reduce((a, p) => [a[0].concat(p[0]), a[1].concat(p[1])], [[], []]);
+      for (let i = 0; i < 4; i++) {
+        await ec.fill(`#geometry-dialog input[data-ground="${i}:0"]`, String(gx[i]));
+        await ec.dispatchEvent(`#geometry-dialog input[data-ground="${i}:0"]`, 'change');
+        await ec.fill(`#geometry-dialog input[data-ground="${i}:1"]`, String(gy[i]));
+        await ec.dispatchEvent(`#geometry-dialog input[data-ground="${i}:1"]`, 'change');
+      }
+      await ec.fill('#geometry-dialog input[name="note"]', 'e2e: zone drawn on the view');
+      await shot(ec, 'engineer-geometry');
+      await ec.click('#geometry-dialog button[data-push]');
+      await ec.waitForFunction(() => /geometry in version \d+ pushed/.test(document.getElementById('toasts')?.textContent || ''), null, { timeout: 10000 });
+      const hist = await apiGet(`/cameras/${SITE}/e2e-cam/beach-cam/settings`, ENGINEER);
+      const g = hist[0].geometry;
+      if (hist.length !== 2 || !g || g.lines.length !== 1 || g.lines[0].zone !== ZONE) throw new Error(`history: ${JSON.stringify(hist[0])}`);
+      const [hx, hy] = g.zones[0].polygon[0];
+      if (Math.abs(hx - x) > 0.01 || Math.abs(hy - y) > 0.01) throw new Error(`stored corner ${hx}, ${hy}, drawn ${x}, ${y}`);
+      if (Math.abs(hist[0].person_threshold - 0.4) > 1e-6) throw new Error(`the threshold was not kept: ${JSON.stringify(hist[0])}`);
+    });
     await step('a camera edge dropping most of its frames turns amber on the operator map, with the reason', async () => {
       const health = (accepted, dropped) => ({ ...status, ts: new Date().toISOString(), sources: [{ id: 'e2e-cam/beach-cam', kind: 'camera', accepted, rejected: { frame_dropped: dropped } }] });
       for (const s of [health(100, 0), health(110, 90)]) {

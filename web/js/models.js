@@ -2,8 +2,10 @@
 // what its edge says it runs (in step, pending, or refused and why); the pool's eval-model results as a curve of
 // count error against the threshold; and, for engineers and admins, a change dialog that says what the new
 // threshold would do to the count on the labelled set before it is pushed, and each camera's history with
-// rollback. The server decides who may change what (operators read; grid workers never reach this page).
+// rollback; the geometry editor (geometry.js) draws a camera's zones and lines on its view. The server decides
+// who may change what (operators read; grid workers never reach this page).
 import { api, esc, fmtDateTime, toast } from './api.js';
+import { openGeometry } from './geometry.js';
 
 const M = { cameras: [], pool: null, canTune: false, offsetOf: () => undefined, site: '' };
 
@@ -22,10 +24,14 @@ export async function renderModels({ role, site, offsetOf }) {
     return;
   }
   // Keep what an engineer is typing: no redraw while the dialog is open.
-  if (document.getElementById('tune-dialog')?.open) return;
+  if (document.getElementById('tune-dialog')?.open || document.getElementById('geometry-dialog')?.open) return;
   const cams = M.cameras.filter((c) => !M.site || c.site === M.site);
   box.innerHTML = `${camerasTable(cams)}${evaluations(M.pool)}`;
   box.querySelectorAll('button[data-tune]').forEach((b) => (b.onclick = () => openDialog(cams[Number(b.dataset.tune)])));
+  const again = () => renderModels({ role: M.canTune ? 'engineer' : 'operator', site: M.site, offsetOf: M.offsetOf });
+  box.querySelectorAll('button[data-geometry]').forEach(
+    (b) => (b.onclick = () => openGeometry(cams[Number(b.dataset.geometry)], { offsetOf: M.offsetOf, onDone: again })),
+  );
 }
 
 function fmtT(v) {
@@ -52,7 +58,7 @@ function camerasTable(cams) {
         <td>${esc(r.name || '–')}<div class="muted small">${esc(r.version || '')}</div></td>
         <td class="num">${fmtT(r.person_threshold)}</td><td class="num">${fmtT(r.vehicle_threshold)}</td><td class="num">${fmtT(r.nms_iou)}</td>
         <td class="step-${cls}">${esc(txt)}</td>
-        <td>${M.canTune ? `<button data-tune="${i}">Change…</button>` : ''}</td></tr>`;
+        <td>${M.canTune ? `<button data-tune="${i}">Change…</button> <button data-geometry="${i}">Geometry…</button>` : ''}</td></tr>`;
     })
     .join('');
   return `<table class="grid cameras"><thead><tr><th>camera</th><th>model it runs</th><th class="num">person</th>
@@ -194,6 +200,8 @@ async function openDialog(c) {
       person_threshold: num(f.person_threshold.value),
       vehicle_threshold: num(f.vehicle_threshold.value),
       nms_iou: num(f.nms_iou.value),
+      // The geometry stays as the centre last set it (the geometry editor changes it).
+      geometry: cur.geometry ?? null,
       note: f.note.value,
     };
     try {
@@ -209,10 +217,11 @@ async function openDialog(c) {
     const hist = await api(`/cameras/${enc(c.site)}/${enc(c.edge)}/${enc(c.camera)}/settings`);
     const box = d.querySelector('.history');
     box.innerHTML = hist.length
-      ? `<table class="grid"><thead><tr><th>v</th><th>model</th><th>person</th><th>vehicle</th><th>IoU</th><th>who / why</th><th></th></tr></thead><tbody>${hist
+      ? `<table class="grid"><thead><tr><th>v</th><th>model</th><th>person</th><th>vehicle</th><th>IoU</th><th>geometry</th><th>who / why</th><th></th></tr></thead><tbody>${hist
           .map(
             (h) => `<tr><td class="num">${h.version}</td><td>${esc(h.model || 'edge file')}</td><td class="num">${fmtT(h.person_threshold)}</td>
               <td class="num">${fmtT(h.vehicle_threshold)}</td><td class="num">${fmtT(h.nms_iou)}</td>
+              <td>${h.geometry ? `${h.geometry.zones.length} zones, ${h.geometry.lines.length} lines` : 'edge file'}</td>
               <td>${esc(h.author)} · ${esc(fmtDateTime(h.created_at, M.offsetOf(c.site)))}<div class="muted">${esc(h.note)}</div></td>
               <td><button type="button" data-rollback="${h.version}">Roll back to this</button></td></tr>`,
           )

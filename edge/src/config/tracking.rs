@@ -41,31 +41,23 @@ fn default_conflict_after_s() -> f64 {
     2.0
 }
 
-/// A counting line in image pixels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LineConfig {
-    /// Name (unique on the camera).
-    pub id: String,
-    /// The camera zone whose readings carry this line's `inflow_per_min` (`in`) and `outflow_per_min` (`out`).
-    pub zone: String,
-    /// One end, [x, y] pixels.
-    pub from: [f64; 2],
-    /// The other end; `in` is crossing into the right-hand side looking from `from` to `to` on the image.
-    pub to: [f64; 2],
-}
+pub use crowdgrid_proto::geometry::LineConfig;
 
-/// Every problem of a camera's tracking section, at `path`.
-pub fn validate(t: &TrackingConfig, zones: &[CameraZone], path: &str, p: &mut Problems) {
+/// Every problem of a camera's tracking section but its lines ([`validate_lines`]), at `path`.
+pub fn validate(t: &TrackingConfig, path: &str, p: &mut Problems) {
     if t.max_missed > 30 {
         p.push(format!("{path}.max_missed"), "must be at most 30 frames");
     }
     if !(0.0..=60.0).contains(&t.conflict_after_s) {
         p.push(format!("{path}.conflict_after_s"), "must be 0 to 60 seconds");
     }
+}
+
+/// Every problem of a camera's counting lines against its image zones, at `path` (`….tracking`).
+pub fn validate_lines(lines: &[LineConfig], zones: &[CameraZone], path: &str, p: &mut Problems) {
     let mut ids = std::collections::HashSet::new();
     let mut zones_with_lines = std::collections::HashSet::new();
-    for (i, l) in t.lines.iter().enumerate() {
+    for (i, l) in lines.iter().enumerate() {
         let lp = format!("{path}.lines[{i}]");
         if l.id.is_empty() || !ids.insert(&l.id) {
             p.push(format!("{lp}.id"), format!("{:?} is empty or used twice", l.id));
@@ -116,7 +108,8 @@ mod tests {
         )
         .unwrap();
         let mut p = Problems::default();
-        validate(&t, &zones, "sources[0].tracking", &mut p);
+        validate(&t, "sources[0].tracking", &mut p);
+        validate_lines(&t.lines, &zones, "sources[0].tracking", &mut p);
         let text = format!("{p:?}");
         for want in ["max_missed", "lines[0]", "lines[1].id", "lines[1].zone", "non-negative"] {
             assert!(text.contains(want), "{want} missing from {text}");

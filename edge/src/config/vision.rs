@@ -6,54 +6,14 @@ use crowdgrid_proto::config::Problems;
 use crowdgrid_proto::site::Site;
 use serde::{Deserialize, Serialize};
 
+use super::geometry::{ground_frame, zone_fit};
 use crate::vision::capture::VideoInput;
-use crate::vision::geometry::{Homography, Point};
-use crate::vision::georef::{self, FitVerdict, GroundFrame};
+use crate::vision::geometry::Homography;
+use crate::vision::georef::FitVerdict;
 use crate::vision::manifest::Manifest;
 use crate::vision::model::ModelConfig;
 
-/// Image → ground calibration: 4 or more image points (pixels) and where they are on the ground (metres,
-/// any local x/y frame, e.g. paced out or from a site plan), optionally placed on the map.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Calibration {
-    /// Image points `[x, y]` in pixels.
-    pub image: Vec<Point>,
-    /// The same points on the ground `[x, y]` in metres.
-    pub ground: Vec<Point>,
-    /// Where the ground frame's `(0, 0)` is, `[longitude, latitude]` (WGS84). With `bearing_deg`, every image
-    /// zone is mapped onto the site and checked against the zone it reports for.
-    #[serde(default)]
-    pub origin: Option<[f64; 2]>,
-    /// Bearing of the ground frame's x axis, degrees clockwise from north (y is 90° anticlockwise from x).
-    #[serde(default)]
-    pub bearing_deg: Option<f64>,
-}
-
-impl Calibration {
-    /// The ground frame on the map, when both `origin` and `bearing_deg` are set.
-    pub fn frame(&self) -> Option<GroundFrame> {
-        match (self.origin, self.bearing_deg) {
-            (Some([lon, lat]), Some(bearing_deg)) => {
-                Some(GroundFrame { origin: geo::Coord { x: lon, y: lat }, bearing_deg })
-            }
-            _ => None,
-        }
-    }
-}
-
-/// One image zone of a camera.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CameraZone {
-    /// Site zone id it reports as.
-    pub zone: String,
-    /// Polygon `[[x, y], ...]` in image pixels (3 or more points).
-    pub polygon: Vec<Point>,
-    /// People in it are a conflict (a vehicle lane). Default: the site zone's kind is `vehicle_lane`.
-    #[serde(default)]
-    pub vehicle_lane: Option<bool>,
-}
+pub use crowdgrid_proto::geometry::{Calibration, CameraZone};
 
 /// A fixed camera running the person/vehicle detector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -94,6 +54,17 @@ pub struct CameraConfig {
     /// Tracking and counting lines (absent: counts per frame, smoothed).
     #[serde(default)]
     pub tracking: Option<super::tracking::TrackingConfig>,
+}
+
+impl CameraConfig {
+    /// The calibration, zones and lines of the edge file, as the centre would push them.
+    pub fn geometry(&self) -> crowdgrid_proto::geometry::CameraGeometry {
+        crowdgrid_proto::geometry::CameraGeometry {
+            calibration: self.calibration.clone(),
+            zones: self.zones.clone(),
+            lines: self.tracking.as_ref().map(|t| t.lines.clone()).unwrap_or_default(),
+        }
+    }
 }
 
 /// `evidence = { ... }` of a camera: when the centre raises a ticket on one of its zones, the latest analysed
@@ -246,91 +217,18 @@ pub(super) fn validate_camera(c: &CameraConfig, site: &Site, path: &str, p: &mut
             p.push(format!("{path}.evidence.max_bytes"), "must be in 4096..=1048576 (the centre takes up to 1 MiB)");
         }
     }
-    let h = match Homography::fit(&c.calibration.image, &c.calibration.ground) {
-        Ok(h) => Some(h),
-        Err(e) => {
-            p.push(format!("{path}.calibration"), e.to_string());
-            None
-        }
-    };
-    match (c.calibration.origin, c.calibration.bearing_deg) {
-        (Some([lon, lat]), _) if !((-180.0..=180.0).contains(&lon) && (-85.0..=85.0).contains(&lat)) => {
-            p.push(format!("{path}.calibration.origin"), format!("[{lon}, {lat}] is not a WGS84 [longitude, latitude]"))
-        }
-        (_, Some(b)) if !b.is_finite() => p.push(format!("{path}.calibration.bearing_deg"), "must be a number"),
-        (Some(_), None) | (None, Some(_)) => {
-            p.push(format!("{path}.calibration"), "origin and bearing_deg go together (one places the other)")
-        }
-        _ => {}
-    }
-    if c.zones.is_empty() {
-        p.push(format!("{path}.zones"), "at least one image zone is needed");
-    }
     if let Some(t) = &c.tracking {
-        super::tracking::validate(t, &c.zones, &format!("{path}.tracking"), p);
+        super::tracking::validate(t, &format!("{path}.tracking"), p);
     }
-    let mut seen = std::collections::HashSet::new();
-    for (j, z) in c.zones.iter().enumerate() {
-        let zp = format!("{path}.zones[{j}]");
-        if site.zone(&z.zone).is_none() {
-            p.push(format!("{zp}.zone"), format!("unknown zone {:?} in site {:?}", z.zone, site.config.id));
-        }
-        if !seen.insert(&z.zone) {
-            p.push(format!("{zp}.zone"), format!("zone {:?} appears twice on this camera", z.zone));
-        }
-        if z.polygon.len() < 3 || z.polygon.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
-            p.push(format!("{zp}.polygon"), "need 3 or more points with non-negative pixel coordinates");
-        } else if let Some(h) = &h {
-            match h.ground_area(&z.polygon) {
-                Some(a) if a.is_finite() && a >= 1.0 => {
-                    let placed = c.calibration.frame().is_some() && site.zone(&z.zone).is_some();
-                    if placed && zone_fit(c, h, j, site).is_none() {
-                        p.push(
-                            format!("{zp}.polygon"),
-                            format!(
-                                "cannot be placed on the map: a corner maps farther than {} m from the calibration's \
-                                 origin (or the origin is not a WGS84 position)",
-                                georef::MAX_REACH_M
-                            ),
-                        );
-                    }
-                    if let Some((fit, site_zone)) = zone_fit(c, h, j, site) {
-                        if fit.verdict() == FitVerdict::Refuse {
-                            p.push(
-                                format!("{zp}.polygon"),
-                                format!(
-                                    "is not the ground of site zone {site_zone:?}: {fit} (more than {:.0} % outside; \
-                                     fix the polygon, the calibration or its origin/bearing_deg)",
-                                    georef::OUTSIDE_REFUSED * 100.0
-                                ),
-                            );
-                        }
-                    }
-                }
-                Some(a) => p.push(
-                    format!("{zp}.polygon"),
-                    format!("ground area {a:.2} m² is too small (check the calibration)"),
-                ),
-                None => p.push(format!("{zp}.polygon"), "reaches beyond the horizon of the calibration"),
-            }
-        }
-    }
-}
-
-/// How image zone `j` of a placed camera lies against its site zone (`None`: not placed, unknown zone or
-/// beyond the horizon).
-fn zone_fit<'a>(c: &'a CameraConfig, h: &Homography, j: usize, site: &Site) -> Option<(georef::ZoneFit, &'a str)> {
-    let frame = c.calibration.frame()?;
-    let z = c.zones.get(j)?;
-    let site_zone = site.zone(&z.zone)?;
-    georef::fit(h, &frame, &z.polygon, &site_zone.polygon).map(|f| (f, z.zone.as_str()))
+    let lines = c.tracking.as_ref().map(|t| t.lines.as_slice()).unwrap_or_default();
+    super::geometry::validate(&c.calibration, &c.zones, lines, site, path, p);
 }
 
 /// What `check-config` and the edge at start say about a camera's zones beyond errors: each placed zone's fit
 /// (`warning:` when partly outside or partly seen), or that the camera is not placed on the map.
 pub fn camera_notes(c: &CameraConfig, site: &Site, path: &str) -> Vec<(FitVerdict, String)> {
     let Ok(h) = Homography::fit(&c.calibration.image, &c.calibration.ground) else { return Vec::new() };
-    if c.calibration.frame().is_none() {
+    if ground_frame(&c.calibration).is_none() {
         return vec![(
             FitVerdict::Warn,
             format!(
@@ -341,7 +239,7 @@ pub fn camera_notes(c: &CameraConfig, site: &Site, path: &str) -> Vec<(FitVerdic
         )];
     }
     (0..c.zones.len())
-        .filter_map(|j| zone_fit(c, &h, j, site).map(|(f, zone)| (j, f, zone)))
+        .filter_map(|j| zone_fit(&c.calibration, &c.zones, &h, j, site).map(|(f, zone)| (j, f, zone)))
         .map(|(j, f, zone)| (f.verdict(), format!("{path}.zones[{j}] ({:?} → {zone:?}): {f}", c.id)))
         .collect()
 }

@@ -3,12 +3,14 @@
 //! ground area from the homography, and a line's flows on its zone.
 
 use chrono::{DateTime, Utc};
+use crowdgrid_proto::geometry::CameraGeometry;
+use crowdgrid_proto::site::Site;
 use crowdgrid_proto::{ClassCounts, Reading, SourceKind, Tracked};
 
 use super::camera_tracking::CameraTracking;
 use super::vision_run::{self, FrameCounter, PipelineSettings};
 use super::{Ids, SourceContext, SourceError, Started};
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, TrackingConfig};
 use crate::vision::capture::Frame;
 use crate::vision::detect::{Class, Detection};
 use crate::vision::geometry::Homography;
@@ -23,33 +25,121 @@ pub struct CameraCounter {
     confidence: f64,
     /// With tracking: the tracker, and the detector's own counts smoothed alike (kept for comparison).
     tracking: Option<(CameraTracking, Smoother)>,
+    /// What a geometry from the centre is built with: the site, the file's own geometry (a `None` from the
+    /// centre means it), its tracking section and smoothing window.
+    site: Site,
+    file: CameraGeometry,
+    tracking_cfg: Option<TrackingConfig>,
+    smoothing_frames: usize,
+    /// The geometry counted with now.
+    geometry: CameraGeometry,
+}
+
+/// A geometry checked against the site and built, ready to swap in between two frames.
+#[derive(Debug)]
+pub struct Built {
+    geometry: CameraGeometry,
+    zones: Vec<ImageZone>,
+    tracking: Option<(CameraTracking, Smoother)>,
 }
 
 impl CameraCounter {
     /// Builds the image zones with their ground areas; errors name the source.
-    pub fn new(c: &CameraConfig, ids: Ids, site: &crowdgrid_proto::site::Site) -> Result<Self, SourceError> {
-        let bad = |message: String| SourceError::Config { source_id: ids.source_id.clone(), message };
-        let h = Homography::fit(&c.calibration.image, &c.calibration.ground)
-            .map_err(|e| bad(format!("calibration: {e}")))?;
+    pub fn new(c: &CameraConfig, ids: Ids, site: &Site) -> Result<Self, SourceError> {
+        let file = c.geometry();
+        let mut counter = Self {
+            ids,
+            zones: Vec::new(),
+            smoother: Smoother::new(c.smoothing_frames),
+            confidence: c.confidence,
+            tracking: None,
+            site: site.clone(),
+            file: file.clone(),
+            tracking_cfg: c.tracking.clone(),
+            smoothing_frames: c.smoothing_frames,
+            geometry: file.clone(),
+        };
+        let built = counter.build(&file).map_err(|message| match message {
+            BuildError::UnknownZone(zone) => {
+                SourceError::UnknownZone { source_id: counter.ids.source_id.clone(), zone }
+            }
+            BuildError::Bad(message) => SourceError::Config { source_id: counter.ids.source_id.clone(), message },
+        })?;
+        for z in &built.zones {
+            tracing::info!(source = %counter.ids.source_id, zone = %z.zone, area_m2 = z.area_m2, vehicle_lane = z.vehicle_lane, "camera zone");
+        }
+        counter.swap(built);
+        Ok(counter)
+    }
+
+    fn build(&self, g: &CameraGeometry) -> Result<Built, BuildError> {
+        let h = Homography::fit(&g.calibration.image, &g.calibration.ground)
+            .map_err(|e| BuildError::Bad(format!("calibration: {e}")))?;
         let mut zones = Vec::new();
-        for z in &c.zones {
-            let site_zone = site
-                .zone(&z.zone)
-                .ok_or_else(|| SourceError::UnknownZone { source_id: ids.source_id.clone(), zone: z.zone.clone() })?;
+        for z in &g.zones {
+            let site_zone = self.site.zone(&z.zone).ok_or_else(|| BuildError::UnknownZone(z.zone.clone()))?;
             let area_m2 = h
                 .ground_area(&z.polygon)
                 .filter(|a| a.is_finite() && *a > 0.0)
-                .ok_or_else(|| bad(format!("zone {}: no ground area", z.zone)))?;
+                .ok_or_else(|| BuildError::Bad(format!("zone {}: no ground area", z.zone)))?;
             let vehicle_lane = z.vehicle_lane.unwrap_or(site_zone.config.kind == "vehicle_lane");
-            tracing::info!(source = %ids.source_id, zone = %z.zone, area_m2, vehicle_lane, "camera zone");
             zones.push(ImageZone { zone: z.zone.clone(), polygon: z.polygon.clone(), vehicle_lane, area_m2 });
         }
-        let tracking = c.tracking.as_ref().map(|t| (CameraTracking::new(t, &zones), Smoother::new(c.smoothing_frames)));
-        Ok(Self { ids, zones, smoother: Smoother::new(c.smoothing_frames), confidence: c.confidence, tracking })
+        let tracking = match (&self.tracking_cfg, g.lines.is_empty()) {
+            (Some(t), _) => {
+                let t = TrackingConfig { lines: g.lines.clone(), ..t.clone() };
+                Some((CameraTracking::new(&t, &zones), Smoother::new(self.smoothing_frames)))
+            }
+            (None, true) => None,
+            (None, false) => {
+                return Err(BuildError::Bad("counting lines need tracking on the camera ([sources.tracking])".into()))
+            }
+        };
+        Ok(Built { geometry: g.clone(), zones, tracking })
+    }
+
+    fn swap(&mut self, b: Built) {
+        self.zones = b.zones;
+        self.tracking = b.tracking;
+        self.geometry = b.geometry;
+        // Zones changed: earlier frames' counts belong to other polygons.
+        self.smoother = Smoother::new(self.smoothing_frames);
     }
 }
 
+enum BuildError {
+    UnknownZone(String),
+    Bad(String),
+}
+
 impl FrameCounter for CameraCounter {
+    type Prepared = Built;
+
+    fn prepare(&self, g: Option<&CameraGeometry>) -> Result<Built, String> {
+        let g = g.unwrap_or(&self.file);
+        let problems = crate::config::geometry::problems(g, &self.site);
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+        self.build(g).map_err(|e| match e {
+            BuildError::UnknownZone(z) => format!("unknown zone {z:?}"),
+            BuildError::Bad(m) => m,
+        })
+    }
+
+    fn apply(&mut self, b: Built) -> bool {
+        if b.geometry == self.geometry {
+            return false;
+        }
+        tracing::info!(source = %self.ids.source_id, zones = b.zones.len(), lines = b.geometry.lines.len(), "camera geometry changed");
+        self.swap(b);
+        true
+    }
+
+    fn geometry(&self) -> Option<&CameraGeometry> {
+        Some(&self.geometry)
+    }
+
     fn frame(&mut self, _frame: &Frame, dets: &[Detection]) {
         let counts = match &mut self.tracking {
             Some((t, raw)) => {

@@ -51,6 +51,23 @@ impl DroneCounter {
 }
 
 impl FrameCounter for DroneCounter {
+    type Prepared = ();
+
+    fn prepare(&self, g: Option<&crowdgrid_proto::geometry::CameraGeometry>) -> Result<(), String> {
+        match g {
+            None => Ok(()),
+            Some(_) => Err("a drone's zones come from its telemetry; it takes no image geometry".into()),
+        }
+    }
+
+    fn apply(&mut self, (): ()) -> bool {
+        false
+    }
+
+    fn geometry(&self) -> Option<&crowdgrid_proto::geometry::CameraGeometry> {
+        None
+    }
+
     fn frame(&mut self, frame: &Frame, dets: &[Detection]) {
         use opencv::prelude::MatTraitConst;
         let Some(t) = at_frame(&self.telemetry, frame.local_index) else { return };

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use crowdgrid_proto::geometry::{CameraGeometry, CameraView};
 use crowdgrid_proto::Reading;
 
 use super::retune::{Loading, Running};
@@ -22,10 +23,18 @@ use crate::vision::pool::DetectorPool;
 
 /// What a source does with each frame's detections (pure; tested without a model).
 pub trait FrameCounter: Send + 'static {
+    /// A geometry from the centre, checked and built off the counting path, ready to swap in.
+    type Prepared: Send;
     /// Takes one frame's detections (boxes in frame pixels).
     fn frame(&mut self, frame: &Frame, dets: &[Detection]);
     /// The readings to publish at `now` (smoothed over the recent frames).
     fn readings(&mut self, now: DateTime<Utc>) -> Vec<Reading>;
+    /// Checks and builds `g` (`None`: the edge file's); why not, when it cannot count with it.
+    fn prepare(&self, g: Option<&CameraGeometry>) -> Result<Self::Prepared, String>;
+    /// Counts with a prepared geometry from the next frame on; whether anything changed.
+    fn apply(&mut self, p: Self::Prepared) -> bool;
+    /// The image geometry counted with now (none for a source without one, e.g. a drone).
+    fn geometry(&self) -> Option<&CameraGeometry>;
 }
 
 /// Pipeline settings shared by camera and drone.
@@ -158,15 +167,37 @@ fn run<C: FrameCounter>(
         }
         true
     };
-    // A model or IoU change loading on a side thread while the current sessions keep counting.
+    // A model or IoU change loading on a side thread while the current sessions keep counting, and the geometry
+    // that goes with it.
     let mut loading: Option<Loading> = None;
+    let mut pending: Option<C::Prepared> = None;
+    let mut view = ViewTimer::new();
     loop {
         if cx.shutdown.is_cancelled() {
             break;
         }
-        // Each retune is the whole of what the centre wants now: it supersedes a load still under way.
-        while let Ok(r) = retunes.try_recv() {
+        // Each retune is the whole of what the centre wants now: it supersedes a load still under way. Its
+        // geometry is checked first and swapped in with the rest: at once, or when a new model has loaded.
+        while let Ok(mut r) = retunes.try_recv() {
+            let version = r.version;
+            pending = None;
+            let prepared = match counter.prepare(r.geometry.take().as_ref()) {
+                Ok(p) => p,
+                Err(why) => {
+                    loading = None;
+                    now.refuse(&ids, &cx, version, &format!("geometry: {why}"));
+                    continue;
+                }
+            };
             loading = now.retune(r, &set, &ids, &cx);
+            if loading.is_some() {
+                pending = Some(prepared);
+            } else if now.version == version {
+                if counter.apply(prepared) {
+                    regeometry(&counter, &ids, &cx, set.evidence.is_some());
+                }
+                view.due();
+            }
         }
         if let Some(l) = &loading {
             match l.done.try_recv() {
@@ -178,6 +209,10 @@ fn run<C: FrameCounter>(
                         Ok(p) => {
                             pool = p;
                             now = l.next;
+                            if pending.take().is_some_and(|g| counter.apply(g)) {
+                                regeometry(&counter, &ids, &cx, set.evidence.is_some());
+                            }
+                            view.due();
                             cx.health.model(now.info(&ids.source_id, None));
                             tracing::info!(source = %ids.source_id, version = now.version, model = %now.spec_name, "camera switched to new settings");
                         }
@@ -229,7 +264,11 @@ fn run<C: FrameCounter>(
                     frames += 1;
                     cx.health.accepted(&ids.source_id, kind, 1);
                     tracing::trace!(source = %ids.source_id, frame = frame.index, detections = dets.len(), "frame");
-                    if evidence_limit.is_some() {
+                    if let Some(max) = evidence_limit {
+                        if view.is_due() {
+                            send_view(&counter, &ids, &cx, (&frame.mat, &dets), now.version, max);
+                            view.sent();
+                        }
                         latest = Some((frame.mat, dets, Instant::now()));
                     }
                 }
@@ -274,6 +313,77 @@ fn run<C: FrameCounter>(
         tracing::error!(source = %ids.source_id, "capture thread panicked");
     }
     tracing::info!(source = %ids.source_id, frames, dropped = slot.dropped(), "vision source stopped");
+}
+
+/// After a geometry change: the evidence hub learns the zones the camera now sees.
+fn regeometry<C: FrameCounter>(counter: &C, ids: &Ids, cx: &SourceContext, evidence: bool) {
+    if let (true, Some(g)) = (evidence, counter.geometry()) {
+        cx.evidence.set_zones(&ids.source_id, g.zones.iter().map(|z| z.zone.clone()).collect());
+    }
+}
+
+/// When a camera's view is sent: at its first analysed frame, after each geometry or settings change, and
+/// every [`VIEW_EVERY`].
+struct ViewTimer {
+    last: Option<Instant>,
+    due: bool,
+}
+
+/// How often a camera's view is refreshed without a change.
+pub const VIEW_EVERY: Duration = Duration::from_secs(600);
+
+/// Largest view JPEG (the view message stays under [`crowdgrid_proto::geometry::MAX_VIEW_BYTES`] in base64).
+pub const VIEW_MAX_JPEG: usize = 512 << 10;
+
+impl ViewTimer {
+    fn new() -> Self {
+        Self { last: None, due: true }
+    }
+    fn due(&mut self) {
+        self.due = true;
+    }
+    fn is_due(&self) -> bool {
+        self.due || self.last.is_some_and(|t| t.elapsed() >= VIEW_EVERY)
+    }
+    fn sent(&mut self) {
+        self.due = false;
+        self.last = Some(Instant::now());
+    }
+}
+
+/// Sends the camera's view (a blurred JPEG of `frame` and the geometry counted with) to the evidence task,
+/// which publishes it retained; a failure is counted on the source, never stops counting.
+fn send_view<C: FrameCounter>(
+    counter: &C,
+    ids: &Ids,
+    cx: &SourceContext,
+    (mat, dets): (&opencv::core::Mat, &[Detection]),
+    version: i64,
+    max_bytes: usize,
+) {
+    use base64::Engine as _;
+    use opencv::prelude::MatTraitConst;
+    let Some(geometry) = counter.geometry() else { return };
+    let jpeg = match blurred_jpeg(mat, dets, max_bytes.min(VIEW_MAX_JPEG)) {
+        Ok(j) => j,
+        Err(e) => {
+            cx.health.rejected(&ids.source_id, ids.kind.as_str(), "view_failed", &format!("view: {e}"));
+            return;
+        }
+    };
+    let camera = ids.source_id.strip_prefix(&format!("{}/", cx.edge_id)).unwrap_or(&ids.source_id).to_string();
+    let v = CameraView {
+        camera,
+        taken_at: Utc::now(),
+        width: mat.cols().max(0) as u32,
+        height: mat.rows().max(0) as u32,
+        settings_version: (version > 0).then_some(version),
+        geometry: geometry.clone(),
+        jpeg: base64::engine::general_purpose::STANDARD.encode(jpeg),
+    };
+    if !cx.evidence.offer_view(v) {
+        cx.health.rejected(&ids.source_id, ids.kind.as_str(), "view_failed", "view: the publisher is busy");
+    }
 }
 
 /// How old the latest analysed frame may be to answer a snapshot request: a snapshot must show the scene now,

@@ -65,6 +65,7 @@ async fn retune(l: &Listener, http: &reqwest::Client, s: &CameraSettings) -> Ret
         vehicle_threshold: s.vehicle_threshold,
         nms_iou: s.nms_iou,
         model,
+        geometry: s.geometry.clone(),
     }
 }
 
@@ -128,6 +129,7 @@ pub async fn run(hub: TuningHub, l: Listener, shutdown: CancellationToken) {
                             vehicle_threshold: None,
                             nms_iou: None,
                             model: ModelChange::Configured,
+                            geometry: None,
                         },
                     };
                     tracing::info!(camera = %id, version, "camera settings from the centre");

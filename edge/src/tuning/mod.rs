@@ -1,5 +1,5 @@
-//! Camera settings from the centre: detector thresholds, NMS IoU and a model of the centre's pool, changed from
-//! the engineer's console while the edge runs.
+//! Camera settings from the centre: detector thresholds, NMS IoU, a model of the centre's pool and the image
+//! geometry (calibration, zones, counting lines), changed from the engineer's console while the edge runs.
 //!
 //! The centre keeps each edge's settings retained on `{prefix}/{site}/edge/{edge}/settings`, signed with the
 //! edge's credential ([`crowdgrid_proto::tuning`]). [`listen`] takes them only when the signature is the
@@ -33,6 +33,8 @@ pub struct Retune {
     pub nms_iou: Option<f32>,
     /// The model.
     pub model: ModelChange,
+    /// Calibration, image zones and lines (`None`: the edge file's).
+    pub geometry: Option<crowdgrid_proto::geometry::CameraGeometry>,
 }
 
 /// Which model a [`Retune`] asks for.

@@ -1,0 +1,44 @@
+//! A camera edge for the settings and geometry tests: frame 300 of vtest.avi in a looping folder, the shipped
+//! model, two image zones of Boai school (`gate-plaza`, `pickup-lane`), the edge's credential file, and
+//! `extra` TOML appended to the camera's source (e.g. `evidence` or a `[sources.tracking]` section).
+
+use std::path::{Path, PathBuf};
+
+use super::{edge_file_for, root};
+
+/// The edge file of camera `gate-cam` on edge `edge` (broker on `port`, centre API at `api`).
+pub fn camera_edge(dir: &Path, edge: &str, port: u16, api: &str, extra: &str) -> PathBuf {
+    let frames = dir.join("frames");
+    std::fs::create_dir_all(&frames).unwrap();
+    // Frame 300 of vtest.avi: six people the shipped model finds at 0.45, a van and a car.
+    std::fs::copy(root().join("tests/data/vision/vtest_300.jpg"), frames.join("a.jpg")).unwrap();
+    let camera = format!(
+        r#"
+[tuning]
+centre_api = "{api}"
+
+[[sources]]
+type = "camera"
+id = "gate-cam"
+video = {{ kind = "folder", dir = "{frames}", loop = true }}
+model = {{ manifest = "{manifest}", threads = 2 }}
+max_fps = 5.0
+smoothing_frames = 1
+report_interval_ms = 300
+calibration = {{ image = [[0, 576], [768, 576], [700, 180], [60, 180]], ground = [[0, 0], [22, 0], [30, 35], [-8, 35]] }}
+zones = [
+  {{ zone = "gate-plaza", polygon = [[0, 140], [560, 110], [560, 260], [768, 300], [768, 576], [0, 576]] }},
+  {{ zone = "pickup-lane", polygon = [[560, 110], [768, 100], [768, 300], [560, 260]] }},
+]
+{extra}
+"#,
+        frames = frames.display(),
+        manifest = root().join("models/manifest.toml").display(),
+    );
+    let path = edge_file_for(dir, "boai-school", edge, port, "crowdgrid/v1", &camera);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[mqtt]\n", &format!("[mqtt]\ncredential_file = \"{edge}.cred\"\n"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
