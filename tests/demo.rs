@@ -54,7 +54,10 @@ fn demo_runs_every_edge_and_its_numbers_hold() {
     }
     // The last table: the camera's zones are the site's whole zones, and the drone is among the beach's sources.
     let last = |zone: &str| {
-        let row = |l: &&str| l.contains(&format!(" {zone} ")) && !l.trim_start().starts_with('#');
+        let row = |l: &&str| {
+            let t = l.trim_start();
+            l.contains(&format!(" {zone} ")) && !t.starts_with('#') && !t.starts_with("through")
+        };
         stdout.lines().rev().find(row).unwrap().to_string()
     };
     for (zone, area) in [("gate-plaza", " 600 "), ("pickup-lane", " 203 ")] {
@@ -64,6 +67,13 @@ fn demo_runs_every_edge_and_its_numbers_hold() {
     for zone in ["beach", "campground-north"] {
         assert!(last(zone).contains("drone"), "{}", last(zone));
     }
+    // The school gate's throughput per class, from the camera's counting line.
+    let through = stdout.lines().rev().find(|l| l.trim_start().starts_with("through  boai-school  gate-plaza"));
+    let through = through.unwrap_or_else(|| panic!("no gate throughput line:\n{stdout}"));
+    assert!(
+        through.contains("people in ") && through.contains("vehicles in ") && through.contains("dwell p90"),
+        "{through}"
+    );
 
     let db = Connection::open(dir.path().join("demo/central.db")).unwrap();
     camera_ticket(&db);
