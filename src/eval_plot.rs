@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crowdgrid_edge::vision::eval::sweep::EvalReport;
+use crowdgrid_edge::vision::eval::report::EvalReport;
 use plotters::prelude::*;
 
 use crate::eval_cli::run_label;

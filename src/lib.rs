@@ -20,7 +20,9 @@ pub mod central;
 pub mod cli;
 pub mod credential_cli;
 pub mod demo;
+#[cfg(feature = "vision")]
 pub mod eval_cli;
+#[cfg(feature = "vision")]
 pub mod eval_plot;
 pub mod import;
 pub mod import_cli;

@@ -10,7 +10,9 @@
 //! - [`publisher`]: rumqttc QoS 1 publisher draining the queue in order, with status + Last Will.
 //! - [`identity`]: the edge's credential: signs what it publishes, checks the centre's acknowledgements.
 //! - [`health`]: per-source counters reported in the edge status message.
-//! - [`vision`]: camera and drone detection (OpenCV + ONNX Runtime), zones, homography, drone footprint.
+//! - [`vision`]: camera and drone detection (OpenCV + ONNX Runtime, with the default `vision` feature), zones,
+//!   homography, drone footprint, tracking.
+//! - [`shutdown`]: waiting for SIGINT or SIGTERM.
 //! - [`tls`]: TLS towards the broker (trusting one PEM file).
 //! - [`agent`]: wires it all together and shuts down gracefully.
 
@@ -24,6 +26,7 @@ pub mod input;
 pub mod memory;
 pub mod publisher;
 pub mod queue;
+pub mod shutdown;
 pub mod source;
 pub mod tls;
 pub mod tuning;

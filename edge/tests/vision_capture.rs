@@ -1,6 +1,8 @@
 //! Capture and the camera source against real inputs: an HTTP MJPEG stream and an RTSP camera (GStreamer's
 //! RTSP server) that die mid-way and come back, a corrupt and a truncated video file, a file played at its
 //! own frame rate, and a camera source publishing zone readings end to end.
+// Runs the detector or OpenCV: only in the `vision` build.
+#![cfg(feature = "vision")]
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -2,6 +2,8 @@
 //! from above and far away, standing in for drone footage) with a telemetry sidecar placing the drone 20 m
 //! over West Taihu's beach → sliced NanoDet-g → ground footprint ∩ zone → a `drone` reading for the beach
 //! with people, the area in view and the density over it.
+// Runs the detector: only in the `vision` build.
+#![cfg(feature = "vision")]
 
 use std::time::{Duration, Instant};
 

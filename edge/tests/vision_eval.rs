@@ -2,6 +2,8 @@
 //! deployed input (fitted 416×320, whole frame, NMS IoU 0.6) reproduces the counts per image and threshold and
 //! the figures stated in docs/EVAL.md, and recommends the threshold stated there. Needs the ONNX Runtime that
 //! scripts/setup.sh installs.
+// Runs the detector or OpenCV: only in the `vision` build.
+#![cfg(feature = "vision")]
 
 use std::path::{Path, PathBuf};
 

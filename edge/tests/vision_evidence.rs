@@ -1,5 +1,7 @@
 //! Evidence snapshots on a real frame: every person the model finds is unrecognisable in the JPEG, the rest
 //! of the picture is kept, and the size limit holds (quality steps down, then the image shrinks).
+// Runs the detector or OpenCV: only in the `vision` build.
+#![cfg(feature = "vision")]
 
 use std::path::{Path, PathBuf};
 

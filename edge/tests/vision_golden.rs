@@ -1,6 +1,8 @@
 //! Golden tests with the real NanoDet-g model on real frames (tests/data/vision/): hand-checked counts
 //! within a stated tolerance, and agreement with the Python onnxruntime reference
 //! (tests/data/vision/reference.py → reference.json). Needs the ONNX Runtime that scripts/setup.sh installs.
+// Runs the detector or OpenCV: only in the `vision` build.
+#![cfg(feature = "vision")]
 
 use std::path::{Path, PathBuf};
 

@@ -3,6 +3,8 @@
 //! and 64 KiB limit) is asked for a snapshot exactly as a ticket asks it, and every marked person must have
 //! lost nearly all of their detail in the JPEG it sends, while the empty scene keeps most of its own.
 //! Like vision_evidence.rs, needs the model in models/ and the ONNX Runtime that scripts/setup.sh installs.
+// Runs the detector or OpenCV: only in the `vision` build.
+#![cfg(feature = "vision")]
 
 use std::time::{Duration, Instant};
 

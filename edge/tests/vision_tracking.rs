@@ -3,6 +3,8 @@
 //! (tests/data/vision/vtest_gate_crossings.toml, with how they were counted) within its stated tolerance;
 //! tracked occupancy varies less from frame to frame than the raw per-frame count (a person the detector
 //! drops for a frame stays counted), measured and asserted loosely. Needs the ONNX Runtime and vtest.avi that scripts/setup.sh installs.
+// Runs the detector or OpenCV: only in the `vision` build.
+#![cfg(feature = "vision")]
 
 use std::path::{Path, PathBuf};
 

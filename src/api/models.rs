@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use crowdgrid_edge::vision::eval::sweep::EvalReport;
+use crowdgrid_edge::vision::eval::report::EvalReport;
 use crowdgrid_proto::{signed, EdgeState, ModelInfo};
 use serde::{Deserialize, Serialize};
 

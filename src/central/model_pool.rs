@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crowdgrid_edge::vision::eval::sweep::EvalReport;
+use crowdgrid_edge::vision::eval::report::EvalReport;
 use crowdgrid_edge::vision::manifest::{read_verified, Manifest, ModelSpec};
 use serde::{Deserialize, Serialize};
 

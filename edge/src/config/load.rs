@@ -8,8 +8,8 @@ use crowdgrid_proto::site::Site;
 
 use super::validate::{validate_base_station, validate_gate, validate_simulated};
 use super::{vision, EdgeConfig, InputConfig, SourceConfig};
-use crate::vision::capture::VideoInput;
-use crate::vision::model::ModelConfig;
+use crate::vision::source_config::ModelConfig;
+use crate::vision::source_config::VideoInput;
 
 /// A loaded, validated edge configuration with its site and resolved paths.
 #[derive(Debug, Clone)]

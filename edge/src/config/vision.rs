@@ -7,11 +7,11 @@ use crowdgrid_proto::site::Site;
 use serde::{Deserialize, Serialize};
 
 use super::geometry::{ground_frame, zone_fit};
-use crate::vision::capture::VideoInput;
 use crate::vision::geometry::Homography;
 use crate::vision::georef::FitVerdict;
 use crate::vision::manifest::Manifest;
-use crate::vision::model::ModelConfig;
+use crate::vision::source_config::ModelConfig;
+use crate::vision::source_config::VideoInput;
 
 pub use crowdgrid_proto::geometry::{Calibration, CameraZone};
 

@@ -28,12 +28,16 @@ use crate::health::Health;
 use crate::input::{self, Ack, Batch, InputContext, InputError, Record};
 
 pub mod base_station;
+#[cfg(feature = "vision")]
 pub mod camera;
 pub mod camera_tracking;
+#[cfg(feature = "vision")]
 pub mod drone;
 pub mod gate;
+#[cfg(feature = "vision")]
 mod retune;
 pub mod simulated;
+#[cfg(feature = "vision")]
 pub mod vision_run;
 
 /// How far in the future a record's timestamp may be (clock skew) before it is rejected.
@@ -111,8 +115,18 @@ impl SourceConfig {
             SourceConfig::BaseStation(c) => base_station::start(c, cx).await,
             SourceConfig::Gate(c) => gate::start(c, cx).await,
             SourceConfig::Simulated(c) => simulated::start(c, cx),
+            #[cfg(feature = "vision")]
             SourceConfig::Camera(c) => camera::start(c, cx),
+            #[cfg(feature = "vision")]
             SourceConfig::Drone(c) => drone::start(c, cx),
+            #[cfg(not(feature = "vision"))]
+            SourceConfig::Camera(crate::config::CameraConfig { id, .. })
+            | SourceConfig::Drone(crate::config::DroneConfig { id, .. }) => Err(SourceError::Config {
+                source_id: format!("{}/{id}", cx.edge_id),
+                message: "this crowdgrid-edge is built without the `vision` feature: it cannot run cameras or \
+                          drones (install the camera build, crowdgrid-edge-vision)"
+                    .into(),
+            }),
         }
     }
 }

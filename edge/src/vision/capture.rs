@@ -11,50 +11,11 @@ use std::time::{Duration, Instant};
 use opencv::core::Mat;
 use opencv::prelude::*;
 use opencv::{imgcodecs, videoio};
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::health::Health;
 
-/// Where frames come from (`video = { kind = ..., ... }` on a camera or drone source).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub enum VideoInput {
-    /// A video file (any container/codec FFmpeg reads), relative to the edge file.
-    File {
-        /// The file.
-        path: PathBuf,
-        /// Start again at the end (demos, soak tests).
-        #[serde(default)]
-        r#loop: bool,
-        /// Play at the file's own frame rate, as the camera it stands in for would deliver it (frames beyond
-        /// `max_fps` are skipped, as on a live stream); `false` reads as fast as `max_fps` allows.
-        #[serde(default = "yes")]
-        realtime: bool,
-    },
-    /// An RTSP stream, e.g. `rtsp://10.0.0.7:554/stream1`.
-    Rtsp {
-        /// Stream URL.
-        url: String,
-    },
-    /// An HTTP MJPEG stream, e.g. `http://10.0.0.8/mjpg/video.mjpg`.
-    Http {
-        /// Stream URL.
-        url: String,
-    },
-    /// A folder of snapshot images (`.jpg`, `.jpeg`, `.png`, `.bmp`), read in name order.
-    Folder {
-        /// The folder, relative to the edge file.
-        dir: PathBuf,
-        /// Start again after the last image (otherwise wait for new ones).
-        #[serde(default)]
-        r#loop: bool,
-    },
-}
-
-fn yes() -> bool {
-    true
-}
+pub use super::source_config::VideoInput;
 
 /// One captured frame.
 #[derive(Debug)]

@@ -1,6 +1,8 @@
 //! Camera and drone vision: frames → person/vehicle detections → per-zone counts and density.
 //!
-//! Layout (pure, synchronous modules first; OpenCV and ONNX Runtime only where named):
+//! Layout (pure, synchronous modules first; OpenCV and ONNX Runtime only where named, and only with the `vision`
+//! feature: without it the edge still reads, checks and geo-references camera configs, tracks and counts lines,
+//! but cannot capture or detect):
 //! - [`geometry`]: point in polygon, shoelace area, image → ground homography.
 //! - [`detect`]: detections, class map, class-wise NMS, letterbox transform.
 //! - [`decode`]: model outputs → detections (NanoDet GFL, YOLOv8 `[1, 4+C, N]`, TF SSD).
@@ -18,21 +20,30 @@
 //!   frame-rate cap and a drop-oldest frame slot.
 //! - [`eval`]: a detector measured against a labelled set (count error per threshold, P/R, AP50).
 //! - [`evidence`]: privacy-preserving evidence snapshots (every person blurred, size-limited).
+//! - [`source_config`]: what `video = {...}` and `model = {...}` say (no OpenCV, no ONNX Runtime).
 
-pub mod capture;
 pub mod decode;
 pub mod detect;
 pub mod drone;
 pub mod eval;
-pub mod evidence;
 pub mod geometry;
 pub mod georef;
 pub mod manifest;
-pub mod model;
-pub mod pool;
 pub mod preprocess;
-pub mod runtime;
-pub mod self_check;
+pub mod source_config;
 pub mod tiles;
 pub mod track;
 pub mod zones;
+
+#[cfg(feature = "vision")]
+pub mod capture;
+#[cfg(feature = "vision")]
+pub mod evidence;
+#[cfg(feature = "vision")]
+pub mod model;
+#[cfg(feature = "vision")]
+pub mod pool;
+#[cfg(feature = "vision")]
+pub mod runtime;
+#[cfg(feature = "vision")]
+pub mod self_check;

@@ -1,15 +1,12 @@
 //! The detector: an ONNX Runtime session for one manifest model, run on whole frames or on tiles.
 //! Synchronous and blocking: callers run it on a dedicated thread, never on the async runtime.
 
-use std::path::PathBuf;
-
 use opencv::core::{Mat, Rect, Size};
 use opencv::imgproc;
 use opencv::prelude::*;
 use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::Session;
 use ort::value::{Tensor, TensorRef};
-use serde::{Deserialize, Serialize};
 
 use super::decode::{self, GflLevel};
 use super::detect::{nms, ClassMap, Detection, Letterbox};
@@ -17,116 +14,7 @@ use super::manifest::{read_verified, Layout, Manifest, ManifestError, ModelSpec}
 use super::runtime::{self, RuntimeError};
 use super::tiles;
 
-/// `model = { ... }` of a camera or drone source.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    /// The manifest, relative to the edge file.
-    #[serde(default = "default_manifest")]
-    pub manifest: PathBuf,
-    /// Model name in the manifest.
-    #[serde(default = "default_model")]
-    pub name: String,
-    /// CPU threads for inference in total (split evenly across `workers`).
-    #[serde(default = "default_threads")]
-    pub threads: usize,
-    /// Frames in flight: one ONNX Runtime session per worker thread, each with `threads / workers`
-    /// intra-op threads, sharing their pre-packed weights (each keeps its own activation buffers, ~35 MB).
-    /// 2 workers × 1 thread beats 1 × 2 on a 2-core edge box (see `bench/vision.rs`); 1 keeps memory lowest.
-    #[serde(default = "default_workers")]
-    pub workers: usize,
-    /// Minimum confidence for a person.
-    #[serde(default = "default_person_threshold")]
-    pub person_threshold: f32,
-    /// Evidence snapshots blur every person box scoring at least this (well under `person_threshold`: better
-    /// to blur a traffic cone than to leave a half-hidden face). Only used by cameras with `evidence`.
-    #[serde(default = "default_privacy_threshold")]
-    pub privacy_threshold: f32,
-    /// Minimum confidence for a vehicle.
-    #[serde(default = "default_vehicle_threshold")]
-    pub vehicle_threshold: f32,
-    /// IoU above which boxes of the same class are merged.
-    #[serde(default = "default_nms_iou")]
-    pub nms_iou: f32,
-    /// Explicit `libonnxruntime.so` (else searched; see `vision::runtime`).
-    #[serde(default)]
-    pub runtime_path: Option<PathBuf>,
-    /// Letterbox to the smallest multiple-of-32 rectangle holding the frame (416×320 for a 4:3 camera)
-    /// instead of the full square, when the manifest says the model takes any height and width
-    /// (`dynamic_hw`). Same weights and scale, a quarter less work for a 4:3 frame.
-    #[serde(default = "default_true")]
-    pub fit_input: bool,
-    /// Sliced inference for wide or drone frames.
-    #[serde(default)]
-    pub slicing: Option<SlicingConfig>,
-}
-
-/// `model.slicing`: run the model on overlapping tiles and merge.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlicingConfig {
-    /// Tile side in frame pixels.
-    #[serde(default = "default_tile")]
-    pub tile: u32,
-    /// Overlap between neighbouring tiles, as a fraction of the tile (0..0.9).
-    #[serde(default = "default_overlap")]
-    pub overlap: f32,
-    /// Also run once on the whole frame (finds the large, near objects a tile cuts in two).
-    #[serde(default = "default_true")]
-    pub full_frame: bool,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        Self {
-            manifest: default_manifest(),
-            name: default_model(),
-            threads: default_threads(),
-            workers: default_workers(),
-            person_threshold: default_person_threshold(),
-            privacy_threshold: default_privacy_threshold(),
-            vehicle_threshold: default_vehicle_threshold(),
-            nms_iou: default_nms_iou(),
-            runtime_path: None,
-            fit_input: true,
-            slicing: None,
-        }
-    }
-}
-
-fn default_manifest() -> PathBuf {
-    "../../models/manifest.toml".into()
-}
-fn default_model() -> String {
-    "nanodet-g-coco".into()
-}
-fn default_threads() -> usize {
-    2
-}
-fn default_workers() -> usize {
-    1
-}
-fn default_person_threshold() -> f32 {
-    0.45
-}
-fn default_privacy_threshold() -> f32 {
-    0.2
-}
-fn default_vehicle_threshold() -> f32 {
-    0.4
-}
-fn default_nms_iou() -> f32 {
-    0.6
-}
-fn default_tile() -> u32 {
-    640
-}
-fn default_overlap() -> f32 {
-    0.2
-}
-fn default_true() -> bool {
-    true
-}
+pub use super::source_config::{ModelConfig, SlicingConfig};
 
 /// Why a detector could not be built or run.
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,11 @@
 //!
 //! - [`labels`]: the `labels.toml` format and its checks.
 //! - [`metrics`]: count errors, box matching, precision/recall/F1, AP50 (pure).
+//! - [`report`]: the report's types (pure).
 //! - [`sweep`]: runs the detector once per input × slicing × IoU and scores every threshold (blocking).
 
 pub mod labels;
 pub mod metrics;
+pub mod report;
+#[cfg(feature = "vision")]
 pub mod sweep;
