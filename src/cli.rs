@@ -253,15 +253,8 @@ async fn run(cli: Cli) -> ExitCode {
             if let Some(p) = mqtt_port {
                 loaded.config.mqtt.port = p;
             }
-            match Agent::start(loaded).await {
-                Ok(agent) => {
-                    crate::shutdown::signal().await;
-                    tracing::info!("shutting down: draining sources into the queue");
-                    if tokio::time::timeout(Duration::from_secs(15), agent.stop()).await.is_err() {
-                        tracing::warn!("edge shutdown did not finish in 15 s; the queue keeps what was not sent");
-                    }
-                    ExitCode::SUCCESS
-                }
+            match Agent::run_until_signal(loaded).await {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("crowdgrid edge: {e}");
                     ExitCode::FAILURE

@@ -34,12 +34,6 @@ async fn get(url: &str, tok: &str) -> reqwest::Response {
     reqwest::Client::new().get(url).bearer_auth(tok).send().await.unwrap()
 }
 
-async fn post(url: &str, tok: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let r = reqwest::Client::new().post(url).bearer_auth(tok).json(&body).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or_default())
-}
-
 fn geometry(v: &serde_json::Value) -> CameraGeometry {
     serde_json::from_value(v.clone()).unwrap()
 }
@@ -58,10 +52,7 @@ fn drawn() -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_geometry_drawn_on_the_view_is_checked_pushed_applied_and_acknowledged() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    trace();
     let dir = tempfile::tempdir().unwrap();
     let mut loaded = central_embedded(dir.path());
     loaded.config.edges.authentication = Authentication::Required;
@@ -78,7 +69,7 @@ id = "school-gate"
 zone = "gate-plaza"
 from = [300, 576]
 to = [300, 125]"#;
-    let edge_path = common::camera::camera_edge(dir.path(), EDGE, central.mqtt.1, &api, tracking);
+    let edge_path = common::camera::camera_edge(dir.path(), EDGE, central.mqtt.1, Some(&api), tracking);
     let agent = Agent::start(load_edge(&edge_path)).await.unwrap();
     let eng = token(&db, Role::Engineer, None).await;
     let op = token(&db, Role::Operator, None).await;
@@ -108,7 +99,7 @@ to = [300, 125]"#;
     assert_eq!(get(&format!("{cam}/view.jpg"), &worker).await.status(), 403);
     assert_eq!(reqwest::get(format!("{cam}/view.jpg")).await.unwrap().status(), 401);
     assert_eq!(get(&format!("{api}/api/v1/cameras/boai-school/{EDGE}/no-such-cam/view"), &op).await.status(), 404);
-    assert_eq!(post(&format!("{cam}/settings"), &op, json!({ "geometry": drawn() })).await.0, 403);
+    assert_eq!(post_json(&format!("{cam}/settings"), &op, json!({ "geometry": drawn() })).await.0, 403);
 
     // A geometry that cannot be counted with: every problem listed, nothing stored.
     let mut bad = drawn();
@@ -116,7 +107,7 @@ to = [300, 125]"#;
     bad["zones"].as_array_mut().unwrap().push(json!({ "zone": "crossing", "polygon": [[0, 0], [10, 0]] }));
     bad["lines"][0]["zone"] = json!("pickup-lane");
     bad["calibration"]["ground"] = json!([[0, 0], [1, 0], [2, 0], [3, 0]]);
-    let (code, body) = post(&format!("{cam}/settings"), &eng, json!({ "geometry": bad })).await;
+    let (code, body) = post_json(&format!("{cam}/settings"), &eng, json!({ "geometry": bad })).await;
     assert_eq!(code, 422, "{body}");
     let problems = body["problems"].to_string();
     for want in ["calibration", "zones[0].zone", "car-park", "zones[1].polygon", "lines[0].zone"] {
@@ -131,7 +122,7 @@ to = [300, 125]"#;
     .await;
     assert!(before_lane > 0);
     let (code, body) =
-        post(&format!("{cam}/settings"), &eng, json!({ "geometry": drawn(), "note": "lane moved" })).await;
+        post_json(&format!("{cam}/settings"), &eng, json!({ "geometry": drawn(), "note": "lane moved" })).await;
     assert_eq!(code, 201, "{body}");
     let v = body["version"].as_i64().unwrap();
     eventually(Duration::from_secs(30), "the camera runs the drawn geometry", || async {
@@ -158,7 +149,7 @@ to = [300, 125]"#;
     assert!(readings_of(&db, "gate-plaza") > plaza + 3, "the gate plaza goes on");
 
     // Back to the edge file's geometry (a version without one): the lane is counted again.
-    let (code, body) = post(&format!("{cam}/settings"), &eng, json!({ "note": "back to the file" })).await;
+    let (code, body) = post_json(&format!("{cam}/settings"), &eng, json!({ "note": "back to the file" })).await;
     assert_eq!(code, 201, "{body}");
     eventually(Duration::from_secs(30), "pickup-lane counted again", || async {
         (readings_of(&db, "pickup-lane") > lane + 3).then_some(())

@@ -97,18 +97,9 @@ async fn camera(api: &str, tok: &str) -> serde_json::Value {
     all.as_array().unwrap().iter().find(|c| c["edge"] == EDGE && c["camera"] == "gate-cam").cloned().unwrap_or_default()
 }
 
-async fn post(url: &str, tok: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let r = reqwest::Client::new().post(url).bearer_auth(tok).json(&body).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or_default())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thresholds_and_models_reach_a_running_camera_and_bad_models_are_refused() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
+    trace();
     let dir = tempfile::tempdir().unwrap();
     let (manifest, swapped) = pool(dir.path());
     let mut loaded = central_embedded(dir.path());
@@ -120,7 +111,7 @@ async fn thresholds_and_models_reach_a_running_camera_and_bad_models_are_refused
     let central = crowdgrid::central::start(loaded).await.unwrap();
     let api = format!("http://{}", central.api_addr);
     std::fs::write(dir.path().join(format!("{EDGE}.cred")), format!("{}\n", cred.secret)).unwrap();
-    let edge_path = common::camera::camera_edge(dir.path(), EDGE, central.mqtt.1, &api, "");
+    let edge_path = common::camera::camera_edge(dir.path(), EDGE, central.mqtt.1, Some(&api), "");
     let agent = Agent::start(load_edge(&edge_path)).await.unwrap();
     let eng = token(&db, Role::Engineer, None).await;
     let op = token(&db, Role::Operator, None).await;
@@ -142,14 +133,15 @@ async fn thresholds_and_models_reach_a_running_camera_and_bad_models_are_refused
 
     let url = format!("{api}/api/v1/cameras/boai-school/{EDGE}/gate-cam/settings");
     // Who may not: a grid worker and an operator; an out-of-range value or a model outside the pool is 422.
-    assert_eq!(post(&url, &worker, serde_json::json!({"person_threshold": 0.9})).await.0, 403);
-    assert_eq!(post(&url, &op, serde_json::json!({"person_threshold": 0.9})).await.0, 403);
-    let (code, body) = post(&url, &eng, serde_json::json!({"person_threshold": 1.5, "model": "yolo-nope"})).await;
+    assert_eq!(post_json(&url, &worker, serde_json::json!({"person_threshold": 0.9})).await.0, 403);
+    assert_eq!(post_json(&url, &op, serde_json::json!({"person_threshold": 0.9})).await.0, 403);
+    let (code, body) = post_json(&url, &eng, serde_json::json!({"person_threshold": 1.5, "model": "yolo-nope"})).await;
     assert_eq!(code, 422, "{body}");
     assert_eq!(body["problems"].as_array().unwrap().len(), 2, "both problems listed: {body}");
 
     // A threshold: applied without reloading, the counts drop.
-    let (code, body) = post(&url, &eng, serde_json::json!({"person_threshold": 0.9, "note": "too many cones"})).await;
+    let (code, body) =
+        post_json(&url, &eng, serde_json::json!({"person_threshold": 0.9, "note": "too many cones"})).await;
     assert_eq!(code, 201, "{body}");
     let v1 = body["version"].as_i64().unwrap();
     eventually(Duration::from_secs(30), "the edge runs version 1", || async {
@@ -166,7 +158,7 @@ async fn thresholds_and_models_reach_a_running_camera_and_bad_models_are_refused
     // A model of the pool, fetched over the signed HTTP path, self-checked and switched to while counting.
     let before = stored(&db);
     let (code, body) =
-        post(&url, &eng, serde_json::json!({"model": "ssdlite-mnv2-person", "person_threshold": 0.3})).await;
+        post_json(&url, &eng, serde_json::json!({"model": "ssdlite-mnv2-person", "person_threshold": 0.3})).await;
     assert_eq!(code, 201, "{body}");
     let v2 = body["version"].as_i64().unwrap();
     eventually(Duration::from_secs(60), "the edge runs the SSD model", || async {
@@ -180,7 +172,7 @@ async fn thresholds_and_models_reach_a_running_camera_and_bad_models_are_refused
     .await;
 
     // A model that does not load: refused, and the camera keeps counting with the SSD model.
-    let (code, body) = post(&url, &eng, serde_json::json!({"model": "junk"})).await;
+    let (code, body) = post_json(&url, &eng, serde_json::json!({"model": "junk"})).await;
     assert_eq!(code, 201, "{body}");
     let v3 = body["version"].as_i64().unwrap();
     let c = eventually(Duration::from_secs(60), "the junk model refused", || async {
@@ -194,7 +186,7 @@ async fn thresholds_and_models_reach_a_running_camera_and_bad_models_are_refused
 
     // A file swapped after the centre checked it: the edge's sha256 check refuses it.
     std::fs::write(&swapped, vec![8u8; 4096]).unwrap();
-    let (code, body) = post(&url, &eng, serde_json::json!({"model": "swapped"})).await;
+    let (code, body) = post_json(&url, &eng, serde_json::json!({"model": "swapped"})).await;
     assert_eq!(code, 201, "{body}");
     let v4 = body["version"].as_i64().unwrap();
     let c = eventually(Duration::from_secs(60), "the swapped model refused", || async {
@@ -208,11 +200,15 @@ async fn thresholds_and_models_reach_a_running_camera_and_bad_models_are_refused
     eventually(Duration::from_secs(20), "still counting", || async { (stored(&db) > during + 3).then_some(()) }).await;
 
     // Rollback to version 1: a new version with its values (the edge file's model, 0.9).
-    let (code, body) = post(&format!("{api}/api/v1/cameras/settings/{v1}/rollback"), &eng, serde_json::json!({})).await;
+    let (code, body) =
+        post_json(&format!("{api}/api/v1/cameras/settings/{v1}/rollback"), &eng, serde_json::json!({})).await;
     assert_eq!(code, 201, "{body}");
     let v5 = body["version"].as_i64().unwrap();
     assert!(v5 > v4);
-    assert_eq!(post(&format!("{api}/api/v1/cameras/settings/{v1}/rollback"), &op, serde_json::json!({})).await.0, 403);
+    assert_eq!(
+        post_json(&format!("{api}/api/v1/cameras/settings/{v1}/rollback"), &op, serde_json::json!({})).await.0,
+        403
+    );
     eventually(Duration::from_secs(60), "back on NanoDet at 0.9", || async {
         let c = camera(&api, &op).await;
         (c["running"]["settings_version"] == v5 && c["running"]["name"] == "nanodet-g-coco").then_some(())

@@ -13,34 +13,6 @@ use common::*;
 use crowdgrid::auth::Role;
 use crowdgrid_edge::agent::Agent;
 
-fn camera_edge(dir: &std::path::Path, edge_id: &str, port: u16, evidence: &str) -> std::path::PathBuf {
-    let frames = dir.join(format!("{edge_id}-frames"));
-    std::fs::create_dir_all(&frames).unwrap();
-    // Frame 300 of vtest.avi: two people walking in the road on the right (the lane), a van and a car.
-    std::fs::copy(root().join("tests/data/vision/vtest_300.jpg"), frames.join("a.jpg")).unwrap();
-    let camera = format!(
-        r#"
-[[sources]]
-type = "camera"
-id = "gate-cam"
-video = {{ kind = "folder", dir = "{frames}", loop = true }}
-model = {{ manifest = "{manifest}", threads = 2 }}
-max_fps = 5.0
-smoothing_frames = 2
-report_interval_ms = 300
-calibration = {{ image = [[0, 576], [768, 576], [700, 180], [60, 180]], ground = [[0, 0], [22, 0], [30, 35], [-8, 35]] }}
-{evidence}
-zones = [
-  {{ zone = "gate-plaza", polygon = [[0, 140], [560, 110], [560, 260], [768, 300], [768, 576], [0, 576]] }},
-  {{ zone = "pickup-lane", polygon = [[560, 110], [768, 100], [768, 300], [560, 260]] }},
-]
-"#,
-        frames = frames.display(),
-        manifest = root().join("models/manifest.toml").display(),
-    );
-    edge_file_for(dir, "boai-school", edge_id, port, "crowdgrid/v1", &camera)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_ticket_gets_a_blurred_snapshot_from_the_camera_that_saw_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -52,10 +24,15 @@ async fn a_conflict_ticket_gets_a_blurred_snapshot_from_the_camera_that_saw_it()
     let api = format!("http://{}", central.api_addr);
     let admin_tok = admin(&db).await;
 
-    let edge =
-        Agent::start(load_edge(&camera_edge(dir.path(), "boai-cam-ev", port, "evidence = { max_bytes = 32768 }")))
-            .await
-            .unwrap();
+    let edge = Agent::start(load_edge(&common::camera::camera_edge(
+        dir.path(),
+        "boai-cam-ev",
+        port,
+        None,
+        "evidence = { max_bytes = 32768 }",
+    )))
+    .await
+    .unwrap();
     let ticket = eventually(Duration::from_secs(60), "the people-vehicle ticket", || async {
         let list = get_json(&format!("{api}/api/v1/tickets"), &admin_tok).await;
         list.as_array().unwrap().iter().find(|t| t["rule"] == "people-vehicle" && t["zone"] == "pickup-lane").cloned()
@@ -115,7 +92,9 @@ async fn without_evidence_config_no_frame_leaves_the_edge() {
         }
     });
 
-    let edge = Agent::start(load_edge(&camera_edge(dir.path(), "boai-cam-priv", port, ""))).await.unwrap();
+    let edge = Agent::start(load_edge(&common::camera::camera_edge(dir.path(), "boai-cam-priv", port, None, "")))
+        .await
+        .unwrap();
     let ticket = eventually(Duration::from_secs(60), "the people-vehicle ticket", || async {
         let list = get_json(&format!("{api}/api/v1/tickets"), &admin_tok).await;
         list.as_array().unwrap().iter().find(|t| t["rule"] == "people-vehicle").cloned()

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{central_embedded, eventually, get_json, token, token_in, unique};
+use common::{central_embedded, eventually, get_json, post_json, token, token_in, unique};
 use crowdgrid::auth::Role;
 use crowdgrid::central::config::{BrokerConfig, LoadedCentral};
 use crowdgrid_proto::{Reading, SourceKind};
@@ -21,12 +21,6 @@ fn rules(warning: f64) -> String {
         "site = \"west-taihu\"\n\n[[rule]]\nid = \"jetty-crowd\"\nmetric = \"density\"\nzones = [\"jetty\"]\n\
          levels = {{ notice = 1.0, warning = {warning}, critical = 3.5 }}\nclear_for_s = 60\n"
     )
-}
-
-async fn post(url: &str, token: &str, body: Value) -> (u16, Value) {
-    let resp = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 fn jetty_warning(rules: &Value) -> f64 {
@@ -71,8 +65,8 @@ async fn a_rule_change_is_applied_live_audited_and_rolled_back() {
 
     // Who may change: not a grid worker, not an operator.
     let change = json!({ "site": "west-taihu", "toml": rules(2.0), "note": "ferry queue builds faster on holidays" });
-    assert_eq!(post(&format!("{api}/api/v1/rulesets"), &worker, change.clone()).await.0, 403);
-    assert_eq!(post(&format!("{api}/api/v1/rulesets"), &operator, change.clone()).await.0, 403);
+    assert_eq!(post_json(&format!("{api}/api/v1/rulesets"), &worker, change.clone()).await.0, 403);
+    assert_eq!(post_json(&format!("{api}/api/v1/rulesets"), &operator, change.clone()).await.0, 403);
     let resp = reqwest::Client::new().get(format!("{api}/api/v1/rulesets")).bearer_auth(&worker).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 403);
 
@@ -80,7 +74,7 @@ async fn a_rule_change_is_applied_live_audited_and_rolled_back() {
     let bad =
         rules(-1.0).replace("clear_for_s = 60", "clear_for_s = -5").replace("[\"jetty\"]", "[\"jetty\", \"moon\"]");
     let (status, body) =
-        post(&format!("{api}/api/v1/rulesets"), &engineer, json!({ "site": "west-taihu", "toml": bad })).await;
+        post_json(&format!("{api}/api/v1/rulesets"), &engineer, json!({ "site": "west-taihu", "toml": bad })).await;
     assert_eq!(status, 422, "{body}");
     let problems = body["problems"]
         .as_array()
@@ -96,7 +90,7 @@ async fn a_rule_change_is_applied_live_audited_and_rolled_back() {
     assert!(sets["history"].as_array().unwrap().is_empty(), "{sets}");
 
     // The engineer's change: applied at once, the next reading judged by it.
-    let (status, body) = post(&format!("{api}/api/v1/rulesets"), &engineer, change).await;
+    let (status, body) = post_json(&format!("{api}/api/v1/rulesets"), &engineer, change).await;
     assert_eq!(status, 201, "{body}");
     let version = body["version"].as_i64().unwrap();
     assert_eq!(jetty_warning(&get_json(&format!("{api}/api/v1/rules"), &operator).await), 2.0);
@@ -128,7 +122,7 @@ async fn a_rule_change_is_applied_live_audited_and_rolled_back() {
 
     // Rollback to the file's version: the rules view is exactly what it was.
     let url = format!("{api}/api/v1/rulesets/{}/rollback", file["version"]);
-    let (status, body) = post(&url, &engineer, json!({ "note": "too many tickets" })).await;
+    let (status, body) = post_json(&url, &engineer, json!({ "note": "too many tickets" })).await;
     assert_eq!(status, 201, "{body}");
     let after = get_json(&format!("{api}/api/v1/rules"), &operator).await;
     let strip = |v: &Value| -> Vec<Value> {
@@ -146,8 +140,8 @@ async fn a_rule_change_is_applied_live_audited_and_rolled_back() {
 
     // A backtest of a candidate over what was stored, through the API: engineers only.
     let req = json!({ "candidates": [{ "name": "stricter", "site": "west-taihu", "toml": rules(2.0) }] });
-    assert_eq!(post(&format!("{api}/api/v1/backtest"), &operator, req.clone()).await.0, 403);
-    let (status, report) = post(&format!("{api}/api/v1/backtest"), &engineer, req).await;
+    assert_eq!(post_json(&format!("{api}/api/v1/backtest"), &operator, req.clone()).await.0, 403);
+    let (status, report) = post_json(&format!("{api}/api/v1/backtest"), &engineer, req).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["readings"], 2);
     assert_eq!(report["sets"][1]["name"], "stricter");
@@ -200,7 +194,7 @@ async fn a_change_on_one_instance_reaches_the_other() {
     let (a_api, b_api) = (format!("http://{}", a.api_addr), format!("http://{}", b.api_addr));
     assert_eq!(jetty_warning(&get_json(&format!("{b_api}/api/v1/rules"), &engineer).await), 2.5);
     let change = json!({ "site": "west-taihu", "toml": rules(1.8), "note": "from instance A" });
-    assert_eq!(post(&format!("{a_api}/api/v1/rulesets"), &engineer, change).await.0, 201);
+    assert_eq!(post_json(&format!("{a_api}/api/v1/rulesets"), &engineer, change).await.0, 201);
     eventually(Duration::from_secs(10), "instance B applying A's change", || async {
         (jetty_warning(&get_json(&format!("{b_api}/api/v1/rules"), &engineer).await) == 1.8).then_some(())
     })

@@ -152,6 +152,18 @@ impl Agent {
         Ok(Agent { webhooks, queue, health, sources_stop, publisher_stop, sources, fusion, publisher })
     }
 
+    /// Starts the agent and runs it until SIGINT or SIGTERM, then drains the sources into the queue (at most
+    /// 15 s; what was not sent stays queued for the next start): `crowdgrid-edge run` and `crowdgrid edge`.
+    pub async fn run_until_signal(loaded: LoadedEdge) -> Result<(), AgentError> {
+        let agent = Agent::start(loaded).await?;
+        crate::shutdown::signal().await;
+        tracing::info!("shutting down: draining sources into the queue");
+        if tokio::time::timeout(Duration::from_secs(15), agent.stop()).await.is_err() {
+            tracing::warn!("edge shutdown did not finish in 15 s; the queue keeps what was not sent");
+        }
+        Ok(())
+    }
+
     /// Stops the sources, lets fusion queue what they produced, then lets the publisher drain.
     pub async fn stop(self) {
         self.sources_stop.cancel();

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use crowdgrid_edge::agent::Agent;
@@ -94,22 +93,13 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            runtime.block_on(async move {
-                match Agent::start(loaded).await {
-                    Ok(agent) => {
-                        crowdgrid_edge::shutdown::signal().await;
-                        tracing::info!("shutting down: draining sources into the queue");
-                        if tokio::time::timeout(Duration::from_secs(15), agent.stop()).await.is_err() {
-                            tracing::warn!("edge shutdown did not finish in 15 s; the queue keeps what was not sent");
-                        }
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("crowdgrid-edge: {e}");
-                        ExitCode::FAILURE
-                    }
+            match runtime.block_on(Agent::run_until_signal(loaded)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("crowdgrid-edge: {e}");
+                    ExitCode::FAILURE
                 }
-            })
+            }
         }
     }
 }

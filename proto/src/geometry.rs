@@ -151,27 +151,7 @@ pub const MAX_VIEW_BYTES: usize = 768 << 10;
 mod tests {
     use super::*;
 
-    fn geometry() -> CameraGeometry {
-        CameraGeometry {
-            calibration: Calibration {
-                image: vec![[0.0, 576.0], [768.0, 576.0], [700.0, 180.0], [60.0, 180.0]],
-                ground: vec![[0.0, 0.0], [22.0, 0.0], [30.0, 35.0], [-8.0, 35.0]],
-                origin: None,
-                bearing_deg: None,
-            },
-            zones: vec![CameraZone {
-                zone: "gate-plaza".into(),
-                polygon: vec![[0.0, 140.0], [560.0, 110.0], [560.0, 576.0]],
-                vehicle_lane: None,
-            }],
-            lines: vec![LineConfig {
-                id: "gate".into(),
-                zone: "gate-plaza".into(),
-                from: [300.0, 500.0],
-                to: [300.0, 120.0],
-            }],
-        }
-    }
+    use crate::testing::camera_geometry as geometry;
 
     #[test]
     fn a_drawn_geometry_passes_and_every_structural_problem_is_named() {

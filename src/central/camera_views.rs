@@ -103,7 +103,6 @@ impl CameraViews {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crowdgrid_proto::geometry::{Calibration, CameraZone};
 
     fn view(camera: &str, jpeg: &[u8]) -> Vec<u8> {
         let v = CameraView {
@@ -112,20 +111,7 @@ mod tests {
             width: 768,
             height: 576,
             settings_version: Some(4),
-            geometry: CameraGeometry {
-                calibration: Calibration {
-                    image: vec![[0.0, 576.0], [768.0, 576.0], [700.0, 180.0], [60.0, 180.0]],
-                    ground: vec![[0.0, 0.0], [22.0, 0.0], [30.0, 35.0], [-8.0, 35.0]],
-                    origin: None,
-                    bearing_deg: None,
-                },
-                zones: vec![CameraZone {
-                    zone: "gate-plaza".into(),
-                    polygon: vec![[0.0, 140.0], [560.0, 110.0], [560.0, 576.0]],
-                    vehicle_lane: None,
-                }],
-                lines: vec![],
-            },
+            geometry: crowdgrid_proto::testing::camera_geometry(),
             jpeg: base64::engine::general_purpose::STANDARD.encode(jpeg),
         };
         serde_json::to_vec(&v).unwrap()

@@ -1,22 +1,22 @@
-//! A camera edge for the settings and geometry tests: frame 300 of vtest.avi in a looping folder, the shipped
-//! model, two image zones of Boai school (`gate-plaza`, `pickup-lane`), the edge's credential file, and
-//! `extra` TOML appended to the camera's source (e.g. `evidence` or a `[sources.tracking]` section).
+//! A camera edge for the evidence, settings and geometry tests: frame 300 of vtest.avi in a looping folder, the
+//! shipped model, two image zones of Boai school (`gate-plaza`, `pickup-lane`), and `extra` TOML appended to the
+//! camera's source (e.g. `evidence` or a `[sources.tracking]` section). With a centre API, the edge takes settings
+//! from it and signs with `{edge}.cred` beside the file.
 
 use std::path::{Path, PathBuf};
 
 use super::{edge_file_for, root};
 
-/// The edge file of camera `gate-cam` on edge `edge` (broker on `port`, centre API at `api`).
-pub fn camera_edge(dir: &Path, edge: &str, port: u16, api: &str, extra: &str) -> PathBuf {
-    let frames = dir.join("frames");
+/// The edge file of camera `gate-cam` on edge `edge` (broker on `port`, centre API at `api` if any).
+pub fn camera_edge(dir: &Path, edge: &str, port: u16, api: Option<&str>, extra: &str) -> PathBuf {
+    let frames = dir.join(format!("{edge}-frames"));
     std::fs::create_dir_all(&frames).unwrap();
     // Frame 300 of vtest.avi: six people the shipped model finds at 0.45, a van and a car.
     std::fs::copy(root().join("tests/data/vision/vtest_300.jpg"), frames.join("a.jpg")).unwrap();
+    let tuning = api.map(|a| format!("[tuning]\ncentre_api = \"{a}\"\n")).unwrap_or_default();
     let camera = format!(
         r#"
-[tuning]
-centre_api = "{api}"
-
+{tuning}
 [[sources]]
 type = "camera"
 id = "gate-cam"
@@ -36,9 +36,11 @@ zones = [
         manifest = root().join("models/manifest.toml").display(),
     );
     let path = edge_file_for(dir, "boai-school", edge, port, "crowdgrid/v1", &camera);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("[mqtt]\n", &format!("[mqtt]\ncredential_file = \"{edge}.cred\"\n"));
-    std::fs::write(&path, text).unwrap();
+    if api.is_some() {
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("[mqtt]\n", &format!("[mqtt]\ncredential_file = \"{edge}.cred\"\n"));
+        std::fs::write(&path, text).unwrap();
+    }
     path
 }

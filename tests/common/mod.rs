@@ -165,6 +165,21 @@ pub async fn admin(db: &Path) -> String {
     token(db, crowdgrid::auth::Role::Admin, None).await
 }
 
+/// POSTs JSON to the centre's API with a bearer token: the status and the JSON answer (null if none).
+pub async fn post_json(url: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+/// Logs of the code under test in the test's output, as `RUST_LOG` says (once per test binary).
+pub fn trace() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
 /// GETs JSON from the centre's API with a bearer token.
 pub async fn get_json(url: &str, token: &str) -> serde_json::Value {
     let resp =
