@@ -72,9 +72,10 @@ pub fn run(args: &SimCityArgs) -> ExitCode {
     match write(args) {
         Ok((sites, grids, zones)) => {
             println!(
-                "wrote {sites} sites, {grids} grids, {zones} zones to {}; run it with: crowdgrid central --config {}",
+                "wrote {sites} sites, {grids} grids, {zones} zones to {}; run it with: crowdgrid central --config {c}, \
+                 and play its edges with: crowdgrid sim-load --config {c}",
                 args.out.display(),
-                args.out.join("central.toml").display()
+                c = args.out.join("central.toml").display()
             );
             ExitCode::SUCCESS
         }
