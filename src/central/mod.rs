@@ -13,6 +13,7 @@ pub mod edges;
 pub mod escalation;
 pub mod events;
 pub mod evidence_in;
+pub mod fanout;
 pub mod fusion;
 pub mod ingest;
 pub mod judge;

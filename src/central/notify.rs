@@ -1,5 +1,6 @@
 //! Ticket notifications: MQTT for the assignee, the site and the escalation tier; the live event
-//! stream; and webhooks through the outbox, signed with HMAC-SHA256 and retried with backoff.
+//! stream (and, with PostgreSQL, the other instances' streams: `fanout`); and webhooks through the outbox, signed
+//! with HMAC-SHA256 and retried with backoff.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,8 @@ pub struct Notifier {
     pub webhooks: Arc<Vec<WebhookConfig>>,
     /// Sites (to name the department for the whistle).
     pub sites: Vec<Arc<Site>>,
+    /// Other instances sharing the dispatch database hear of the change (PostgreSQL only).
+    pub fanout: Option<super::fanout::Fanout>,
 }
 
 /// The MQTT topic of the tier holding a ticket, `None` at grid level (the worker's topic covers it).
@@ -81,6 +84,9 @@ impl Notifier {
             }
         }
         self.events.send(LiveEvent::Ticket { event: event.to_string(), ticket: Box::new(ticket.clone()) });
+        if let Some(f) = &self.fanout {
+            f.announce(event, ticket.id).await;
+        }
         for w in self.webhooks.iter() {
             if let Err(e) = self.outbox.push(ticket.id, &w.name, payload.clone()).await {
                 self.metrics.notify_errors.inc();

@@ -257,6 +257,13 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let notifier_stop = CancellationToken::new();
     let tick_stop = CancellationToken::new();
     let webhooks = Arc::new(config.notify.webhooks.clone());
+    // This process among the instances sharing the dispatch database (its ticket changes reach their streams).
+    let instance: Arc<str> =
+        format!("{}-{}-{:08x}", settings.client_id, std::process::id(), rand::random::<u32>()).into();
+    let fanout = match &dispatch_db {
+        DispatchDb::Postgres(pool) => Some(crate::central::fanout::Fanout::new(pool.clone(), instance.clone())),
+        DispatchDb::Sqlite(_) => None,
+    };
     let notifier = Notifier {
         client: notifier_client.clone(),
         prefix: prefix.clone(),
@@ -265,6 +272,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         outbox: outbox.clone(),
         webhooks: webhooks.clone(),
         sites: sites.clone(),
+        fanout,
     };
     let (in_tx, in_rx) = mpsc::channel(config.ingest.channel_capacity);
     let (act_tx, act_rx) = mpsc::channel(10_000);
@@ -349,6 +357,10 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let acker = tokio::spawn(acker::run(notifier_client.clone(), prefix.clone(), registry, metrics.clone(), ack_rx));
     tasks.push(tokio::spawn(ingest::run(ingest_task, shutdown.clone())));
     tasks.push(tokio::spawn(rulebook.run(shutdown.clone())));
+    if let Some(url) = &config.store.dispatch_url {
+        let (url, stop) = (url.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(crate::central::fanout::listen(url, instance, tickets.clone(), events.clone(), stop)));
+    }
     // Retained settings for every edge that has some (an embedded broker starts with none).
     tasks.push(tokio::spawn(async move { cameras.publish_all().await }));
     let processor = Processor {
