@@ -348,6 +348,9 @@ try {
       if (Math.abs(x - 260) > 6 || Math.abs(y - 300) > 6) throw new Error(`the corner is at ${x}, ${y}: ${label}`);
       await ec.click('#geometry-dialog button[data-act="add-line"]');
       await ec.waitForSelector('#geometry-svg [data-key="line:0:from"]');
+      // Enter in a field keeps the editor open (nothing is lost to a stray key).
+      await ec.press('#geometry-dialog input[data-line-id="0"]', 'Enter');
+      if (!(await ec.$('#geometry-dialog[open]'))) throw new Error('Enter in the line name closed the editor');
       // A calibration whose ground points lie on one line cannot be fitted: listed, nothing stored.
       for (const [i, v] of [[0, 0], [1, 1], [2, 2], [3, 3]]) {
         await ec.fill(`#geometry-dialog input[data-ground="${i}:0"]`, String(v));

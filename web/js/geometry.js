@@ -62,8 +62,10 @@ export async function openGeometry(c, { offsetOf, onDone }) {
     </div>
     <ul class="geometry-problems err small" aria-live="polite"></ul>
     <label>Why <input name="note" type="text" maxlength="500" placeholder="e.g. lane moved after the road works"></label>
-    <div class="actions"><button value="cancel" formnovalidate>Cancel</button><button type="button" class="primary" data-push>Push to the edge</button></div>
+    <div class="actions"><button type="button" data-cancel>Cancel</button><button type="button" class="primary" data-push>Push to the edge</button></div>
   </form>`;
+  // No submit button: Enter in a field (a line's name, a ground coordinate) must not close the editor.
+  d.querySelector('[data-cancel]').onclick = () => d.close('cancel');
   d.querySelector('[data-push]').onclick = () => push(d);
   redraw();
 }
