@@ -1,6 +1,7 @@
 //! Two centre instances sharing PostgreSQL, each on its own broker: a ticket raised by A (from a reading only A
-//! receives) reaches the live stream of an operator connected to B, once, with the ticket as stored; and A's own
-//! stream carries it once too (its own announcement is not forwarded back to it).
+//! receives) reaches the live stream of an operator connected to B, once, with the ticket as stored, and A's own
+//! stream carries it once too (its own announcement is not forwarded back to it); camera settings and geometry
+//! stored through A are what B wants of the camera too (and what B republishes to the edge when it starts).
 
 mod common;
 
@@ -75,6 +76,42 @@ async fn a_ticket_raised_on_one_instance_reaches_the_stream_of_the_other() {
     };
     assert_eq!(raised(&seen_a).len(), 1, "A's own stream: once ({seen_a:?})");
     assert_eq!(raised(&seen_b), raised(&seen_a), "B's stream carries the same ticket, once ({seen_b:?})");
+    a.stop().await;
+    b.stop().await;
+    schema.drop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_settings_changed_on_one_instance_are_what_the_other_wants_too() {
+    let schema = crowdgrid::store::pg_schema::TestSchema::create().await.expect("PostgreSQL at $CROWDGRID_TEST_PG");
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let start = |dir: std::path::PathBuf| {
+        let url = schema.url();
+        async move {
+            let mut c = central_embedded(&dir);
+            c.config.store.dispatch_url = Some(url);
+            crowdgrid::central::start(c).await.unwrap()
+        }
+    };
+    let (a, b) = (start(a_dir.path().to_path_buf()).await, start(b_dir.path().to_path_buf()).await);
+    let db = crowdgrid::store::dispatch_db::DispatchDb::open(&a_dir.path().join("x.db"), Some(&schema.url())).await;
+    let tokens = db.unwrap().tokens().unwrap();
+    let engineer = token_in(&tokens, Role::Engineer, None).await;
+    let camera = "/api/v1/cameras/boai-school/gate-edge/gate-cam/settings";
+    let body = serde_json::json!({
+        "person_threshold": 0.5,
+        "geometry": serde_json::to_value(crowdgrid_proto::testing::camera_geometry()).unwrap(),
+        "note": "drawn on A",
+    });
+    let (code, out) = post_json(&format!("http://{}{camera}", a.api_addr), &engineer, body).await;
+    assert!(code == 201 || code == 202, "{code} {out}");
+    let v = out["version"].as_i64().unwrap();
+    let on_b = get_json(&format!("http://{}/api/v1/cameras", b.api_addr), &engineer).await;
+    let cam = on_b.as_array().unwrap().iter().find(|c| c["camera"] == "gate-cam").cloned().unwrap_or_default();
+    assert_eq!(cam["desired"]["version"], v, "B wants what A stored: {cam}");
+    assert_eq!(cam["desired"]["geometry"]["zones"][0]["zone"], "gate-plaza", "{cam}");
+    let history = get_json(&format!("http://{}{camera}", b.api_addr), &engineer).await;
+    assert_eq!(history[0]["note"], "drawn on A");
     a.stop().await;
     b.stop().await;
     schema.drop().await.unwrap();
