@@ -13,8 +13,7 @@ use crowdgrid_proto::site::Site;
 
 use crate::central::config::CentralConfig;
 
-/// Exit code for invalid configuration (EX_USAGE).
-pub const EXIT_CONFIG: u8 = 64;
+pub use crowdgrid_proto::config::EXIT_CONFIG;
 
 /// Crowd-density monitoring for city grid governance.
 #[derive(Parser, Debug)]
@@ -289,17 +288,7 @@ async fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::CheckConfig { paths } => {
-            let mut bad = 0;
-            for p in &paths {
-                match check_one(p) {
-                    Ok(kind) => println!("ok: {} ({kind})", p.display()),
-                    Err(e) => {
-                        bad += 1;
-                        eprintln!("Invalid configuration: {e}");
-                    }
-                }
-            }
-            if bad == 0 {
+            if crowdgrid_proto::config::check_files(&paths, |p| check_one(p).map(str::to_string)) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_CONFIG)

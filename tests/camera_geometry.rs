@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::*;
-use crowdgrid::auth::edge_credentials::{Authentication, EdgeCredentials};
 use crowdgrid::auth::Role;
 use crowdgrid_edge::agent::Agent;
 use crowdgrid_proto::geometry::CameraGeometry;
@@ -54,14 +53,8 @@ fn drawn() -> serde_json::Value {
 async fn a_geometry_drawn_on_the_view_is_checked_pushed_applied_and_acknowledged() {
     trace();
     let dir = tempfile::tempdir().unwrap();
-    let mut loaded = central_embedded(dir.path());
-    loaded.config.edges.authentication = Authentication::Required;
-    let db = loaded.config.store.path.clone();
-    let creds = EdgeCredentials::open(&db, &loaded.config.edges.key_path(&db)).unwrap();
-    let cred = creds.create("boai-school", EDGE).await.unwrap();
-    let central = crowdgrid::central::start(loaded).await.unwrap();
+    let (central, db, creds, _) = common::camera::signed_centre(dir.path(), EDGE, |_| {}).await;
     let api = format!("http://{}", central.api_addr);
-    std::fs::write(dir.path().join(format!("{EDGE}.cred")), format!("{}\n", cred.secret)).unwrap();
     let tracking = r#"evidence = { max_bytes = 65536 }
 [sources.tracking]
 [[sources.tracking.lines]]

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use crowdgrid::auth::edge_credentials::{Authentication, EdgeCredentials};
 use crowdgrid::auth::Role;
 use crowdgrid_edge::agent::Agent;
 use sha2::{Digest, Sha256};
@@ -102,15 +101,9 @@ async fn thresholds_and_models_reach_a_running_camera_and_bad_models_are_refused
     trace();
     let dir = tempfile::tempdir().unwrap();
     let (manifest, swapped) = pool(dir.path());
-    let mut loaded = central_embedded(dir.path());
-    loaded.config.edges.authentication = Authentication::Required;
-    loaded.config.models.manifest = Some(manifest);
-    let db = loaded.config.store.path.clone();
-    let creds = EdgeCredentials::open(&db, &loaded.config.edges.key_path(&db)).unwrap();
-    let cred = creds.create("boai-school", EDGE).await.unwrap();
-    let central = crowdgrid::central::start(loaded).await.unwrap();
+    let (central, db, creds, cred) =
+        common::camera::signed_centre(dir.path(), EDGE, |c| c.config.models.manifest = Some(manifest)).await;
     let api = format!("http://{}", central.api_addr);
-    std::fs::write(dir.path().join(format!("{EDGE}.cred")), format!("{}\n", cred.secret)).unwrap();
     let edge_path = common::camera::camera_edge(dir.path(), EDGE, central.mqtt.1, Some(&api), "");
     let agent = Agent::start(load_edge(&edge_path)).await.unwrap();
     let eng = token(&db, Role::Engineer, None).await;

@@ -33,29 +33,41 @@ async fn ticket_events(mut resp: reqwest::Response, for_: Duration) -> Vec<(Stri
         .collect()
 }
 
+/// Two instances, A and B, each with its own directory and embedded broker, sharing the schema's PostgreSQL;
+/// and a token of `role` in the shared store.
+struct Pair {
+    a: crowdgrid::central::Central,
+    b: crowdgrid::central::Central,
+    token: String,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+async fn pair(schema: &crowdgrid::store::pg_schema::TestSchema, role: Role) -> Pair {
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let start = |dir: &std::path::Path| {
+        let mut c = central_embedded(dir);
+        c.config.store.dispatch_url = Some(schema.url());
+        crowdgrid::central::start(c)
+    };
+    let a = start(dirs.0.path()).await.unwrap();
+    let b = start(dirs.1.path()).await.unwrap();
+    let db = crowdgrid::store::dispatch_db::DispatchDb::open(&dirs.0.path().join("x.db"), Some(&schema.url())).await;
+    let token = token_in(&db.unwrap().tokens().unwrap(), role, None).await;
+    Pair { a, b, token, _dirs: dirs }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_raised_on_one_instance_reaches_the_stream_of_the_other() {
     trace();
     let schema = crowdgrid::store::pg_schema::TestSchema::create().await.expect("PostgreSQL at $CROWDGRID_TEST_PG");
-    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let beach = {
-        let c = central_embedded(a_dir.path());
+        let dir = tempfile::tempdir().unwrap();
+        let c = central_embedded(dir.path());
         let site = c.sites.iter().find(|s| s.config.id == "west-taihu").unwrap().clone();
         let z = site.zone("beach").unwrap();
         (z.area_m2, z.thresholds.warning)
     };
-    let start = |dir: std::path::PathBuf| {
-        let url = schema.url();
-        async move {
-            let mut c = central_embedded(&dir);
-            c.config.store.dispatch_url = Some(url);
-            crowdgrid::central::start(c).await.unwrap()
-        }
-    };
-    let a = start(a_dir.path().to_path_buf()).await;
-    let b = start(b_dir.path().to_path_buf()).await;
-    let db = crowdgrid::store::dispatch_db::DispatchDb::open(&a_dir.path().join("x.db"), Some(&schema.url())).await;
-    let operator = token_in(&db.unwrap().tokens().unwrap(), Role::Operator, None).await;
+    let Pair { a, b, token: operator, _dirs } = pair(&schema, Role::Operator).await;
 
     let c = reqwest::Client::new();
     let open = |api: String| c.get(format!("{api}/api/v1/events")).bearer_auth(&operator).send();
@@ -84,19 +96,7 @@ async fn a_ticket_raised_on_one_instance_reaches_the_stream_of_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camera_settings_changed_on_one_instance_are_what_the_other_wants_too() {
     let schema = crowdgrid::store::pg_schema::TestSchema::create().await.expect("PostgreSQL at $CROWDGRID_TEST_PG");
-    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let start = |dir: std::path::PathBuf| {
-        let url = schema.url();
-        async move {
-            let mut c = central_embedded(&dir);
-            c.config.store.dispatch_url = Some(url);
-            crowdgrid::central::start(c).await.unwrap()
-        }
-    };
-    let (a, b) = (start(a_dir.path().to_path_buf()).await, start(b_dir.path().to_path_buf()).await);
-    let db = crowdgrid::store::dispatch_db::DispatchDb::open(&a_dir.path().join("x.db"), Some(&schema.url())).await;
-    let tokens = db.unwrap().tokens().unwrap();
-    let engineer = token_in(&tokens, Role::Engineer, None).await;
+    let Pair { a, b, token: engineer, _dirs } = pair(&schema, Role::Engineer).await;
     let camera = "/api/v1/cameras/boai-school/gate-edge/gate-cam/settings";
     let body = serde_json::json!({
         "person_threshold": 0.5,

@@ -9,9 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use crowdgrid_edge::agent::Agent;
 use crowdgrid_edge::config::EdgeConfig;
-
-/// Exit code for a configuration that does not load (as `crowdgrid`'s, EX_USAGE).
-const EXIT_CONFIG: u8 = 64;
+use crowdgrid_proto::config::EXIT_CONFIG;
 
 #[derive(Parser)]
 #[command(name = "crowdgrid-edge", version, about = "crowdgrid edge agent: sources → readings over MQTT")]
@@ -54,22 +52,14 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig { paths } => {
-            let mut bad = 0;
-            for p in &paths {
-                match EdgeConfig::load(p) {
-                    Ok(loaded) => {
-                        for (_, note) in loaded.config.notes(&loaded.site) {
-                            eprintln!("note: {note}");
-                        }
-                        println!("ok: {} (edge {})", p.display(), loaded.config.edge.id);
-                    }
-                    Err(e) => {
-                        bad += 1;
-                        eprintln!("Invalid configuration: {e}");
-                    }
+            let check = |p: &std::path::Path| {
+                let loaded = EdgeConfig::load(p)?;
+                for (_, note) in loaded.config.notes(&loaded.site) {
+                    eprintln!("note: {note}");
                 }
-            }
-            if bad == 0 {
+                Ok(format!("edge {}", loaded.config.edge.id))
+            };
+            if crowdgrid_proto::config::check_files(&paths, check) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_CONFIG)

@@ -103,6 +103,25 @@ pub fn check_seconds(problems: &mut Problems, path: impl fmt::Display, value: i6
     }
 }
 
+/// Exit code of a command whose configuration is invalid (EX_USAGE), the same for every crowdgrid binary.
+pub const EXIT_CONFIG: u8 = 64;
+
+/// `check-config` of every binary: runs `check` on each file, printing `ok: {path} ({what it is})` or the error
+/// with every problem; true when all passed.
+pub fn check_files<P: AsRef<Path>>(paths: &[P], check: impl Fn(&Path) -> Result<String, ConfigError>) -> bool {
+    let mut bad = 0;
+    for p in paths {
+        match check(p.as_ref()) {
+            Ok(what) => println!("ok: {} ({what})", p.as_ref().display()),
+            Err(e) => {
+                bad += 1;
+                eprintln!("Invalid configuration: {e}");
+            }
+        }
+    }
+    bad == 0
+}
+
 /// Checks that an identifier is usable as one MQTT topic level and a URL path segment.
 pub fn check_id(problems: &mut Problems, path: impl fmt::Display, id: &str) {
     let ok = !id.is_empty()

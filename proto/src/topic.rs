@@ -43,14 +43,13 @@ pub fn edge_view_filter(prefix: &str) -> String {
 
 /// `(site, edge, camera)` of a view topic.
 pub fn parse_edge_view(prefix: &str, topic: &str) -> Option<(String, String, String)> {
-    let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    match parts.as_slice() {
-        [site, "edge", edge, "view", camera] if !site.is_empty() && !edge.is_empty() && !camera.is_empty() => {
-            Some((site.to_string(), edge.to_string(), camera.to_string()))
-        }
-        _ => None,
+    // Checked on every publish the centre receives: split without collecting.
+    let mut it = topic.strip_prefix(prefix)?.strip_prefix('/')?.split('/');
+    let (site, kind, edge, leaf, camera) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+    if kind != "edge" || leaf != "view" || it.next().is_some() || [site, edge, camera].contains(&"") {
+        return None;
     }
+    Some((site.to_string(), edge.to_string(), camera.to_string()))
 }
 
 /// Subscription filter for every edge status.
@@ -98,14 +97,12 @@ pub fn parse_reading(prefix: &str, topic: &str) -> Option<(String, String)> {
 
 /// Splits an edge status topic into `(site, edge)`.
 pub fn parse_edge_status(prefix: &str, topic: &str) -> Option<(String, String)> {
-    let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
-    let parts: Vec<&str> = rest.split('/').collect();
-    match parts.as_slice() {
-        [site, "edge", edge, "status"] if !site.is_empty() && !edge.is_empty() => {
-            Some((site.to_string(), edge.to_string()))
-        }
-        _ => None,
+    let mut it = topic.strip_prefix(prefix)?.strip_prefix('/')?.split('/');
+    let (site, kind, edge, leaf) = (it.next()?, it.next()?, it.next()?, it.next()?);
+    if kind != "edge" || leaf != "status" || it.next().is_some() || site.is_empty() || edge.is_empty() {
+        return None;
     }
+    Some((site.to_string(), edge.to_string()))
 }
 
 #[cfg(test)]

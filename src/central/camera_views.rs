@@ -76,19 +76,31 @@ pub fn admit(body: &[u8], camera: &str) -> Result<StoredView, Rejection> {
 /// The views (cloned into the ingest task and the API).
 #[derive(Debug, Clone, Default)]
 pub struct CameraViews {
-    inner: Arc<RwLock<BTreeMap<CameraKey, StoredView>>>,
+    inner: Arc<RwLock<Held>>,
+}
+
+/// The views and the bytes of their JPEGs (kept, not summed at every put: a centre starting up takes every
+/// camera's retained view at once).
+#[derive(Debug, Default)]
+struct Held {
+    views: BTreeMap<CameraKey, StoredView>,
+    bytes: usize,
 }
 
 impl CameraViews {
     /// Keeps `v` as `key`'s newest view, dropping the oldest others while the total is over budget.
     pub fn put(&self, key: CameraKey, v: StoredView) {
-        let mut map = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        map.insert(key, v);
-        let mut total: usize = map.values().map(|v| v.jpeg.len()).sum();
-        while total > TOTAL_BYTES && map.len() > 1 {
-            let Some(oldest) = map.iter().min_by_key(|(_, v)| v.received_at).map(|(k, _)| k.clone()) else { break };
-            if let Some(gone) = map.remove(&oldest) {
-                total -= gone.jpeg.len();
+        let mut held = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        held.bytes += v.jpeg.len();
+        if let Some(old) = held.views.insert(key, v) {
+            held.bytes -= old.jpeg.len();
+        }
+        while held.bytes > TOTAL_BYTES && held.views.len() > 1 {
+            let Some(oldest) = held.views.iter().min_by_key(|(_, v)| v.received_at).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            if let Some(gone) = held.views.remove(&oldest) {
+                held.bytes -= gone.jpeg.len();
                 tracing::warn!(site = %oldest.site, edge = %oldest.edge, camera = %oldest.camera, "camera view dropped: views over budget");
             }
         }
@@ -96,7 +108,7 @@ impl CameraViews {
 
     /// The newest view of `key`.
     pub fn get(&self, key: &CameraKey) -> Option<StoredView> {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).views.get(key).cloned()
     }
 }
 

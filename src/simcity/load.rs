@@ -72,6 +72,8 @@ struct Feed {
     every: Duration,
     /// Peak density of this zone's curve (people/m²), between 1 and 4.
     peak: f64,
+    /// The site's offset from UTC (the curve follows local time).
+    utc_offset: chrono::Duration,
 }
 
 /// Every site's feeds: base stations on every zone; gates and cameras on the first zones, round robin over sites.
@@ -93,6 +95,7 @@ fn feeds(sites: &[Arc<Site>], args: &SimLoadArgs) -> BTreeMap<String, Vec<Feed>>
                 kind: SourceKind::BaseStation,
                 every: bs,
                 peak,
+                utc_offset: utc_offset(site),
             });
         }
     }
@@ -101,23 +104,27 @@ fn feeds(sites: &[Arc<Site>], args: &SimLoadArgs) -> BTreeMap<String, Vec<Feed>>
         for site in sites {
             let Some(z) = site.zones.get(j) else { continue };
             let Some((kind, every)) = next_extra.next() else { break 'spread };
-            let peak = 2.0;
             out.entry(site.config.id.clone()).or_default().push(Feed {
                 zone: z.config.id.clone(),
                 area_m2: z.area_m2,
                 kind,
                 every,
-                peak,
+                peak: 2.0,
+                utc_offset: utc_offset(site),
             });
         }
     }
     out
 }
 
-/// The reading of `feed` now: the scenic curve of the local hour, between 0.2 and the zone's peak.
+fn utc_offset(site: &Site) -> chrono::Duration {
+    chrono::Duration::minutes(i64::from(site.config.utc_offset_minutes))
+}
+
+/// The reading of `feed` now: the scenic curve of the site's local hour, between 0.2 and the zone's peak.
 fn reading(site: &str, edge: &str, feed: &Feed, seq: u64, epoch: u64) -> Reading {
     let now = Utc::now();
-    let local = now + chrono::Duration::hours(8);
+    let local = now + feed.utc_offset;
     let hour = f64::from(local.hour()) + f64::from(local.minute()) / 60.0;
     let density = 0.2 + (feed.peak - 0.2) * crowdgrid_edge::source::simulated::scenic_shape(hour);
     let source = match feed.kind {

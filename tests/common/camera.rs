@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crowdgrid::auth::edge_credentials::{Authentication, EdgeCredentials};
+
 use super::{edge_file_for, root};
 
 /// The edge file of camera `gate-cam` on edge `edge` (broker on `port`, centre API at `api` if any).
@@ -43,4 +45,23 @@ zones = [
         std::fs::write(&path, text).unwrap();
     }
     path
+}
+
+/// A centre as shipped (`[edges] authentication = "required"`), changed by `tweak`, with a credential for `edge`
+/// of Boai school written to `{edge}.cred` in `dir` (where [`camera_edge`] points the edge): the running centre,
+/// its database, the credentials (to issue others) and the edge's own.
+pub async fn signed_centre(
+    dir: &Path,
+    edge: &str,
+    tweak: impl FnOnce(&mut crowdgrid::central::config::LoadedCentral),
+) -> (crowdgrid::central::Central, PathBuf, EdgeCredentials, crowdgrid_proto::signed::Credential) {
+    let mut loaded = super::central_embedded(dir);
+    loaded.config.edges.authentication = Authentication::Required;
+    tweak(&mut loaded);
+    let db = loaded.config.store.path.clone();
+    let creds = EdgeCredentials::open(&db, &loaded.config.edges.key_path(&db)).unwrap();
+    let cred = creds.create("boai-school", edge).await.unwrap();
+    let central = crowdgrid::central::start(loaded).await.unwrap();
+    std::fs::write(dir.join(format!("{edge}.cred")), format!("{}\n", cred.secret)).unwrap();
+    (central, db, creds, cred)
 }
