@@ -99,8 +99,7 @@ pub async fn run(args: ImportArgs) -> ExitCode {
         }
     };
     for chunk in readings.chunks(10_000) {
-        let batch =
-            Batch { readings: chunk.to_vec(), marks: Vec::new(), early: Vec::new(), acks: Vec::new(), map: Vec::new() };
+        let batch = Batch { readings: chunk.to_vec(), ..Batch::default() };
         if let Err(e) = writer.write(batch).await {
             eprintln!("crowdgrid import-counts: {e}");
             return ExitCode::FAILURE;

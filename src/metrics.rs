@@ -37,6 +37,10 @@ pub struct Metrics {
     pub notify_errors: IntCounter,
     /// Edges currently online.
     pub edges_online: IntGauge,
+    /// Cluster: sites this instance holds a lease on.
+    pub cluster_sites: IntGauge,
+    /// Cluster: sites this instance took over.
+    pub cluster_takeovers: IntCounter,
     /// Open HTTP connections.
     pub http_connections: IntGauge,
     /// HTTP connections refused (too many from one address).
@@ -122,6 +126,8 @@ impl Metrics {
             tickets_resolved: counter_vec(&r, "crowdgrid_tickets_resolved_total", "Tickets resolved, by how", "how"),
             notify_errors: counter(&r, "crowdgrid_notify_errors_total", "Ticket notifications that failed to publish"),
             edges_online: gauge(&r, "crowdgrid_edges_online", "Edge agents currently online"),
+            cluster_sites: gauge(&r, "crowdgrid_cluster_sites", "Sites this instance holds a lease on (cluster)"),
+            cluster_takeovers: counter(&r, "crowdgrid_cluster_takeovers_total", "Sites this instance took over"),
             http_connections: gauge(&r, "crowdgrid_http_connections", "Open HTTP connections"),
             http_refused: counter(
                 &r,
@@ -143,7 +149,11 @@ impl Metrics {
                 "crowdgrid_influx_points_dropped_total",
                 "Points dropped: InfluxDB buffer full",
             ),
-            mqtt_connected: gauge(&r, "crowdgrid_mqtt_connected", "1 while the centre's MQTT client is connected"),
+            mqtt_connected: gauge(
+                &r,
+                "crowdgrid_mqtt_connected",
+                "Subscriber connections to the broker that are up (one per held site in a cluster)",
+            ),
             webhooks_delivered: counter(&r, "crowdgrid_webhooks_delivered_total", "Webhook deliveries made"),
             webhook_failures: counter(&r, "crowdgrid_webhook_failures_total", "Failed webhook attempts (retried)"),
             webhooks_pending: gauge(&r, "crowdgrid_webhooks_pending", "Webhook deliveries not yet made"),

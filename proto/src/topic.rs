@@ -13,6 +13,17 @@ pub fn readings_filter(prefix: &str) -> String {
     format!("{prefix}/+/+/reading")
 }
 
+/// What the centre subscribes to for `site` (`+`: every site): readings, edge statuses, evidence snapshots and
+/// cameras' views. A cluster instance subscribes to each site it owns on that site's own session.
+pub fn centre_filters(prefix: &str, site: &str) -> Vec<String> {
+    vec![
+        format!("{prefix}/{site}/+/reading"),
+        format!("{prefix}/{site}/edge/+/status"),
+        format!("{prefix}/{site}/evidence/+/+"),
+        format!("{prefix}/{site}/edge/+/view/+"),
+    ]
+}
+
 /// `{prefix}/{site}/edge/{edge}/status`: retained [`crate::EdgeStatus`]; the Last Will says offline.
 pub fn edge_status(prefix: &str, site: &str, edge: &str) -> String {
     format!("{prefix}/{site}/edge/{edge}/status")
@@ -36,11 +47,6 @@ pub fn edge_view(prefix: &str, site: &str, edge: &str, camera: &str) -> String {
     format!("{prefix}/{site}/edge/{edge}/view/{camera}")
 }
 
-/// Subscription filter for every camera view.
-pub fn edge_view_filter(prefix: &str) -> String {
-    format!("{prefix}/+/edge/+/view/+")
-}
-
 /// `(site, edge, camera)` of a view topic.
 pub fn parse_edge_view(prefix: &str, topic: &str) -> Option<(String, String, String)> {
     // Checked on every publish the centre receives: split without collecting.
@@ -52,20 +58,10 @@ pub fn parse_edge_view(prefix: &str, topic: &str) -> Option<(String, String, Str
     Some((site.to_string(), edge.to_string(), camera.to_string()))
 }
 
-/// Subscription filter for every edge status.
-pub fn edge_status_filter(prefix: &str) -> String {
-    format!("{prefix}/+/edge/+/status")
-}
-
 /// `{prefix}/{site}/evidence/{zone}/{ticket}`: a JPEG snapshot (every person blurred) an edge camera sends
 /// when a ticket is raised on a zone it sees (opt-in per camera), QoS 1.
 pub fn evidence(prefix: &str, site: &str, zone: &str, ticket: i64) -> String {
     format!("{prefix}/{site}/evidence/{zone}/{ticket}")
-}
-
-/// Subscription filter for every evidence snapshot.
-pub fn evidence_filter(prefix: &str) -> String {
-    format!("{prefix}/+/evidence/+/+")
 }
 
 /// `(site, zone, ticket)` of an evidence topic `{prefix}/{site}/evidence/{zone}/{ticket}`.

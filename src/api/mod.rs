@@ -40,6 +40,8 @@ pub use json::ApiJson;
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// The sites this instance judges (all, or in a cluster those it holds).
+    pub ownership: crate::central::cluster::Ownership,
     /// Configured sites.
     pub sites: Vec<Arc<Site>>,
     /// Live zone state.

@@ -15,11 +15,21 @@ use crate::store::outbox::Delivery;
 
 /// `GET /healthz`
 pub async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
-    let mqtt = s.metrics.mqtt_connected.get() == 1;
-    let store = s.series.count().await.is_ok();
+    // Every subscriber up: the one connection, or in a cluster one per site held (none when it holds none).
+    let connected = s.metrics.mqtt_connected.get();
+    let held = s.ownership.leased().map(|h| h.len());
+    let mqtt = match held {
+        Some(n) => connected >= n as i64,
+        None => connected >= 1,
+    };
+    let store = s.series.ping().await.is_ok();
     let status = if mqtt && store { "ok" } else { "degraded" };
     let code = if store { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(serde_json::json!({ "status": status, "mqtt_connected": mqtt, "store": store })))
+    let mut body = serde_json::json!({ "status": status, "mqtt_connected": mqtt, "store": store });
+    if let Some(n) = held {
+        body["sites_held"] = n.into();
+    }
+    (code, Json(body))
 }
 
 /// `GET /metrics`

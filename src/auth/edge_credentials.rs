@@ -87,6 +87,12 @@ pub enum CredentialError {
     /// The master key file could not be read or created.
     #[error("edge master key {path}: {reason}")]
     MasterKey { path: String, reason: String },
+    /// Instances sharing PostgreSQL derive the same credentials only from the same master key.
+    #[error(
+        "this instance's edge master key is not the one the other instances sharing PostgreSQL use: give every \
+         instance the same key file ([edges] key_file), or its edges' signatures and logins are refused here"
+    )]
+    KeyMismatch,
     /// A site or edge id that cannot be a topic level.
     #[error("{0:?} is not a valid id (1–64 of a-z 0-9 - _)")]
     BadId(String),
@@ -190,6 +196,26 @@ impl EdgeCredentials {
     /// The table in PostgreSQL.
     pub fn from_pool(pool: Pool, master_key: &Path) -> Result<EdgeCredentials, CredentialError> {
         Ok(EdgeCredentials { backend: Backend::Postgres(pool), master: Arc::new(load_or_create_master(master_key)?) })
+    }
+
+    /// With PostgreSQL: records the master key's check value on first use and refuses a different key after, so an
+    /// instance started with its own key fails at start instead of refusing every edge. A no-op for SQLite.
+    pub async fn check_shared_key(&self) -> Result<(), CredentialError> {
+        let Backend::Postgres(pool) = &self.backend else { return Ok(()) };
+        // Derived like a credential, so the value says nothing about any edge's secret.
+        let check = self.derive("", "crowdgrid master key check", 0).secret;
+        let c = pool.get().await?;
+        c.execute(
+            "INSERT INTO edge_master_check (id, check_value) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            &[&check],
+        )
+        .await?;
+        let stored: String = c.query_one("SELECT check_value FROM edge_master_check WHERE id = 1", &[]).await?.get(0);
+        if stored == check {
+            Ok(())
+        } else {
+            Err(CredentialError::KeyMismatch)
+        }
     }
 
     /// The secret of `(site, edge, kid)`, derived from the master key.
@@ -493,6 +519,15 @@ mod tests {
         assert_eq!(b.revoke("boai-school", "cam-edge", None).await.unwrap(), 1);
         reg.reload(&a).await.unwrap();
         assert!(!reg.password_ok("boai-school", "cam-edge", &c.secret));
+        a.check_shared_key().await.unwrap();
+        b.check_shared_key().await.expect("the same key file passes");
+        let other = dir.path().join("other.key");
+        let stranger =
+            EdgeCredentials::from_pool(crate::store::pg_schema::connect(&schema.url()).await.unwrap(), &other).unwrap();
+        assert!(
+            matches!(stranger.check_shared_key().await, Err(CredentialError::KeyMismatch)),
+            "an instance with its own master key is refused"
+        );
         schema.drop().await.unwrap();
     }
 }

@@ -56,6 +56,9 @@ pub struct CentralConfig {
     /// The model pool served to edges.
     #[serde(default)]
     pub models: super::model_pool::ModelPoolConfig,
+    /// One of several instances sharing the sites (leases, series and rule state in `store.dispatch_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::cluster::config::ClusterConfig>,
 }
 
 /// `[broker]`
@@ -409,6 +412,15 @@ impl CentralConfig {
             }
             if client_id.is_empty() {
                 p.push("broker.client_id", "must not be empty");
+            }
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate(p);
+            if self.store.dispatch_url.is_none() {
+                p.push("cluster", "needs store.dispatch_url: the instances share leases, series and rule state there");
+            }
+            if matches!(self.broker, BrokerConfig::Embedded { .. }) {
+                p.push("cluster", "needs broker.mode = \"external\": every instance must reach the same broker");
             }
         }
         if let Some(url) = &self.store.dispatch_url {

@@ -84,6 +84,16 @@ impl Dedup {
         Self { marks: marks.into_iter().map(|(s, m)| (s, (m, Counters::default()))).collect() }
     }
 
+    /// Takes the marks as the store has them (at start; in a cluster, a site's sources when this instance takes
+    /// the site over), replacing what it knew of those sources.
+    pub fn load(&mut self, rows: Vec<(crate::store::writer::MarkRow, Vec<u64>)>) {
+        for (m, early) in rows {
+            let mark =
+                Mark { epoch: m.epoch, low: m.low, high: m.high, early: early.into_iter().collect(), zero: false };
+            self.marks.insert(m.source_id, (mark, Counters::default()));
+        }
+    }
+
     /// Decides on `(epoch, seq)` of `source_id` and records it. A higher epoch starts a new sequence space (an
     /// edge whose queue file was re-created: edges use the file's creation time).
     pub fn accept(&mut self, source_id: &str, epoch: u64, seq: u64) -> Verdict {

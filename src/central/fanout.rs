@@ -61,9 +61,22 @@ impl Fanout {
     }
 }
 
-/// Listens until `stop`: other instances' ticket changes, read back from `tickets`, onto `events`. Reconnects
-/// every second while the database is away.
+/// Listens until `stop`: other instances' ticket changes, read back from `tickets`, onto `events`.
 pub async fn listen(url: String, origin: Arc<str>, tickets: TicketStore, events: Events, stop: CancellationToken) {
+    listen_channel(url, CHANNEL, stop, move |payload| {
+        let (origin, tickets, events) = (origin.clone(), tickets.clone(), events.clone());
+        async move { forward(&payload, &origin, &tickets, &events).await }
+    })
+    .await
+}
+
+/// Listens on `channel` until `stop`, handing each notification's payload to `on` in order. Reconnects every
+/// second while the database is away; a payload that arrives while [`BACKLOG`] wait is dropped (logged).
+pub async fn listen_channel<F, Fut>(url: String, channel: &'static str, stop: CancellationToken, mut on: F)
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     loop {
         match tokio_postgres::connect(&url, NoTls).await {
             Ok((client, mut conn)) => {
@@ -75,21 +88,22 @@ pub async fn listen(url: String, origin: Arc<str>, tickets: TicketStore, events:
                             Ok(AsyncMessage::Notification(n)) => {
                                 if tx.try_send(n.payload().to_string()).is_err() {
                                     tracing::warn!(
-                                        "ticket announcements arrive faster than they are read; one dropped"
+                                        channel,
+                                        "announcements arrive faster than they are read; one dropped"
                                     );
                                 }
                             }
                             Ok(_) => {}
                             Err(e) => {
-                                tracing::warn!(error = %e, "ticket fan-out: database connection lost");
+                                tracing::warn!(error = %e, channel, "fan-out: database connection lost");
                                 break;
                             }
                         }
                     }
                 });
-                match client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+                match client.batch_execute(&format!("LISTEN {channel}")).await {
                     Ok(()) => {
-                        tracing::info!(instance = %origin, "listening for other instances' ticket changes");
+                        tracing::info!(channel, "listening for other instances' changes");
                         loop {
                             tokio::select! {
                                 _ = stop.cancelled() => {
@@ -97,17 +111,17 @@ pub async fn listen(url: String, origin: Arc<str>, tickets: TicketStore, events:
                                     return;
                                 }
                                 m = rx.recv() => match m {
-                                    Some(payload) => forward(&payload, &origin, &tickets, &events).await,
+                                    Some(payload) => on(payload).await,
                                     None => break,
                                 },
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "ticket fan-out: LISTEN failed"),
+                    Err(e) => tracing::warn!(error = %e, channel, "fan-out: LISTEN failed"),
                 }
                 driver.abort();
             }
-            Err(e) => tracing::warn!(error = %e, "ticket fan-out: cannot connect to the database"),
+            Err(e) => tracing::warn!(error = %e, channel, "fan-out: cannot connect to the database"),
         }
         tokio::select! {
             _ = stop.cancelled() => return,

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use crowdgrid_proto::{topic, EdgeStatus, Reading};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::authn::{self, Authenticator};
 use super::camera_views::{self, CameraViews, StoredView};
-use super::evidence_in::{self, Offered};
+use super::evidence_in::Offered;
 use super::validate::{Rejection, Validator};
 use crate::metrics::Metrics;
 use crate::store::camera_settings::CameraKey;
@@ -22,10 +22,15 @@ use crate::store::evidence::{self as store_evidence, Evidence};
 #[derive(Debug)]
 pub enum Incoming {
     /// A validated reading, with the edge its commit is acknowledged to (the signer, or with authentication
-    /// off the `{edge}/` of its `source_id`).
-    Reading(Reading, Option<AckTo>),
+    /// off the `{edge}/` of its `source_id`), and its receipt from the broker (QoS 1).
+    Reading(Reading, Option<AckTo>, Option<Receipt>),
     /// An edge's status (retained, or its Last Will).
     Status(EdgeStatus),
+    /// The receipt of a publish that is not a reading (a status, a view, evidence, a refused one), acknowledged in
+    /// turn with the readings' (see [`Receipt`]).
+    Receipt(Receipt),
+    /// A barrier: released once everything before it is committed (a site's handover waits on it).
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Where a reading's commit is acknowledged.
@@ -56,13 +61,66 @@ pub struct MqttSettings {
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
-/// Creates the subscriber client and its event loop.
+/// A received QoS 1 publish not yet acknowledged to the broker. A reading's is acknowledged only once the reading
+/// is committed ([`release`]): until then the broker keeps it in the session and delivers it again after a crash
+/// or a handover, so a publisher without a queue of its own (a third-party feed, `sim-load`) loses nothing either.
+/// Everything else is acknowledged with them, in the order received.
+#[derive(Debug)]
+pub struct Receipt {
+    client: AsyncClient,
+    publish: Publish,
+}
+
+impl Receipt {
+    /// `p`'s receipt (`None` for QoS 0: nothing to acknowledge). Only what the acknowledgement needs is kept.
+    fn of(client: &AsyncClient, p: &Publish) -> Option<Receipt> {
+        if p.qos == QoS::AtMostOnce {
+            return None;
+        }
+        let mut publish = Publish::new("", p.qos, Vec::new());
+        publish.pkid = p.pkid;
+        Some(Receipt { client: client.clone(), publish })
+    }
+
+    fn ack(self) {
+        // The request channel holds SUBSCRIBER_REQUESTS, more than any broker lets be in flight to one client
+        // (Mosquitto `max_inflight_messages`, EMQX `max_inflight`, NATS `max_ack_pending`): it is never full of
+        // acknowledgements. A closed connection is fine: the broker delivers the publish again on the next one.
+        if let Err(e) = self.client.try_ack(&self.publish) {
+            tracing::debug!(error = %e, "receipt not acknowledged; the broker delivers it again");
+        }
+    }
+}
+
+/// Receipts waiting for the commit of the batch their readings went into.
+pub type Committed = (tokio::sync::oneshot::Receiver<()>, Vec<Receipt>);
+
+/// Acknowledges receipts to the broker once their batch is committed, in order, until `rx` closes. A batch never
+/// committed (the store gave up at shutdown) is not acknowledged: the broker delivers it again.
+pub async fn release(mut rx: mpsc::Receiver<Committed>) {
+    while let Some((committed, receipts)) = rx.recv().await {
+        if committed.await.is_ok() {
+            receipts.into_iter().for_each(Receipt::ack);
+        }
+    }
+}
+
+/// Requests a subscriber's client queues: acknowledgements, (re)subscriptions.
+const SUBSCRIBER_REQUESTS: usize = 8192;
+
+/// Creates a subscriber client (persistent session, acknowledgements by hand) and its event loop.
 pub fn connect(s: &MqttSettings) -> (AsyncClient, EventLoop) {
-    connect_as(s, &s.client_id, false)
+    let mut opts = options(s, &s.client_id, false);
+    opts.set_manual_acks(true);
+    AsyncClient::new(opts, SUBSCRIBER_REQUESTS)
 }
 
 /// Creates a client with `client_id`; `clean` = false keeps a persistent session at the broker.
 pub fn connect_as(s: &MqttSettings, client_id: &str, clean: bool) -> (AsyncClient, EventLoop) {
+    AsyncClient::new(options(s, client_id, clean), 1000)
+}
+
+fn options(s: &MqttSettings, client_id: &str, clean: bool) -> MqttOptions {
     let mut opts = MqttOptions::new(client_id, &s.host, s.port);
     opts.set_keep_alive(Duration::from_secs(10));
     // The subscriber uses a persistent session: the broker keeps our subscriptions and queues QoS 1
@@ -76,7 +134,7 @@ pub fn connect_as(s: &MqttSettings, client_id: &str, clean: bool) -> (AsyncClien
     if let Some(tls) = &s.tls {
         crowdgrid_edge::tls::use_tls(&mut opts, tls.clone());
     }
-    AsyncClient::new(opts, 1000)
+    opts
 }
 
 /// Logs the first rejection of each reason at warn level; the rest are only counted.
@@ -93,43 +151,59 @@ impl RejectLog {
     }
 }
 
-/// Everything the ingest task owns.
-pub struct Ingest {
-    /// Broker settings.
-    pub settings: MqttSettings,
-    /// The subscriber client.
-    pub client: AsyncClient,
-    /// Its event loop.
-    pub eventloop: EventLoop,
+/// Where every broker connection of the centre hands what it receives (one connection for the whole centre; in a
+/// cluster one per site the instance owns).
+#[derive(Clone)]
+pub struct Handoff {
     /// Payload checks.
     pub validator: Validator,
     /// Good readings and statuses out.
     pub tx: mpsc::Sender<Incoming>,
     /// Metrics.
     pub metrics: Metrics,
-    /// Set once every subscription is acknowledged.
-    pub ready: tokio::sync::watch::Sender<bool>,
     /// Who sent each message.
     pub authn: Authenticator,
-    /// Evidence snapshots from edges.
-    pub evidence: evidence_in::Intake,
+    /// Evidence snapshots to the intake task ([`evidence_in::run`]).
+    pub evidence: mpsc::Sender<Offered>,
     /// Cameras' views.
     pub views: CameraViews,
 }
 
+/// One subscriber connection.
+pub struct Ingest {
+    /// Broker settings (the client id is the connection's, with a persistent session).
+    pub settings: MqttSettings,
+    /// The subscriber client.
+    pub client: AsyncClient,
+    /// Its event loop.
+    pub eventloop: EventLoop,
+    /// What it subscribes to ([`topic::centre_filters`]).
+    pub filters: Vec<String>,
+    /// Set once every subscription is acknowledged.
+    pub ready: tokio::sync::watch::Sender<bool>,
+    /// Where it hands publishes.
+    pub handoff: Handoff,
+}
+
 /// Polls the event loop until `shutdown`, re-subscribing on every connection.
 pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
-    let Ingest { settings, client, mut eventloop, validator, tx, metrics, ready, authn, evidence, views } = ingest;
-    let readings = topic::readings_filter(&settings.prefix);
-    let statuses = topic::edge_status_filter(&settings.prefix);
-    let snapshots = topic::evidence_filter(&settings.prefix);
-    let camera_views = topic::edge_view_filter(&settings.prefix);
-    let filters = [&readings, &statuses, &snapshots, &camera_views];
-    let (save_tx, save_rx) = evidence_in::channel();
-    let saver = tokio::spawn(evidence_in::run(evidence, save_rx));
+    let Ingest { settings, client, mut eventloop, filters, ready, handoff } = ingest;
+    let Handoff { validator, tx, metrics, authn, evidence: save_tx, views } = handoff;
     let mut rejects = RejectLog::default();
     let mut outage_logged = false;
     let mut subacks = 0;
+    // The gauge counts connected subscribers (a cluster instance has one per site it holds).
+    let mut connected = false;
+    let mut set_connected = |now: bool| {
+        if now != connected {
+            connected = now;
+            if now {
+                metrics.mqtt_connected.inc();
+            } else {
+                metrics.mqtt_connected.dec();
+            }
+        }
+    };
     loop {
         let event = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -137,11 +211,11 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
         };
         match event {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                metrics.mqtt_connected.set(1);
+                set_connected(true);
                 outage_logged = false;
                 subacks = 0;
-                tracing::info!(host = %settings.host, port = settings.port, "centre connected to broker");
-                for filter in filters {
+                tracing::info!(host = %settings.host, port = settings.port, client = %settings.client_id, "centre connected to broker");
+                for filter in &filters {
                     if let Err(e) = client.try_subscribe(filter.as_str(), QoS::AtLeastOnce) {
                         tracing::error!(error = %e, filter, "cannot subscribe");
                     }
@@ -158,7 +232,12 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
                 if is_reading {
                     metrics.readings_received.inc();
                 }
+                // A reading's receipt rides with it; any other publish's follows it on its own, so the broker
+                // gets every acknowledgement in the order it delivered (MQTT asks for that; a broker may drop a
+                // client that acknowledges out of order).
+                let mut receipt = Receipt::of(&client, &p);
                 let item = match classify(&settings.prefix, &authn, &validator, &p.topic, &p.payload) {
+                    Ok(Classified::Item(Incoming::Reading(r, to, _))) => Some(Incoming::Reading(r, to, receipt.take())),
                     Ok(Classified::Item(item)) => Some(item),
                     Ok(Classified::View(key, v)) => {
                         tracing::debug!(site = %key.site, edge = %key.edge, camera = %key.camera, "camera view");
@@ -181,16 +260,18 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
                         None
                     }
                 };
-                if let Some(item) = item {
-                    if tx.send(item).await.is_err() {
-                        break;
-                    }
-                    metrics.ingest_queue_depth.set((tx.max_capacity() - tx.capacity()) as i64);
+                let mut gone = false;
+                for item in item.into_iter().chain(receipt.map(Incoming::Receipt)) {
+                    gone |= tx.send(item).await.is_err();
                 }
+                if gone {
+                    break;
+                }
+                metrics.ingest_queue_depth.set((tx.max_capacity() - tx.capacity()) as i64);
             }
             Ok(_) => {}
             Err(e) => {
-                metrics.mqtt_connected.set(0);
+                set_connected(false);
                 if !outage_logged {
                     tracing::warn!(error = %e, host = %settings.host, port = settings.port, "broker connection lost; retrying");
                     outage_logged = true;
@@ -202,14 +283,10 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
             }
         }
     }
-    metrics.mqtt_connected.set(0);
-    drop(save_tx);
-    if saver.await.is_err() {
-        tracing::error!("evidence saver panicked");
-    }
+    set_connected(false);
     // Say goodbye so the broker keeps our persistent session cleanly; bounded so shutdown cannot hang.
     disconnect(&client, &mut eventloop, Duration::from_millis(500)).await;
-    tracing::debug!("mqtt ingest stopped");
+    tracing::debug!(client = %settings.client_id, "mqtt ingest stopped");
 }
 
 /// What one publish turned out to be.
@@ -275,7 +352,7 @@ fn classify(
         Some(signer) => Some(AckTo { edge: signer, kid: who.kid }),
         None => owner.map(|e| AckTo { edge: e.to_string(), kid: None }),
     };
-    Ok(Classified::Item(Incoming::Reading(reading, ack_to)))
+    Ok(Classified::Item(Incoming::Reading(reading, ack_to, None)))
 }
 
 /// Queues a DISCONNECT behind whatever is in the request channel and polls until it is written

@@ -262,6 +262,25 @@ impl Live {
         })
     }
 
+    /// Takes another cluster instance's value of a zone of a site this instance does not judge (see
+    /// `cluster::zone_fanout`); returns whether it is newer than what the zone has. The zone's sources stay with
+    /// the owner.
+    pub fn mirror(&mut self, e: &ZoneEvent) -> bool {
+        let Some((_, z)) = self.zones.get_mut(e.site.as_str()).and_then(|s| s.get_mut(e.zone.as_str())) else {
+            return false;
+        };
+        if z.ts.is_some_and(|t| e.ts <= t) {
+            return false;
+        }
+        z.density = Some(e.density);
+        z.count = Some(e.count);
+        z.ts = Some(e.ts);
+        z.from = Some(FUSED.to_string());
+        z.level = e.level;
+        z.remember(e.ts, e.density);
+        true
+    }
+
     /// The zone's current fused value as a row of [`MAP_SERIES`], unless one was taken less than a data-second
     /// ago. Its `area_m2` is the part of the zone observed, its confidence the fused one.
     pub fn series_row(&mut self, site: &str, zone: &str) -> Option<Reading> {

@@ -35,6 +35,8 @@ pub struct Processor {
     pub actions: mpsc::Sender<RuleEvent>,
     /// Live stream.
     pub events: Events,
+    /// Broker receipts, acknowledged once their batch is committed ([`super::ingest::release`]).
+    pub receipts: mpsc::Sender<super::ingest::Committed>,
     /// Largest batch taken at once.
     pub batch_max: usize,
     /// Metrics.
@@ -53,7 +55,13 @@ fn marks_after(dedup: &Dedup, good: &[crowdgrid_proto::Reading]) -> (Vec<MarkRow
             early.push((r.source_id.clone(), r.epoch, r.seq));
         }
         if seen.insert(r.source_id.as_str()) {
-            marks.push(MarkRow { source_id: r.source_id.clone(), epoch: m.epoch, low: m.low, high: m.high });
+            marks.push(MarkRow {
+                source_id: r.source_id.clone(),
+                site: r.site.clone(),
+                epoch: m.epoch,
+                low: m.low,
+                high: m.high,
+            });
         }
     }
     (marks, early)
@@ -72,13 +80,16 @@ impl Processor {
             let mut acks = Vec::new();
             let mut fired = Vec::new();
             let mut map_rows = Vec::new();
+            let mut flushed = Vec::new();
+            let mut receipts = Vec::new();
             let (marks, early) = {
                 let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
                 let mut engine = self.engine.lock().unwrap_or_else(|e| e.into_inner());
                 let mut dedup = self.dedup.lock().unwrap_or_else(|e| e.into_inner());
                 for item in buf.drain(..) {
                     match item {
-                        Incoming::Reading(r, ack_to) => {
+                        Incoming::Reading(r, ack_to, receipt) => {
+                            receipts.extend(receipt);
                             if let Some(to) = ack_to {
                                 // Duplicates and stale ones too: they are stored already, or never will be.
                                 acks.push(Ack {
@@ -124,18 +135,27 @@ impl Processor {
                             self.metrics.edges_online.set(online as i64);
                             self.events.send(LiveEvent::Edge(Box::new(view)));
                         }
+                        Incoming::Receipt(r) => receipts.push(r),
+                        Incoming::Flush(barrier) => flushed.push(barrier),
                     }
                 }
                 marks_after(&dedup, &good)
             };
-            if !good.is_empty() || !acks.is_empty() || !map_rows.is_empty() {
+            if !receipts.is_empty() {
+                let (committed, barrier) = tokio::sync::oneshot::channel();
+                flushed.push(committed);
+                if self.receipts.send((barrier, receipts)).await.is_err() {
+                    tracing::error!("receipt releaser gone; the broker delivers these readings again");
+                }
+            }
+            if !good.is_empty() || !acks.is_empty() || !map_rows.is_empty() || !flushed.is_empty() {
                 self.metrics.store_pending.add(good.len() as i64);
                 if let Some(sink) = &self.influx {
                     if !good.is_empty() {
                         sink.offer(good.clone());
                     }
                 }
-                let batch = Batch { readings: good, marks, early, acks, map: map_rows };
+                let batch = Batch { readings: good, marks, early, acks, map: map_rows, flushed };
                 if let Err(e) = self.writer.write(batch).await {
                     tracing::error!(error = %e, "store writer gone");
                     break;

@@ -12,8 +12,9 @@ use super::acker;
 use super::authn::Authenticator;
 use super::broker::BrokerAuth;
 use super::broker::{self, BrokerError};
+use super::cluster::{leases, partitions, zone_fanout, Ownership};
 use super::config::{BrokerConfig, LoadedCentral};
-use super::dedup::{Dedup, Mark};
+use super::dedup::Dedup;
 use super::dispatch::{self, Dispatcher};
 use super::edges::Edges;
 use super::events::Events;
@@ -22,6 +23,7 @@ use super::ingest::{self, MqttSettings};
 use super::live::Live;
 use super::notify::{self, Notifier};
 use super::process::Processor;
+use super::resume::resume;
 use super::rulebook::{Rulebook, RulebookError};
 use super::tick;
 use super::ticket_service::TicketService;
@@ -31,7 +33,7 @@ use crate::auth::edge_credentials::{Authentication, Registry, CENTRE_ID};
 use crate::central::camera_tuning::CameraTuning;
 use crate::central::model_pool::ModelPool;
 use crate::metrics::Metrics;
-use crate::rules::{self, Engine, RuleEvent};
+use crate::rules::Engine;
 use crate::store::dispatch_db::DispatchDb;
 use crate::store::evidence::EvidenceStore;
 use crate::store::influx::{InfluxError, InfluxSink};
@@ -110,45 +112,75 @@ impl Central {
 /// Starts every part of the centre and returns once the API and broker accept connections.
 pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let LoadedCentral { config, sites } = loaded;
+    let cluster = config.cluster.clone();
     let metrics = Metrics::new();
     let shutdown = CancellationToken::new();
     let prefix = config.broker.topic_prefix().to_string();
     let db = config.store.path.clone();
 
-    // Store first: a bad path must fail before anything listens.
+    // Store first: a bad path must fail before anything listens. In a cluster the marks are loaded per site, when
+    // this instance takes the site over.
     let marks = {
         let path = db.clone();
-        tokio::task::spawn_blocking(move || schema::open(&path).and_then(|c| load_marks(&c)))
-            .await
-            .map_err(|e| StoreError::Join(e.to_string()))??
+        let shared = cluster.is_some();
+        tokio::task::spawn_blocking(move || {
+            let conn = schema::open(&path)?;
+            if shared {
+                Ok(Vec::new())
+            } else {
+                load_marks(&conn)
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))??
     };
-    let dedup = Arc::new(Mutex::new(Dedup::from_marks(marks.into_iter().map(|(m, early)| {
-        let mark = Mark { epoch: m.epoch, low: m.low, high: m.high, early: early.into_iter().collect(), zero: false };
-        (m.source_id, mark)
-    }))));
+    let mut dedup = Dedup::default();
+    dedup.load(marks);
+    let dedup = Arc::new(Mutex::new(dedup));
     // The dispatch state: the same SQLite file, or PostgreSQL shared with other centre instances.
     let dispatch_db = DispatchDb::open(&db, config.store.dispatch_url.as_deref()).await?;
     tracing::info!(backend = dispatch_db.kind(), "dispatch state store");
-    let snapshot = dispatch_db.load_rule_state().await?;
+    // A cluster shares the series and the leases in that PostgreSQL (validation made sure there is one).
+    let shared = match (&cluster, &dispatch_db) {
+        (Some(cfg), DispatchDb::Postgres(pool)) => {
+            crate::store::pg_schema::apply(pool, crate::store::pg_series::SCHEMA).await?;
+            crate::store::pg_schema::apply(pool, leases::SCHEMA).await?;
+            let ttl_ms = (cfg.lease_s * 1000) as i64;
+            Some((pool.clone(), leases::Leases::new(pool.clone(), &cfg.instance, ttl_ms), cfg.clone()))
+        }
+        _ => None,
+    };
+    let snapshot = match shared {
+        Some(_) => None,
+        None => dispatch_db.load_rule_state().await?,
+    };
     let tickets = dispatch_db.tickets()?;
-    let series = SeriesReader::open(&db)?;
+    let series = match &shared {
+        Some((pool, ..)) => SeriesReader::Postgres(pool.clone()),
+        None => SeriesReader::open(&db)?,
+    };
     let evidence = EvidenceStore::open(&db)?;
     let tokens = dispatch_db.tokens()?;
     let outbox = dispatch_db.outbox()?;
     // Edge identities: the credentials in force, re-read every few seconds so a revocation needs no restart.
     let credentials = dispatch_db.edge_credentials(&config.edges.key_path(&db))?;
+    match credentials.check_shared_key().await {
+        // Without authentication no edge is checked against the key: say so, do not refuse to start.
+        Err(e) if config.edges.authentication == Authentication::Off => tracing::warn!(error = %e, "edge master key"),
+        other => other?,
+    }
     let registry = Registry::default();
     let in_force = registry.reload(&credentials).await?;
     let auth_mode = config.edges.authentication;
     tracing::info!(credentials = in_force, authentication = ?auth_mode, "edge credentials loaded");
     let credentials_stop = CancellationToken::new();
     let (ack_tx, ack_rx) = mpsc::channel(64);
-    let writer = StoreWriter::spawn(
-        &db,
-        WriterSettings { batch_max: config.store.batch_max, retention_days: config.store.retention_days },
-        metrics.clone(),
-        Some(ack_tx),
-    )?;
+    let writer_settings =
+        WriterSettings { batch_max: config.store.batch_max, retention_days: config.store.retention_days };
+    let writer = match &shared {
+        Some((pool, ..)) => StoreWriter::spawn_pg(pool.clone(), writer_settings, metrics.clone(), Some(ack_tx)),
+        None => StoreWriter::spawn(&db, writer_settings, metrics.clone(), Some(ack_tx))?,
+    };
     let influx = match &config.influx {
         Some(cfg) => Some(InfluxSink::spawn(cfg.clone(), metrics.clone())?),
         None => None,
@@ -163,36 +195,11 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         Err(RulebookError::NotFound(m)) => return Err(CentralError::Store(StoreError::Join(m))),
     };
     let mut engine = Engine::new(ruleset);
-    if let Some(s) = snapshot {
-        engine.restore(s);
-    }
-    let open = tickets.open_alerts().await?;
-    for (site, zone, rule, level) in &open {
-        engine.resume_alert(site, zone, rule, *level, chrono::Utc::now());
-    }
-    let orphans: Vec<RuleEvent> = engine
-        .views(None)
-        .into_iter()
-        .filter(|v| {
-            v.state.alert.is_some() && !open.iter().any(|(s, z, r, _)| s == &v.site && z == &v.zone && r == &v.rule)
-        })
-        .map(|v| RuleEvent {
-            site: v.site,
-            zone: v.zone,
-            rule: v.rule,
-            audience: v.audience,
-            ts: v.state.firing_since.unwrap_or_else(chrono::Utc::now),
-            transition: rules::Transition::Fire {
-                level: v.state.alert.unwrap_or(crowdgrid_proto::Level::Warning),
-                value: v.state.last_value.unwrap_or(0.0),
-            },
-            detail: "alert was active before the restart but its ticket was not stored".into(),
-            metric: v.metric,
-            unit: v.unit,
-            lower_is_urgent: v.lower_is_urgent,
-            density: v.density,
-        })
-        .collect();
+    // In a cluster each site's state is resumed when this instance takes it over.
+    let orphans = match shared {
+        Some(_) => Vec::new(),
+        None => resume(&mut engine, snapshot, &tickets.open_alerts().await?, None),
+    };
     let engine = Arc::new(Mutex::new(engine));
     let rulebook =
         Rulebook::new(sites.clone(), config.rule_files.clone(), dispatch_db.clone(), engine.clone(), rules_version);
@@ -239,6 +246,11 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         },
     };
 
+    // The notifier's client id must differ per instance: a cluster adds the instance's name.
+    let settings = match &shared {
+        Some((_, _, cfg)) => MqttSettings { client_id: format!("{}-{}", settings.client_id, cfg.instance), ..settings },
+        None => settings,
+    };
     let pool = {
         let cfg = config.models.clone();
         tokio::task::spawn_blocking(move || ModelPool::load(&cfg))
@@ -249,7 +261,6 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     let live = Arc::new(RwLock::new(Live::new(&sites, chrono::Duration::seconds(config.rules.fused_fresh_s))));
     let edges = Edges::default();
     let events = Events::new(4096);
-    let (client, eventloop) = ingest::connect(&settings);
     // Notifications get their own connection: it stays up after ingest stops, until the dispatcher
     // has drained, so no ticket change is lost at shutdown.
     let (notifier_client, notifier_loop) =
@@ -295,7 +306,12 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         auth_mode,
     );
     let camera_views = crate::central::camera_views::CameraViews::default();
+    let ownership = match &shared {
+        Some(_) => Ownership::Leased(Arc::new(RwLock::new(std::collections::HashMap::new()))),
+        None => Ownership::All,
+    };
     let state = AppState {
+        ownership: ownership.clone(),
         cameras: cameras.clone(),
         camera_views: camera_views.clone(),
         sites: sites.clone(),
@@ -331,22 +347,23 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
 
     let mut tasks = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);
-    let ingest_task = ingest::Ingest {
-        settings: settings.clone(),
-        client,
-        eventloop,
-        validator,
-        tx: in_tx,
-        metrics: metrics.clone(),
-        ready: ready_tx,
-        authn: Authenticator::new(registry.clone(), auth_mode, &prefix),
-        evidence: evidence_in::Intake {
+    let (save_tx, save_rx) = evidence_in::channel();
+    tasks.push(tokio::spawn(evidence_in::run(
+        evidence_in::Intake {
             store: evidence,
             tickets: tickets.clone(),
             live: live.clone(),
             metrics: metrics.clone(),
             total_bytes: crate::store::evidence::TOTAL_BYTES,
         },
+        save_rx,
+    )));
+    let handoff = ingest::Handoff {
+        validator,
+        tx: in_tx,
+        metrics: metrics.clone(),
+        authn: Authenticator::new(registry.clone(), auth_mode, &prefix),
+        evidence: save_tx,
         views: camera_views,
     };
     tasks.push(tokio::spawn(registry.clone().keep_fresh(
@@ -355,15 +372,57 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         credentials_stop.clone(),
     )));
     let acker = tokio::spawn(acker::run(notifier_client.clone(), prefix.clone(), registry, metrics.clone(), ack_rx));
-    tasks.push(tokio::spawn(ingest::run(ingest_task, shutdown.clone())));
+    match (&shared, &ownership) {
+        (Some((pool, leases, cfg)), Ownership::Leased(held)) => {
+            let coordinator = partitions::Coordinator {
+                leases: leases.clone(),
+                sites: sites.iter().map(|s| s.config.id.clone()).collect(),
+                held: held.clone(),
+                renew_every: cfg.renew_every(),
+                session_prefix: cfg.session_prefix.clone(),
+                mqtt: settings.clone(),
+                handoff,
+                dedup: dedup.clone(),
+                engine: engine.clone(),
+                tickets: tickets.clone(),
+                pool: pool.clone(),
+                actions: act_tx.clone(),
+                ready: ready_tx,
+                metrics: metrics.clone(),
+            };
+            tasks.push(tokio::spawn(partitions::run(coordinator, shutdown.clone())));
+        }
+        _ => {
+            let (client, eventloop) = ingest::connect(&settings);
+            let filters = crowdgrid_proto::topic::centre_filters(&prefix, "+");
+            let ingest =
+                ingest::Ingest { settings: settings.clone(), client, eventloop, filters, ready: ready_tx, handoff };
+            tasks.push(tokio::spawn(ingest::run(ingest, shutdown.clone())));
+        }
+    }
     tasks.push(tokio::spawn(rulebook.run(shutdown.clone())));
     if let Some(url) = &config.store.dispatch_url {
         let (url, stop) = (url.clone(), shutdown.clone());
-        tasks.push(tokio::spawn(crate::central::fanout::listen(url, instance, tickets.clone(), events.clone(), stop)));
+        tasks.push(tokio::spawn(crate::central::fanout::listen(
+            url.clone(),
+            instance.clone(),
+            tickets.clone(),
+            events.clone(),
+            stop.clone(),
+        )));
+        if let Some((pool, ..)) = &shared {
+            let (mirror, stream, owned) = (live.clone(), events.clone(), ownership.clone());
+            tasks.push(tokio::spawn(zone_fanout::listen(url, instance.clone(), mirror, stream, owned, stop.clone())));
+            let (stream, owned) = (events.clone(), ownership.clone());
+            tasks.push(tokio::spawn(zone_fanout::announce(pool.clone(), instance, stream, owned, stop)));
+        }
     }
     // Retained settings for every edge that has some (an embedded broker starts with none).
     tasks.push(tokio::spawn(async move { cameras.publish_all().await }));
+    let (receipts, to_release) = mpsc::channel(256);
+    tasks.push(tokio::spawn(ingest::release(to_release)));
     let processor = Processor {
+        receipts,
         dedup: dedup.clone(),
         live,
         engine: engine.clone(),
@@ -381,7 +440,11 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         // The processor fed the engine until now: only then take the final snapshot.
         processor_done.cancel();
     }));
-    tasks.push(tokio::spawn(tick::run(engine, act_tx, dispatch_db, Duration::from_secs(2), tick_stop)));
+    let rule_state = match shared {
+        Some((_, leases, _)) => tick::StateStore::PerSite { leases, ownership },
+        None => tick::StateStore::Whole(dispatch_db),
+    };
+    tasks.push(tokio::spawn(tick::run(engine, act_tx, rule_state, Duration::from_secs(2), tick_stop)));
     let service = TicketService::new(tickets.clone(), metrics.clone(), notifier.clone());
     tasks.push(tokio::spawn(dispatch::sla_clock(service.clone(), config.escalation.clone(), shutdown.clone())));
     tasks.push(tokio::spawn(notify::deliver_webhooks(

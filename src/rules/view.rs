@@ -76,6 +76,17 @@ pub struct Snapshot {
     pub sources: Vec<SavedSources>,
 }
 
+impl Snapshot {
+    /// Only `site`'s part.
+    pub fn of(&self, site: &str) -> Snapshot {
+        Snapshot {
+            version: self.version,
+            states: self.states.iter().filter(|s| s.site == site).cloned().collect(),
+            sources: self.sources.iter().filter(|s| s.site == site).cloned().collect(),
+        }
+    }
+}
+
 /// One saved state machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedState {
@@ -168,6 +179,23 @@ impl Engine {
             }
         }
         snap
+    }
+
+    /// Forgets everything about `site`'s zones (timers, alerts, sources heard, trends): a cluster instance that
+    /// takes the site over starts from the last owner's snapshot, not from what it knew when it owned it before.
+    pub fn reset_site(&mut self, site: &str) {
+        let Some((si, _)) = self.index.get(site) else { return };
+        let si = *si;
+        for z in self.zones.iter_mut().filter(|z| z.site == si) {
+            for sl in &mut z.slots {
+                sl.state = MachineState::default();
+            }
+            z.heard.clear();
+            z.density = 0.0;
+            if let Some((trend, _)) = &mut z.trend {
+                *trend = Default::default();
+            }
+        }
     }
 
     /// Swaps in `rules` without losing what is going on: a (zone, rule) whose rule and levels are unchanged keeps

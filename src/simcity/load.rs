@@ -28,6 +28,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 use crate::auth::edge_credentials::{Authentication, EdgeCredentials};
 use crate::central::config::{BrokerConfig, CentralConfig};
+use crate::store::dispatch_db::DispatchDb;
 
 /// Options of `crowdgrid sim-load`.
 #[derive(clap::Args, Debug, Clone)]
@@ -53,6 +54,9 @@ pub struct SimLoadArgs {
     /// How long to run, seconds.
     #[arg(long, default_value_t = 60)]
     pub duration_s: u64,
+    /// Threshold crossings to time, one a second, on zones left out of the load (see `simcity::probe`).
+    #[arg(long, default_value_t = 0)]
+    pub probes: usize,
 }
 
 /// What every site's edge counts (shared, printed by the reporter).
@@ -267,7 +271,15 @@ pub async fn run(args: SimLoadArgs) -> ExitCode {
             eprintln!("sim-load: {}: {e}", dir.display());
             return ExitCode::FAILURE;
         }
-        match EdgeCredentials::open(&cfg.store.path, &cfg.edges.key_path(&cfg.store.path)) {
+        // The centre's credentials where it keeps them: its SQLite file, or the PostgreSQL it shares.
+        let db = match DispatchDb::open(&cfg.store.path, cfg.store.dispatch_url.as_deref()).await {
+            Ok(db) => db,
+            Err(e) => {
+                eprintln!("sim-load: the centre's store: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match db.edge_credentials(&cfg.edges.key_path(&cfg.store.path)) {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("sim-load: the centre's credentials: {e}");
@@ -277,7 +289,13 @@ pub async fn run(args: SimLoadArgs) -> ExitCode {
     } else {
         None
     };
-    let all = feeds(&loaded.sites, &args);
+    let probes = super::probe::choose(&loaded.sites, args.probes);
+    let mut all = feeds(&loaded.sites, &args);
+    for p in &probes {
+        if let Some(f) = all.get_mut(&p.site) {
+            f.retain(|f| f.zone != p.zone);
+        }
+    }
     let per_s: f64 = all.values().flatten().map(|f| 1.0 / f.every.as_secs_f64()).sum();
     println!(
         "sim-load: {} sites, {} feeds, {per_s:.0} readings/s for {} s to {}:{port} ({})",
@@ -288,6 +306,7 @@ pub async fn run(args: SimLoadArgs) -> ExitCode {
         if signed { "signed" } else { "unsigned" }
     );
     let counts = Arc::new(Counts::default());
+    let watcher = creds.as_ref().map(|c| (crate::auth::edge_credentials::CENTRE_ID.to_string(), c.centre_password()));
     let mut with_creds = Vec::new();
     let before = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
     for (site, feeds) in all {
@@ -309,6 +328,17 @@ pub async fn run(args: SimLoadArgs) -> ExitCode {
     }
     let until = Instant::now() + Duration::from_secs(args.duration_s);
     let mut tasks = Vec::new();
+    let login = super::probe::Login {
+        host: args.host.clone(),
+        port,
+        prefix: prefix.clone(),
+        creds: with_creds
+            .iter()
+            .filter_map(|(s, _, c): &(String, _, Option<Credential>)| Some((s.clone(), c.clone()?)))
+            .collect(),
+        watcher,
+    };
+    let probing = tokio::spawn(super::probe::run(probes, login, until));
     for (site, feeds, cred) in with_creds {
         let broker = (args.host.clone(), port, prefix.clone());
         tasks.push(tokio::spawn(run_edge(site, feeds, broker, cred, counts.clone(), until)));
@@ -330,6 +360,7 @@ pub async fn run(args: SimLoadArgs) -> ExitCode {
     }
     reporter.abort();
     report(&counts, started.elapsed());
+    let _ = probing.await;
     if counts.acked.load(Ordering::Relaxed) < counts.sent.load(Ordering::Relaxed) {
         eprintln!("sim-load: the broker did not acknowledge every reading");
         return ExitCode::FAILURE;

@@ -5,3 +5,4 @@
 pub mod cli;
 pub mod gen;
 pub mod load;
+pub mod probe;

@@ -9,6 +9,7 @@ pub mod evidence;
 pub mod influx;
 pub mod outbox;
 pub mod pg_schema;
+pub mod pg_series;
 pub mod rule_state;
 pub mod rule_versions;
 pub mod schema;

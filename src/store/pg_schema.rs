@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS rule_state (
     snapshot TEXT NOT NULL,
     saved_at BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS edge_master_check (id INT PRIMARY KEY CHECK (id = 1), check_value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS edge_credentials (
     site TEXT NOT NULL,
     edge TEXT NOT NULL,
@@ -151,6 +152,14 @@ pub async fn connect(url: &str) -> Result<Pool, StoreError> {
         .recycle_timeout(Some(Duration::from_secs(5)))
         .build()
         .map_err(|e| StoreError::Postgres(format!("pool: {e}")))?;
+    let schema = apply(&pool, SCHEMA).await?;
+    tracing::info!(%schema, "dispatch state in PostgreSQL");
+    Ok(pool)
+}
+
+/// Runs idempotent DDL under the schema lock (instances starting together must not race on `CREATE ... IF NOT
+/// EXISTS`); returns the schema it ran in.
+pub async fn apply(pool: &Pool, ddl: &str) -> Result<String, StoreError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await?;
@@ -158,10 +167,9 @@ pub async fn connect(url: &str) -> Result<Pool, StoreError> {
     let Some(schema) = schema else {
         return Err(StoreError::Postgres("search_path names no existing schema: create it first".into()));
     };
-    tx.batch_execute(SCHEMA).await?;
+    tx.batch_execute(ddl).await?;
     tx.commit().await?;
-    tracing::info!(%schema, "dispatch state in PostgreSQL");
-    Ok(pool)
+    Ok(schema)
 }
 
 /// `url` with `search_path` set to `schema` on every connection (tokio-postgres passes `options` to the

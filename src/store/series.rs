@@ -1,9 +1,10 @@
-//! Reading series back from SQLite for the API (its own connection; WAL lets it read while the writer commits).
+//! Reading series back for the API: from SQLite (its own connection; WAL lets it read while the writer commits),
+//! or from PostgreSQL when the instances of a cluster share the series (`pg_series`).
 
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection};
+use rusqlite::params;
 use serde::Serialize;
 
 use super::blocking::BlockingConn;
@@ -83,26 +84,26 @@ pub const MAP_SERIES: &str = "crowdgrid-central/fused";
 
 /// Read side of the store.
 #[derive(Clone)]
-pub struct SeriesReader {
-    conn: BlockingConn,
+pub enum SeriesReader {
+    /// The centre's own SQLite file.
+    Sqlite(BlockingConn),
+    /// The cluster's PostgreSQL.
+    Postgres(deadpool_postgres::Pool),
 }
 
 impl SeriesReader {
     /// Opens a read connection.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self { conn: BlockingConn::open(path)? })
-    }
-
-    async fn with<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
-    ) -> Result<R, StoreError> {
-        self.conn.with(f).await
+        Ok(Self::Sqlite(BlockingConn::open(path)?))
     }
 
     /// One zone's readings in a time range, oldest first.
     pub async fn series(&self, q: SeriesQuery) -> Result<Vec<Point>, StoreError> {
-        self.with(move |c| {
+        let conn = match self {
+            Self::Sqlite(conn) => conn,
+            Self::Postgres(pool) => return super::pg_series::series(pool, &q).await,
+        };
+        conn.with(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT ts, source_id, source, seq, count, density, confidence, person, vehicle, inflow, outflow,
                  conflict, raw_count, dwell_p50_s, dwell_p90_s, vehicle_inflow, vehicle_outflow
@@ -143,8 +144,14 @@ impl SeriesReader {
         .await
     }
 
-    /// Number of stored readings.
-    pub async fn count(&self) -> Result<i64, StoreError> {
-        self.with(|c| Ok(c.query_row("SELECT COUNT(*) FROM readings", [], |r| r.get(0))?)).await
+    /// Whether the store answers (a cheap query: health checks run often).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(conn) => {
+                conn.with(|c| Ok(c.query_row("SELECT COUNT(*) FROM (SELECT 1 FROM readings LIMIT 1)", [], |_| Ok(()))?))
+                    .await
+            }
+            Self::Postgres(pool) => super::pg_series::ping(pool).await,
+        }
     }
 }

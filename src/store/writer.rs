@@ -1,7 +1,10 @@
 //! The store writer: one thread owning a SQLite connection, committing readings and the sources'
 //! sequence marks in one transaction per batch, and applying retention. Once a batch is durable it hands the
-//! batch's commit acknowledgements on (the edges delete a reading from their queue only then).
+//! batch's commit acknowledgements on (the edges delete a reading from their queue only then). With `[cluster]`
+//! the same batches go to PostgreSQL instead (`pg_series`, an async task: the pool is async), so every centre
+//! instance sharing it serves every zone.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -34,6 +37,8 @@ pub struct Ack {
 pub struct MarkRow {
     /// Source id.
     pub source_id: String,
+    /// Its site (PostgreSQL keeps it: a site's new owner loads its sources' marks).
+    pub site: String,
     /// Sequence space.
     pub epoch: u64,
     /// Every seq up to this is stored.
@@ -56,6 +61,8 @@ pub struct Batch {
     /// The map's own values (the centre's fusion, [`crate::store::series::MAP_SERIES`]) the batch produced:
     /// kept in `map_series`, not among the sources' readings.
     pub map: Vec<Reading>,
+    /// Barriers released once everything handed over before them is committed (a site's handover waits on one).
+    pub flushed: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Batch {
@@ -65,6 +72,7 @@ impl Batch {
         self.early.extend(more.early);
         self.acks.extend(more.acks);
         self.map.extend(more.map);
+        self.flushed.extend(more.flushed);
     }
 
     fn len(&self) -> usize {
@@ -72,10 +80,15 @@ impl Batch {
     }
 }
 
-/// Handle to the writer thread.
+/// Handle to the writer (a thread for SQLite, a task for PostgreSQL).
 pub struct StoreWriter {
     tx: mpsc::Sender<Batch>,
-    join: std::thread::JoinHandle<()>,
+    join: Join,
+}
+
+enum Join {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
 }
 
 /// Settings for the writer.
@@ -101,7 +114,19 @@ impl StoreWriter {
             .name("store-writer".to_string())
             .spawn(move || writer_loop(conn, rx, settings, metrics, acks))
             .map_err(|e| StoreError::Join(e.to_string()))?;
-        Ok(StoreWriter { tx, join })
+        Ok(StoreWriter { tx, join: Join::Thread(join) })
+    }
+
+    /// Starts the writer task committing to PostgreSQL ([`super::pg_series`]).
+    pub fn spawn_pg(
+        pool: deadpool_postgres::Pool,
+        settings: WriterSettings,
+        metrics: Metrics,
+        acks: Option<mpsc::Sender<Vec<Ack>>>,
+    ) -> StoreWriter {
+        let (tx, rx) = mpsc::channel(64);
+        let join = tokio::spawn(pg_loop(pool, rx, settings, metrics, acks));
+        StoreWriter { tx, join: Join::Task(join) }
     }
 
     /// Hands a batch to the writer, waiting while its queue is full (backpressure).
@@ -112,9 +137,12 @@ impl StoreWriter {
     /// Closes the queue and waits until everything handed over is committed.
     pub async fn close(self) {
         drop(self.tx);
-        let join = self.join;
-        if tokio::task::spawn_blocking(move || join.join()).await.is_err() {
-            tracing::error!("store writer thread panicked");
+        let failed = match self.join {
+            Join::Thread(join) => !matches!(tokio::task::spawn_blocking(move || join.join()).await, Ok(Ok(()))),
+            Join::Task(join) => join.await.is_err(),
+        };
+        if failed {
+            tracing::error!("store writer panicked");
         }
     }
 }
@@ -125,6 +153,7 @@ pub fn load_marks(conn: &Connection) -> Result<Vec<(MarkRow, Vec<u64>)>, StoreEr
     let rows = stmt.query_map([], |r| {
         Ok(MarkRow {
             source_id: r.get(0)?,
+            site: String::new(),
             epoch: r.get::<_, i64>(1)? as u64,
             low: r.get::<_, i64>(2)? as u64,
             high: r.get::<_, i64>(3)? as u64,
@@ -146,6 +175,40 @@ pub fn load_marks(conn: &Connection) -> Result<Vec<(MarkRow, Vec<u64>)>, StoreEr
     Ok(out)
 }
 
+/// Takes what queued up behind `batch`, up to `batch_max` readings: fewer, larger transactions under load.
+fn merge(batch: &mut Batch, rx: &mut mpsc::Receiver<Batch>, batch_max: usize) {
+    while batch.len() < batch_max {
+        match rx.try_recv() {
+            Ok(more) => batch.extend(more),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Counts a committed batch and releases its barriers; returns its acknowledgements to hand on.
+fn committed(batch: &mut Batch, metrics: &Metrics, started: Instant) -> Vec<Ack> {
+    metrics.store_batch_seconds.observe(started.elapsed().as_secs_f64());
+    metrics.readings_stored.inc_by(batch.len() as u64);
+    metrics.store_pending.sub(batch.len() as i64);
+    for barrier in batch.flushed.drain(..) {
+        let _ = barrier.send(());
+    }
+    std::mem::take(&mut batch.acks)
+}
+
+/// After a failed commit: how long to wait before retrying, or `None` to give the batch up (only at shutdown,
+/// after five attempts). Upstream waits meanwhile (backpressure) instead of losing readings.
+fn retry(batch: &Batch, metrics: &Metrics, attempt: u32, closed: bool, error: &StoreError) -> Option<Duration> {
+    metrics.store_errors.inc();
+    tracing::error!(%error, attempt, rows = batch.len(), "store write failed; retrying");
+    if closed && attempt >= 5 {
+        tracing::error!(rows = batch.len(), "store write keeps failing at shutdown; batch lost");
+        metrics.store_pending.sub(batch.len() as i64);
+        return None;
+    }
+    Some(Duration::from_millis(100 * 2u64.pow(attempt.min(6))))
+}
+
 fn writer_loop(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Batch>,
@@ -155,45 +218,79 @@ fn writer_loop(
 ) {
     let mut last_retention = Instant::now() - Duration::from_secs(3600);
     while let Some(mut batch) = rx.blocking_recv() {
-        while batch.len() < settings.batch_max {
-            match rx.try_recv() {
-                Ok(more) => batch.extend(more),
-                Err(_) => break,
-            }
-        }
+        merge(&mut batch, &mut rx, settings.batch_max);
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
             match write_batch(&mut conn, &batch) {
                 Ok(()) => {
-                    metrics.store_batch_seconds.observe(started.elapsed().as_secs_f64());
-                    metrics.readings_stored.inc_by(batch.len() as u64);
-                    metrics.store_pending.sub(batch.len() as i64);
+                    let done = committed(&mut batch, &metrics, started);
                     if let Some(tx) = &acks {
-                        if !batch.acks.is_empty() && tx.blocking_send(std::mem::take(&mut batch.acks)).is_err() {
+                        if !done.is_empty() && tx.blocking_send(done).is_err() {
                             tracing::debug!("acknowledger gone; edges will resend and the duplicates are dropped");
                         }
                     }
                     break;
                 }
                 Err(e) => {
-                    metrics.store_errors.inc();
                     attempt += 1;
-                    // Keep the batch and retry: upstream waits (backpressure) instead of losing readings.
-                    let wait = Duration::from_millis(100 * 2u64.pow(attempt.min(6)));
-                    tracing::error!(error = %e, attempt, rows = batch.len(), "store write failed; retrying");
-                    if rx.is_closed() && attempt >= 5 {
-                        tracing::error!(rows = batch.len(), "store write keeps failing at shutdown; batch lost");
-                        metrics.store_pending.sub(batch.len() as i64);
-                        break;
+                    match retry(&batch, &metrics, attempt, rx.is_closed(), &e) {
+                        Some(wait) => std::thread::sleep(wait),
+                        None => break,
                     }
-                    std::thread::sleep(wait);
                 }
             }
         }
         if last_retention.elapsed() >= Duration::from_secs(3600) {
             last_retention = Instant::now();
             apply_retention(&conn, settings.retention_days);
+        }
+    }
+    tracing::debug!("store writer drained");
+}
+
+async fn pg_loop(
+    pool: deadpool_postgres::Pool,
+    mut rx: mpsc::Receiver<Batch>,
+    settings: WriterSettings,
+    metrics: Metrics,
+    acks: Option<mpsc::Sender<Vec<Ack>>>,
+) {
+    let mut partitions = HashSet::new();
+    let mut last_retention = Instant::now() - Duration::from_secs(3600);
+    while let Some(mut batch) = rx.recv().await {
+        merge(&mut batch, &mut rx, settings.batch_max);
+        let mut attempt = 0u32;
+        loop {
+            let started = Instant::now();
+            match super::pg_series::write_batch(&pool, &mut partitions, &batch).await {
+                Ok(()) => {
+                    let done = committed(&mut batch, &metrics, started);
+                    if let Some(tx) = &acks {
+                        if !done.is_empty() && tx.send(done).await.is_err() {
+                            tracing::debug!("acknowledger gone; edges will resend and the duplicates are dropped");
+                        }
+                    }
+                    break;
+                }
+                Err(e) => {
+                    attempt += 1;
+                    // A partition another instance dropped, or one created meanwhile: look them up again.
+                    partitions.clear();
+                    match retry(&batch, &metrics, attempt, rx.is_closed(), &e) {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => break,
+                    }
+                }
+            }
+        }
+        if last_retention.elapsed() >= Duration::from_secs(3600) {
+            last_retention = Instant::now();
+            match super::pg_series::apply_retention(&pool, settings.retention_days).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(partitions = n, days = settings.retention_days, "retention applied"),
+                Err(e) => tracing::warn!(error = %e, "retention failed"),
+            }
         }
     }
     tracing::debug!("store writer drained");
@@ -323,12 +420,15 @@ mod tests {
             })
             .collect();
         // Seq 260 arrived early (259 and below missing): kept as an early arrival.
-        let marks = vec![MarkRow { source_id: "e/g".into(), epoch: 3, low: 250, high: 260 }];
+        let marks = vec![MarkRow { source_id: "e/g".into(), site: "t".into(), epoch: 3, low: 250, high: 260 }];
         // The map's value at that moment rides along, into its own table.
         let mut map = Reading::new("t", "z", SourceKind::Fused, "crowdgrid-central/fused", now, 12.0, 100.0, 0.9);
         map.density = 0.12;
         let early = vec![("e/g".into(), 3, 260)];
-        w.write(Batch { readings: batch, marks, early, acks: acks.clone(), map: vec![map] }).await.unwrap();
+        let (barrier, flushed) = tokio::sync::oneshot::channel();
+        let batch = Batch { readings: batch, marks, early, acks: acks.clone(), map: vec![map], flushed: vec![barrier] };
+        w.write(batch).await.unwrap();
+        flushed.await.expect("the barrier is released once the batch is committed");
         let got = ack_rx.recv().await.unwrap();
         assert_eq!(got, acks, "acknowledged once committed");
         w.close().await;
@@ -342,7 +442,7 @@ mod tests {
         assert_eq!(m, (12.0, 0.12));
         assert_eq!(
             load_marks(&conn).unwrap(),
-            vec![(MarkRow { source_id: "e/g".into(), epoch: 3, low: 250, high: 260 }, vec![260])]
+            vec![(MarkRow { source_id: "e/g".into(), site: String::new(), epoch: 3, low: 250, high: 260 }, vec![260])]
         );
     }
 }

@@ -1,0 +1,182 @@
+//! Zone changes across cluster instances: each instance judges only the sites it owns, yet an operator connected
+//! to any of them watches every zone. The owner announces its zones' new values with `NOTIFY` on [`CHANNEL`] —
+//! the latest per zone, every [`EVERY`], packed below NOTIFY's 8,000 bytes — and every other instance puts them on
+//! its live stream and into its live state ([`Live::mirror`]), so `/api/v1/zones`, the city view and the event
+//! stream of any instance carry every site. Coalescing bounds the traffic to one row per changing zone per
+//! period whatever the reading rate. Only the centre instances reach the database (see `fanout`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use crowdgrid_proto::Level;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::Ownership;
+use crate::central::events::{Events, LiveEvent, ZoneEvent};
+use crate::central::fanout::listen_channel;
+use crate::central::live::{Live, FUSED};
+
+/// The NOTIFY channel.
+pub const CHANNEL: &str = "crowdgrid_zone_events";
+
+/// How often the latest value of each changed zone goes out.
+pub const EVERY: Duration = Duration::from_millis(500);
+
+/// Largest payload sent (PostgreSQL refuses 8,000 bytes and more).
+const MAX_PAYLOAD: usize = 7_000;
+
+/// One zone's value as announced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Zone {
+    site: String,
+    zone: String,
+    grid: String,
+    level: Level,
+    density: f64,
+    count: f64,
+    ts: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Announcement {
+    origin: String,
+    zones: Vec<Zone>,
+}
+
+/// Announces the changes of the zones this instance owns until `stop` (read off its own live stream).
+pub async fn announce(
+    pool: deadpool_postgres::Pool,
+    origin: Arc<str>,
+    events: Events,
+    ownership: Ownership,
+    stop: CancellationToken,
+) {
+    let mut rx = events.subscribe();
+    let mut latest: HashMap<(String, String), Zone> = HashMap::new();
+    let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            ev = rx.recv() => match ev {
+                Ok(LiveEvent::Zone(z)) if ownership.owns(&z.site) => {
+                    let z = Zone { site: z.site, zone: z.zone, grid: z.grid, level: z.level, density: z.density, count: z.count, ts: z.ts };
+                    latest.insert((z.site.clone(), z.zone.clone()), z);
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => tracing::debug!(missed = n, "zone fan-out lagged; later values follow"),
+                Err(RecvError::Closed) => return,
+            },
+            _ = tick.tick() => {
+                if latest.is_empty() {
+                    continue;
+                }
+                let zones: Vec<Zone> = latest.drain().map(|(_, z)| z).collect();
+                for payload in pack(&origin, zones) {
+                    let sent = async {
+                        let c = pool.get().await.map_err(|e| e.to_string())?;
+                        c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await.map_err(|e| e.to_string())
+                    };
+                    if let Err(e) = sent.await {
+                        tracing::warn!(error = %e, "zone changes not announced to the other instances");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs `zones` into announcements of at most [`MAX_PAYLOAD`] bytes each.
+fn pack(origin: &str, zones: Vec<Zone>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chunk: Vec<Zone> = Vec::new();
+    let mut size = 0;
+    for z in zones {
+        let len = serde_json::to_string(&z).map(|s| s.len() + 1).unwrap_or(0);
+        if !chunk.is_empty() && size + len + origin.len() + 32 > MAX_PAYLOAD {
+            out.extend(encode(origin, std::mem::take(&mut chunk)));
+            size = 0;
+        }
+        size += len;
+        chunk.push(z);
+    }
+    if !chunk.is_empty() {
+        out.extend(encode(origin, chunk));
+    }
+    out
+}
+
+fn encode(origin: &str, zones: Vec<Zone>) -> Option<String> {
+    serde_json::to_string(&Announcement { origin: origin.to_string(), zones }).ok()
+}
+
+/// Listens until `stop`: other instances' zone changes onto `events` and into `live` (never a site this instance
+/// owns: its own judgement is the truth there).
+pub async fn listen(
+    url: String,
+    origin: Arc<str>,
+    live: Arc<RwLock<Live>>,
+    events: Events,
+    ownership: Ownership,
+    stop: CancellationToken,
+) {
+    listen_channel(url, CHANNEL, stop, move |payload| {
+        let a: Option<Announcement> = serde_json::from_str(&payload)
+            .map_err(|e| tracing::warn!(error = %e, "zone fan-out: not an announcement"))
+            .ok();
+        if let Some(a) = a.filter(|a| *a.origin != *origin) {
+            let mut live = live.write().unwrap_or_else(|e| e.into_inner());
+            for z in a.zones.into_iter().filter(|z| !ownership.owns(&z.site)) {
+                let ev = ZoneEvent {
+                    site: z.site,
+                    zone: z.zone,
+                    grid: z.grid,
+                    level: z.level,
+                    density: z.density,
+                    count: z.count,
+                    ts: z.ts,
+                    from: FUSED,
+                };
+                if live.mirror(&ev) {
+                    events.send(LiveEvent::Zone(ev));
+                }
+            }
+        }
+        std::future::ready(())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packs_below_the_notify_limit_and_loses_no_zone() {
+        let zones: Vec<Zone> = (0..500)
+            .map(|i| Zone {
+                site: "changzhou-tianning-0001".into(),
+                zone: format!("zone-{i:05}"),
+                grid: "grid-0001".into(),
+                level: Level::Warning,
+                density: 1.25,
+                count: 1234.0,
+                ts: Utc::now(),
+            })
+            .collect();
+        let payloads = pack("centre-a-1234-deadbeef", zones);
+        assert!(payloads.len() > 1, "500 zones do not fit one announcement");
+        let mut seen = 0;
+        for p in &payloads {
+            assert!(p.len() < 8000, "{} bytes", p.len());
+            let a: Announcement = serde_json::from_str(p).unwrap();
+            assert_eq!(a.origin, "centre-a-1234-deadbeef");
+            seen += a.zones.len();
+        }
+        assert_eq!(seen, 500);
+    }
+}

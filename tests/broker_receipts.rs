@@ -1,0 +1,117 @@
+//! A publisher without a queue of its own (a third-party feed, `sim-load`) loses nothing when the centre is killed
+//! with SIGKILL: the centre acknowledges a reading to the broker only once it is committed, so what it had received
+//! but not stored is delivered again from its persistent session when it comes back.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use crowdgrid::central::broker::free_loopback_addr;
+use crowdgrid_proto::{topic, Reading, SourceKind};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+const N: u64 = 6000;
+
+fn centre_file(dir: &Path, broker: u16, api: &str) -> std::path::PathBuf {
+    let site = root().join("config/west-taihu/site.toml");
+    let path = dir.join("central.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"sites = ["{}"]
+
+[broker]
+mode = "external"
+host = "127.0.0.1"
+port = {broker}
+client_id = "receipts-centre"
+
+[edges]
+authentication = "off"
+
+[store]
+path = "central.db"
+
+[api]
+listen = "{api}"
+"#,
+            site.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_received_but_not_committed_are_delivered_again_after_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let api = free_loopback_addr().unwrap().to_string();
+    let config = centre_file(dir.path(), broker.port, &api);
+    let log = dir.path().join("centre.log");
+    let mut centre = start_centre_process(&config, &format!("http://{api}"), &log).await;
+
+    let mut o = MqttOptions::new("third-party-feed", "127.0.0.1", broker.port);
+    o.set_inflight(100);
+    let (client, mut el) = AsyncClient::new(o, 1000);
+    let acked = Arc::new(AtomicU64::new(0));
+    let count = acked.clone();
+    tokio::spawn(async move {
+        loop {
+            match el.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    let t = topic::reading("crowdgrid/v1", "west-taihu", "beach");
+    let publisher = tokio::spawn(async move {
+        for seq in 1..=N {
+            let mut r = Reading::new(
+                "west-taihu",
+                "beach",
+                SourceKind::BaseStation,
+                "feed/cells",
+                chrono::Utc::now(),
+                800.0,
+                8000.0,
+                0.6,
+            );
+            r.seq = seq;
+            client.publish(t.clone(), QoS::AtLeastOnce, false, serde_json::to_vec(&r).unwrap()).await.unwrap();
+        }
+        client
+    });
+    // Kill it while readings stream in: some are received (and, before, were acknowledged) but not committed.
+    let db = dir.path().join("central.db");
+    eventually(Duration::from_secs(30), "a third of the readings stored", || async {
+        (stored_seqs(&db, "feed/%").len() as u64 > N / 3).then_some(())
+    })
+    .await;
+    centre.kill().unwrap();
+    centre.wait().unwrap();
+    let _client = publisher.await.unwrap();
+    eventually(Duration::from_secs(30), "the broker to take every reading", || async {
+        (acked.load(Ordering::Relaxed) == N).then_some(())
+    })
+    .await;
+    let at_kill = stored_seqs(&db, "feed/%").len() as u64;
+    assert!(at_kill < N, "the centre was killed mid-stream ({at_kill} of {N} stored)");
+
+    let mut centre = start_centre_process(&config, &format!("http://{api}"), &log).await;
+    let stored = eventually(Duration::from_secs(60), "every reading stored", || async {
+        let s = stored_seqs(&db, "feed/%");
+        (s.len() as u64 >= N).then_some(s)
+    })
+    .await;
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(centre.id().to_string()).status();
+    let _ = centre.wait();
+    assert_complete(&stored, &[("feed/cells".to_string(), N as i64)]);
+}
