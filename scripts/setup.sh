@@ -26,6 +26,8 @@ if [ "$want_test" -eq 1 ]; then
   # Brokers and the time-series server for the integration tests; Chromium (+ a CJK font, zone names
   # are Chinese) for the browser tests.
   pkgs+=(mosquitto mosquitto-clients openssl victoria-metrics chromium fonts-wqy-microhei)
+  # A clustered broker for the cluster test: three NATS servers with JetStream speaking MQTT.
+  pkgs+=(nats-server)
   # A loopback RTSP server for the capture test (tests/data/rtsp_server.py runs on Debian's /usr/bin/python3).
   pkgs+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs npm)
@@ -44,6 +46,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   # on free ports instead, so leave the system ones as they were (mosquitto on 1883 is used by a test).
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     $sudo_cmd systemctl disable --now victoria-metrics >/dev/null 2>&1 || true
+    $sudo_cmd systemctl disable --now nats-server >/dev/null 2>&1 || true
   fi
 fi
 

@@ -4,181 +4,26 @@
 //! it does not hold; `kill -9` of the busiest instance under load → its sites are taken over (the takeover time is
 //! printed), the ticket each site had stays one ticket; the killed instance restarts and gets sites back; once the
 //! edges' queues drain, every reading of every source is stored exactly once (sequence numbers 1..=n, no gap).
+//! The same on a clustered broker (three NATS servers with JetStream speaking MQTT).
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::cluster::*;
 use common::*;
-use crowdgrid::central::broker::free_loopback_addr;
 use crowdgrid::store::pg_schema::TestSchema;
 use crowdgrid_edge::agent::Agent;
 
 const SITES: usize = 6;
-const PREFIX: &str = "crowdgrid/v1";
-
-fn site_id(i: usize) -> String {
-    format!("isle-{i}")
-}
-
-/// West Taihu's site file under another id.
-fn write_sites(dir: &Path) -> Vec<PathBuf> {
-    let text = std::fs::read_to_string(root().join("config/west-taihu/site.toml")).unwrap();
-    assert!(text.contains("id = \"west-taihu\""));
-    (0..SITES)
-        .map(|i| {
-            let path = dir.join(format!("{}.toml", site_id(i)));
-            std::fs::write(&path, text.replace("id = \"west-taihu\"", &format!("id = \"{}\"", site_id(i)))).unwrap();
-            path
-        })
-        .collect()
-}
-
-struct Instance {
-    name: String,
-    config: PathBuf,
-    api: String,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Instance {
-    fn new(dir: &Path, name: &str, sites: &[PathBuf], broker: u16, pg: &str) -> Instance {
-        let own = dir.join(name);
-        std::fs::create_dir_all(&own).unwrap();
-        let api = free_loopback_addr().unwrap();
-        let sites: Vec<String> = sites.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
-        let config = own.join("central.toml");
-        std::fs::write(
-            &config,
-            format!(
-                r#"sites = [{sites}]
-
-[broker]
-mode = "external"
-host = "127.0.0.1"
-port = {broker}
-client_id = "centre"
-topic_prefix = "{PREFIX}"
-
-[edges]
-authentication = "off"
-
-[store]
-path = "central.db"
-dispatch_url = "{pg}"
-
-[api]
-listen = "{api}"
-
-[cluster]
-instance = "{name}"
-lease_s = 3
-"#,
-                sites = sites.join(", ")
-            ),
-        )
-        .unwrap();
-        Instance { name: name.into(), config, api: format!("http://{api}"), log: own.join("centre.log"), child: None }
-    }
-
-    async fn start(&mut self) {
-        self.child = Some(start_centre_process(&self.config, &self.api, &self.log).await);
-    }
-
-    fn kill_9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn terminate(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill_9();
-    }
-}
-
-async fn pg(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
-    tokio::spawn(conn);
-    client
-}
-
-/// site → owner, for unexpired leases.
-async fn owners(db: &tokio_postgres::Client) -> BTreeMap<String, String> {
-    let rows = db
-        .query(
-            "SELECT site, owner FROM partition_leases
-             WHERE owner IS NOT NULL AND expires_at >= (extract(epoch from clock_timestamp()) * 1000)::bigint",
-            &[],
-        )
-        .await
-        .unwrap_or_default();
-    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
-}
-
-fn edge_config(dir: &Path, site_file: &Path, edge: &str, broker: u16) -> PathBuf {
-    let text = format!(
-        r#"
-[edge]
-id = "{edge}"
-site = "{site}"
-
-[mqtt]
-host = "127.0.0.1"
-port = {broker}
-topic_prefix = "{PREFIX}"
-keep_alive_s = 5
-status_interval_s = 2
-max_backoff_s = 1
-
-[queue]
-path = "{edge}.queue.db"
-
-[fusion]
-interval_ms = 500
-
-[[sources]]
-type = "simulated"
-id = "sim"
-interval_ms = 100
-seed = 1
-zones = [
-  {{ zone = "beach", profile = "flat", base = 1.0, peak = 1.0 }},
-  {{ zone = "jetty", profile = "flat", base = 3.2, peak = 3.2 }},
-]
-"#,
-        site = site_file.display()
-    );
-    let path = dir.join(format!("{edge}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// The last reading time stored per site.
-async fn latest(db: &tokio_postgres::Client) -> HashMap<String, i64> {
-    let rows = db.query("SELECT site, MAX(ts) FROM readings GROUP BY site", &[]).await.unwrap();
-    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_the_sites_and_survive_a_kill_9() {
     let schema = TestSchema::create().await.expect("PostgreSQL for tests (scripts/test-postgres.sh)");
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start(dir.path());
-    let sites = write_sites(dir.path());
+    let sites = write_sites(dir.path(), SITES);
     let db = pg(&schema.url()).await;
     let mut instances: Vec<Instance> =
         ["a", "b", "c"].iter().map(|n| Instance::new(dir.path(), n, &sites, broker.port, &schema.url())).collect();
@@ -238,49 +83,74 @@ async fn three_instances_share_the_sites_and_survive_a_kill_9() {
         );
     }
     // Each site's jetty (3.2/m² over its 2.5 warning) has its ticket.
-    let tickets = || async {
-        let rows = db.query("SELECT site, zone, rule, COUNT(*) FROM tickets GROUP BY 1, 2, 3", &[]).await.unwrap();
-        rows.iter().map(|r| ((r.get::<_, String>(0), r.get::<_, String>(1)), r.get::<_, i64>(3))).collect::<Vec<_>>()
-    };
-    eventually(Duration::from_secs(30), "a ticket for every site's jetty", || async {
-        let t = tickets().await;
-        (t.iter().filter(|((_, z), _)| z == "jetty").count() == SITES).then_some(())
-    })
-    .await;
+    jetty_tickets(&db, SITES).await;
 
     // kill -9 under load.
-    let victim = 1;
-    let victim_sites: Vec<String> =
-        owners(&db).await.into_iter().filter(|(_, o)| *o == instances[victim].name).map(|(s, _)| s).collect();
-    assert_eq!(victim_sites.len(), 2);
-    let killed_at = Instant::now();
-    let killed_ms = chrono::Utc::now().timestamp_millis();
-    instances[victim].kill_9();
-    let leased = eventually(Duration::from_secs(30), "the killed instance's sites to be taken over", || async {
-        let o = owners(&db).await;
-        victim_sites.iter().all(|s| o.get(s).is_some_and(|w| *w != "b")).then(|| killed_at.elapsed())
-    })
-    .await;
-    let flowing = eventually(Duration::from_secs(30), "readings of its sites stored again", || async {
-        let l = latest(&db).await;
-        victim_sites.iter().all(|s| l.get(s).is_some_and(|t| *t > killed_ms + 500)).then(|| killed_at.elapsed())
-    })
-    .await;
-    println!(
-        "takeover after kill -9: leases taken in {:.1} s, readings stored again after {:.1} s",
-        leased.as_secs_f64(),
-        flowing.as_secs_f64()
-    );
+    kill_9_and_time(&mut instances[1], &db, 2).await;
 
     // The killed instance comes back and gets its share again.
-    instances[victim].start().await;
+    instances[1].start().await;
     eventually(Duration::from_secs(40), "the restarted instance to hold sites again", || async {
         let o = owners(&db).await;
         (o.len() == SITES && o.values().filter(|w| *w == "b").count() == 2).then_some(())
     })
     .await;
 
-    // Drain: every edge's queue empty means every reading was committed and acknowledged.
+    drain_and_check(edges, &mut instances, &db, dir.path(), SITES).await;
+    drop(db);
+    schema.drop().await.unwrap();
+}
+
+/// Every site's jetty (3.2/m² over its 2.5 warning) has its ticket.
+async fn jetty_tickets(db: &tokio_postgres::Client, sites: usize) {
+    eventually(Duration::from_secs(30), "a ticket for every site's jetty", || async {
+        (tickets(db).await.iter().filter(|((_, z), _)| z == "jetty").count() == sites).then_some(())
+    })
+    .await;
+}
+
+/// Tickets per (site, zone), whatever their state.
+async fn tickets(db: &tokio_postgres::Client) -> Vec<((String, String), i64)> {
+    let rows = db.query("SELECT site, zone, rule, COUNT(*) FROM tickets GROUP BY 1, 2, 3", &[]).await.unwrap();
+    rows.iter().map(|r| ((r.get::<_, String>(0), r.get::<_, String>(1)), r.get::<_, i64>(3))).collect()
+}
+
+/// Kills `victim` with SIGKILL, waits until each of its `held` sites is leased by another instance and stored
+/// into again, and prints both times.
+async fn kill_9_and_time(victim: &mut Instance, db: &tokio_postgres::Client, held: usize) {
+    let name = victim.name.clone();
+    let victim_sites: Vec<String> = owners(db).await.into_iter().filter(|(_, o)| *o == name).map(|(s, _)| s).collect();
+    assert_eq!(victim_sites.len(), held, "{name} holds {victim_sites:?}");
+    let killed_at = Instant::now();
+    let killed_ms = chrono::Utc::now().timestamp_millis();
+    victim.kill_9();
+    let leased = eventually(Duration::from_secs(30), "the killed instance's sites to be taken over", || async {
+        let o = owners(db).await;
+        victim_sites.iter().all(|s| o.get(s).is_some_and(|w| *w != name)).then(|| killed_at.elapsed())
+    })
+    .await;
+    let flowing = eventually(Duration::from_secs(30), "readings of its sites stored again", || async {
+        let l = latest(db).await;
+        victim_sites.iter().all(|s| l.get(s).is_some_and(|t| *t > killed_ms + 500)).then(|| killed_at.elapsed())
+    })
+    .await;
+    println!(
+        "takeover after kill -9 of {name}: leases taken in {:.1} s, readings stored again after {:.1} s",
+        leased.as_secs_f64(),
+        flowing.as_secs_f64()
+    );
+}
+
+/// Waits for every edge's queue to drain (every reading committed and acknowledged), stops everything, then checks
+/// that each source's readings are stored exactly once (1..=n, no gap) and that each (site, zone, rule) had one
+/// ticket through the kill and the rebalancing.
+async fn drain_and_check(
+    edges: Vec<Agent>,
+    instances: &mut [Instance],
+    db: &tokio_postgres::Client,
+    dir: &std::path::Path,
+    sites: usize,
+) {
     for e in &edges {
         let q = e.queue.clone();
         eventually(Duration::from_secs(60), "the edge queues to drain", || async { (q.depth() == 0).then_some(()) })
@@ -289,23 +159,62 @@ async fn three_instances_share_the_sites_and_survive_a_kill_9() {
     for e in edges {
         e.stop().await;
     }
-    for i in &mut instances {
+    for i in instances.iter_mut() {
         i.terminate();
     }
     let mut stored: Vec<(String, i64)> = Vec::new();
     for r in db.query("SELECT source_id, seq FROM readings ORDER BY source_id, ts, seq", &[]).await.unwrap() {
         stored.push((r.get(0), r.get(1)));
     }
-    for i in 0..SITES {
-        let assigned = assigned_seqs(&dir.path().join(format!("edge-{i}.queue.db")));
+    for i in 0..sites {
+        let assigned = assigned_seqs(&dir.join(format!("edge-{i}.queue.db")));
         let mine: Vec<(String, i64)> =
             stored.iter().filter(|(s, _)| s.starts_with(&format!("edge-{i}/"))).cloned().collect();
         assert_complete(&mine, &assigned);
     }
-    // One ticket per site's jetty, through the kill and the rebalancing.
-    for ((site, zone), n) in tickets().await {
+    for ((site, zone), n) in tickets(db).await {
         assert_eq!(n, 1, "{site}/{zone} has {n} tickets");
     }
+}
+
+/// The same on a clustered broker: three NATS servers with JetStream speaking MQTT, instance a on node 0, b on
+/// node 1, the edges on node 2. When a is killed, b takes its sites over on its own node: the sites' sessions (and
+/// what was queued in them) follow through JetStream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_nats_cluster_a_killed_instance_s_sites_move_to_another_node() {
+    const NATS_SITES: usize = 4;
+    let schema = TestSchema::create().await.expect("PostgreSQL for tests (scripts/test-postgres.sh)");
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsCluster::start(dir.path()).await;
+    let sites = write_sites(dir.path(), NATS_SITES);
+    let db = pg(&schema.url()).await;
+    let mut instances: Vec<Instance> = ["a", "b"]
+        .iter()
+        .zip(&nats.mqtt)
+        .map(|(n, port)| Instance::new(dir.path(), n, &sites, *port, &schema.url()))
+        .collect();
+    for i in &mut instances {
+        i.start().await;
+    }
+    eventually(Duration::from_secs(60), "the sites to be shared two by two", || async {
+        let o = owners(&db).await;
+        (o.len() == NATS_SITES && o.values().filter(|w| *w == "a").count() == 2).then_some(())
+    })
+    .await;
+    let mut edges = Vec::new();
+    for (i, site) in sites.iter().enumerate() {
+        let path = edge_config(dir.path(), site, &format!("edge-{i}"), nats.mqtt[2]);
+        edges.push(Agent::start(load_edge(&path)).await.unwrap());
+    }
+    eventually(Duration::from_secs(60), "readings of every site", || async {
+        (latest(&db).await.len() == NATS_SITES).then_some(())
+    })
+    .await;
+    jetty_tickets(&db, NATS_SITES).await;
+    kill_9_and_time(&mut instances[0], &db, 2).await;
+    let o = owners(&db).await;
+    assert!(o.values().all(|w| w == "b"), "b holds every site: {o:?}");
+    drain_and_check(edges, &mut instances, &db, dir.path(), NATS_SITES).await;
     drop(db);
     schema.drop().await.unwrap();
 }

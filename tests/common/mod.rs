@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod camera;
+pub mod cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
