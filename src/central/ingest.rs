@@ -87,20 +87,32 @@ impl Receipt {
         // (Mosquitto `max_inflight_messages`, EMQX `max_inflight`, NATS `max_ack_pending`): it is never full of
         // acknowledgements. A closed connection is fine: the broker delivers the publish again on the next one.
         if let Err(e) = self.client.try_ack(&self.publish) {
-            tracing::debug!(error = %e, "receipt not acknowledged; the broker delivers it again");
+            // Only if the broker lets more than SUBSCRIBER_REQUESTS be in flight: that slot stays taken until the
+            // next connection.
+            tracing::warn!(error = %e, "receipt not acknowledged; the broker delivers it again on reconnection");
         }
     }
 }
 
-/// Receipts waiting for the commit of the batch their readings went into.
-pub type Committed = (tokio::sync::oneshot::Receiver<()>, Vec<Receipt>);
+/// One batch's receipts, waiting for its commit.
+pub struct Committed {
+    /// Fires once the batch is committed.
+    pub committed: tokio::sync::oneshot::Receiver<()>,
+    /// Acknowledged then, in order.
+    pub receipts: Vec<Receipt>,
+    /// Barriers released after the acknowledgements are queued (a site's handover waits on one).
+    pub then: Vec<tokio::sync::oneshot::Sender<()>>,
+}
 
 /// Acknowledges receipts to the broker once their batch is committed, in order, until `rx` closes. A batch never
 /// committed (the store gave up at shutdown) is not acknowledged: the broker delivers it again.
 pub async fn release(mut rx: mpsc::Receiver<Committed>) {
-    while let Some((committed, receipts)) = rx.recv().await {
-        if committed.await.is_ok() {
-            receipts.into_iter().for_each(Receipt::ack);
+    while let Some(batch) = rx.recv().await {
+        if batch.committed.await.is_ok() {
+            batch.receipts.into_iter().for_each(Receipt::ack);
+            for barrier in batch.then {
+                let _ = barrier.send(());
+            }
         }
     }
 }
@@ -183,11 +195,15 @@ pub struct Ingest {
     pub ready: tokio::sync::watch::Sender<bool>,
     /// Where it hands publishes.
     pub handoff: Handoff,
+    /// Once cancelled, publishes are neither handed over nor acknowledged (the broker delivers them again to
+    /// whoever holds the session next) while the event loop keeps running, so what was handed over before can
+    /// still be acknowledged: a site's handover pauses, waits for its barrier, then stops.
+    pub pause: CancellationToken,
 }
 
 /// Polls the event loop until `shutdown`, re-subscribing on every connection.
 pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
-    let Ingest { settings, client, mut eventloop, filters, ready, handoff } = ingest;
+    let Ingest { settings, client, mut eventloop, filters, ready, handoff, pause } = ingest;
     let Handoff { validator, tx, metrics, authn, evidence: save_tx, views } = handoff;
     let mut rejects = RejectLog::default();
     let mut outage_logged = false;
@@ -227,6 +243,7 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
                     ready.send_replace(true);
                 }
             }
+            Ok(Event::Incoming(Packet::Publish(_))) if pause.is_cancelled() => {}
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let is_reading = topic::parse_reading(&settings.prefix, &p.topic).is_some();
                 if is_reading {

@@ -9,7 +9,7 @@ use super::dedup::{Dedup, Verdict};
 use super::edge_watch;
 use super::edges::Edges;
 use super::events::{Events, LiveEvent};
-use super::ingest::Incoming;
+use super::ingest::{Committed, Incoming};
 use super::judge::judge;
 use super::live::Live;
 use crate::metrics::Metrics;
@@ -36,7 +36,9 @@ pub struct Processor {
     /// Live stream.
     pub events: Events,
     /// Broker receipts, acknowledged once their batch is committed ([`super::ingest::release`]).
-    pub receipts: mpsc::Sender<super::ingest::Committed>,
+    pub receipts: mpsc::Sender<Committed>,
+    /// The sites whose events this instance raises.
+    pub ownership: super::cluster::Ownership,
     /// Largest batch taken at once.
     pub batch_max: usize,
     /// Metrics.
@@ -141,10 +143,12 @@ impl Processor {
                 }
                 marks_after(&dedup, &good)
             };
-            if !receipts.is_empty() {
-                let (committed, barrier) = tokio::sync::oneshot::channel();
-                flushed.push(committed);
-                if self.receipts.send((barrier, receipts)).await.is_err() {
+            // Receipts are acknowledged once the batch is committed, and a handover's barrier only after them, so
+            // the next owner of a site is not delivered again what this one stored.
+            if !receipts.is_empty() || !flushed.is_empty() {
+                let (done, committed) = tokio::sync::oneshot::channel();
+                let then = std::mem::replace(&mut flushed, vec![done]);
+                if self.receipts.send(Committed { committed, receipts, then }).await.is_err() {
                     tracing::error!("receipt releaser gone; the broker delivers these readings again");
                 }
             }
@@ -161,7 +165,8 @@ impl Processor {
                     break;
                 }
             }
-            for ev in fired {
+            // A site whose lease was lost meanwhile is judged by its new owner: its events are that one's to raise.
+            for ev in fired.into_iter().filter(|ev| self.ownership.owns(&ev.site)) {
                 if self.actions.send(ev).await.is_err() {
                     tracing::error!("dispatcher gone");
                 }

@@ -379,6 +379,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
                 sites: sites.iter().map(|s| s.config.id.clone()).collect(),
                 held: held.clone(),
                 renew_every: cfg.renew_every(),
+                lease: Duration::from_secs(cfg.lease_s),
                 session_prefix: cfg.session_prefix.clone(),
                 mqtt: settings.clone(),
                 handoff,
@@ -395,8 +396,16 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         _ => {
             let (client, eventloop) = ingest::connect(&settings);
             let filters = crowdgrid_proto::topic::centre_filters(&prefix, "+");
-            let ingest =
-                ingest::Ingest { settings: settings.clone(), client, eventloop, filters, ready: ready_tx, handoff };
+            let pause = CancellationToken::new();
+            let ingest = ingest::Ingest {
+                settings: settings.clone(),
+                client,
+                eventloop,
+                filters,
+                ready: ready_tx,
+                handoff,
+                pause,
+            };
             tasks.push(tokio::spawn(ingest::run(ingest, shutdown.clone())));
         }
     }
@@ -423,6 +432,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
     tasks.push(tokio::spawn(ingest::release(to_release)));
     let processor = Processor {
         receipts,
+        ownership: ownership.clone(),
         dedup: dedup.clone(),
         live,
         engine: engine.clone(),

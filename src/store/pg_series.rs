@@ -49,6 +49,12 @@ const PARTITIONED: [&str; 2] = ["readings", "map_series"];
 /// Advisory lock key taken while creating partitions (any constant distinct from the schema's).
 const PARTITION_LOCK: i64 = 0x6367_7061_7274;
 
+/// Advisory lock key of retention (one instance drops partitions at a time).
+const RETENTION_LOCK: i64 = 0x6367_7265_7465;
+
+/// How long retention waits for the partitioned table's lock.
+const RETENTION_LOCK_TIMEOUT: &str = "2s";
+
 const DAY_MS: i64 = 86_400_000;
 
 fn day_of(ts_ms: i64) -> i64 {
@@ -168,7 +174,8 @@ pub async fn write_batch(pool: &Pool, known: &mut HashSet<i64>, batch: &Batch) -
         .prepare(
             "INSERT INTO source_marks (source_id, site, epoch, seq, high) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (source_id) DO UPDATE SET site = excluded.site, epoch = excluded.epoch, seq = excluded.seq,
-             high = excluded.high",
+             high = excluded.high
+             WHERE (source_marks.epoch, source_marks.seq, source_marks.high) <= (excluded.epoch, excluded.seq, excluded.high)",
         )
         .await?;
     let early_out = tx.prepare("DELETE FROM source_early WHERE source_id = $1 AND (epoch <> $2 OR seq <= $3)").await?;
@@ -259,10 +266,18 @@ pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Drops the day partitions wholly older than `days` days.
+/// Drops the day partitions wholly older than `days` days. One instance at a time does it (the others skip), and
+/// it gives up after [`RETENTION_LOCK_TIMEOUT`] rather than hold the writers up behind a long query: the next hour
+/// tries again.
 pub async fn apply_retention(pool: &Pool, days: u32) -> Result<usize, StoreError> {
     let cutoff = day_of(ms(Utc::now())) - i64::from(days);
-    let c = pool.get().await?;
+    let mut c = pool.get().await?;
+    let c = c.transaction().await?;
+    let mine: bool = c.query_one("SELECT pg_try_advisory_xact_lock($1)", &[&RETENTION_LOCK]).await?.try_get(0)?;
+    if !mine {
+        return Ok(0);
+    }
+    c.batch_execute(&format!("SET LOCAL lock_timeout = '{RETENTION_LOCK_TIMEOUT}'")).await?;
     let mut dropped = 0;
     for table in PARTITIONED {
         let rows = c
@@ -284,6 +299,7 @@ pub async fn apply_retention(pool: &Pool, days: u32) -> Result<usize, StoreError
             }
         }
     }
+    c.commit().await?;
     Ok(dropped)
 }
 

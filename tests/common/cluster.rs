@@ -67,7 +67,7 @@ listen = "{api}"
 
 [cluster]
 instance = "{name}"
-lease_s = 3
+lease_s = 4
 "#,
                 sites = sites.join(", ")
             ),

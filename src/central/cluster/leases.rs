@@ -49,7 +49,8 @@ impl Leases {
         Self { pool, instance: instance.to_string(), ttl_ms }
     }
 
-    /// Makes sure every site has a lease row (unowned when new).
+    /// Makes sure every site has a lease row (unowned when new), and frees the leases a previous run of this
+    /// instance still holds (it restarted within a lease time: nothing of that run is serving them).
     pub async fn register(&self, sites: &[String]) -> Result<(), StoreError> {
         let c = self.pool.get().await?;
         c.execute(
@@ -57,6 +58,8 @@ impl Leases {
             &[&sites],
         )
         .await?;
+        c.execute("UPDATE partition_leases SET owner = NULL, expires_at = 0 WHERE owner = $1", &[&self.instance])
+            .await?;
         Ok(())
     }
 
@@ -78,17 +81,17 @@ impl Leases {
         Ok(alive.max(1) as usize)
     }
 
-    /// Renews every unexpired lease this instance holds; returns them, site → epoch. A lease that expired is not
-    /// renewed (another instance may hold it by now): the caller stops serving it.
-    pub async fn renew(&self) -> Result<HashMap<String, i64>, StoreError> {
+    /// Renews the unexpired leases of `sites` this instance holds; returns them, site → epoch. A lease that expired
+    /// is not renewed (another instance may hold it by now): the caller stops serving it.
+    pub async fn renew(&self, sites: &[String]) -> Result<HashMap<String, i64>, StoreError> {
         let c = self.pool.get().await?;
         let rows = c
             .query(
                 &format!(
                     "UPDATE partition_leases SET expires_at = {NOW} + $2
-                     WHERE owner = $1 AND expires_at >= {NOW} RETURNING site, epoch"
+                     WHERE owner = $1 AND site = ANY($3) AND expires_at >= {NOW} RETURNING site, epoch"
                 ),
-                &[&self.instance, &self.ttl_ms],
+                &[&self.instance, &self.ttl_ms, &sites],
             )
             .await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
@@ -154,7 +157,7 @@ impl Leases {
                 &format!(
                     "INSERT INTO rule_state_sites (site, snapshot, saved_at)
                      SELECT $1, $2, {NOW} WHERE EXISTS (SELECT 1 FROM partition_leases
-                        WHERE site = $1 AND owner = $3 AND epoch = $4)
+                        WHERE site = $1 AND owner = $3 AND epoch = $4 FOR SHARE)
                      ON CONFLICT (site) DO UPDATE SET snapshot = excluded.snapshot, saved_at = excluded.saved_at"
                 ),
                 &[&site, &json, &self.instance, &epoch],
