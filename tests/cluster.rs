@@ -66,6 +66,20 @@ async fn three_instances_share_the_sites_and_survive_a_kill_9() {
         let points = get_json(&url, &token).await;
         assert!(points.as_array().is_some_and(|p| !p.is_empty()), "instance a serves {site}'s series: {points}");
     }
+    // An engineer's backtest on instance a replays a site a does not hold (the readings are in the shared store).
+    let engineer = {
+        let (path, url) = (dir.path().join("x.db"), schema.url());
+        let store = crowdgrid::store::dispatch_db::DispatchDb::open(&path, Some(&url)).await.unwrap();
+        token_in(&store.tokens().unwrap(), crowdgrid::auth::Role::Engineer, None).await
+    };
+    let (status, report) =
+        post_json(&format!("{}/api/v1/backtest", a.api), &engineer, serde_json::json!({ "site": foreign[0] })).await;
+    assert_eq!(status, 200, "{report}");
+    assert!(
+        report["readings"].as_u64().is_some_and(|n| n > 0),
+        "the backtest replays {}'s readings: {report}",
+        foreign[0]
+    );
     let client = reqwest::Client::new();
     let mut stream = client.get(format!("{}/api/v1/events", a.api)).bearer_auth(&token).send().await.unwrap();
     let mut text = String::new();

@@ -3,7 +3,6 @@
 //! rules over the stored readings. Reading is for operators, engineers and admins; changing and backtesting for
 //! engineers and admins (grid workers get 403).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -15,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, AppState, Caller};
 use crate::auth::Role;
 use crate::backtest::report::Report;
-use crate::backtest::source::{self, Range};
+use crate::backtest::source::{self, Range, Stored};
 use crate::backtest::{Backtest, Candidate, Settings};
 use crate::central::rulebook::SiteRulesText;
 use crate::store::rule_versions::RuleVersion;
@@ -26,14 +25,14 @@ pub const MAX_RANGE_DAYS: i64 = 31;
 /// Backtests run from the API: one at a time, off the async runtime, read-only on the series store.
 #[derive(Clone)]
 pub struct Backtests {
-    db: PathBuf,
+    db: Stored,
     settings: Settings,
     slot: Arc<tokio::sync::Semaphore>,
 }
 
 impl Backtests {
-    /// Backtests over the SQLite series at `db`.
-    pub fn new(db: PathBuf, settings: Settings) -> Self {
+    /// Backtests over the readings stored in `db`.
+    pub fn new(db: Stored, settings: Settings) -> Self {
         Backtests { db, settings, slot: Arc::new(tokio::sync::Semaphore::new(1)) }
     }
 }
@@ -182,7 +181,7 @@ pub async fn backtest(
     let range = Range { from, to, site: req.site };
     let report = tokio::task::spawn_blocking(move || {
         let mut bt = Backtest::new(&sites, sets, settings);
-        source::each(&db, &range, |r| bt.feed(&r)).map(|_| bt.finish(range.to))
+        source::each_stored(&db, &range, |r| bt.feed(&r)).map(|_| bt.finish(range.to))
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;

@@ -32,6 +32,70 @@ pub fn count(db: &Path, range: &Range) -> Result<u64, StoreError> {
     Ok(n.max(0) as u64)
 }
 
+/// Where the stored readings are: the centre's SQLite file, or a cluster's PostgreSQL (`store::pg_series`).
+#[derive(Clone)]
+pub enum Stored {
+    /// The SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// The cluster's series.
+    Postgres(deadpool_postgres::Pool),
+}
+
+/// [`each`] from wherever the readings are. Blocking: call it off the async runtime (PostgreSQL's rows are
+/// streamed through the runtime's handle, row by row as SQLite's).
+pub fn each_stored(stored: &Stored, range: &Range, f: impl FnMut(Reading)) -> Result<u64, StoreError> {
+    match stored {
+        Stored::Sqlite(db) => each(db, range, f),
+        Stored::Postgres(pool) => {
+            tokio::runtime::Handle::current().block_on(crate::store::pg_series::each(pool, range, f))
+        }
+    }
+}
+
+/// One stored row as the backtest reads it (the same columns in SQLite and PostgreSQL).
+pub(crate) struct StoredRow {
+    pub site: String,
+    pub zone: String,
+    pub ts: i64,
+    pub source_id: String,
+    pub seq: i64,
+    pub kind: String,
+    pub count: f64,
+    pub area_m2: f64,
+    pub density: f64,
+    pub confidence: f64,
+    pub person: Option<f64>,
+    pub vehicle: Option<f64>,
+    pub inflow: Option<f64>,
+    pub outflow: Option<f64>,
+    pub conflict: Option<f64>,
+}
+
+impl StoredRow {
+    /// The reading, `None` for a source kind this build does not know.
+    pub(crate) fn reading(self) -> Option<Reading> {
+        Some(Reading {
+            source: SourceKind::parse(&self.kind)?,
+            site: self.site,
+            zone: self.zone,
+            ts: from_ms(self.ts),
+            source_id: self.source_id,
+            seq: self.seq.max(0) as u64,
+            epoch: 0,
+            count: self.count,
+            area_m2: self.area_m2,
+            density: self.density,
+            confidence: self.confidence,
+            classes: self.person.map(|p| ClassCounts { person: p, vehicle: self.vehicle.unwrap_or(0.0) }),
+            inflow_per_min: self.inflow,
+            outflow_per_min: self.outflow,
+            conflict: self.conflict,
+            // What a tracking camera adds is for people reading the charts; the rules do not use it.
+            tracked: None,
+        })
+    }
+}
+
 /// Calls `f` with every reading in `range`, oldest first (ties in source id and sequence order). Rows that no
 /// longer parse (an unknown source kind) are skipped and counted in the returned number.
 pub fn each(db: &Path, range: &Range, mut f: impl FnMut(Reading)) -> Result<u64, StoreError> {
@@ -44,32 +108,27 @@ pub fn each(db: &Path, range: &Range, mut f: impl FnMut(Reading)) -> Result<u64,
     let mut rows = stmt.query(params![ms(range.from), ms(range.to), range.site])?;
     let mut skipped = 0;
     while let Some(row) = rows.next()? {
-        let kind: String = row.get(5)?;
-        let Some(source) = SourceKind::parse(&kind) else {
-            skipped += 1;
-            continue;
-        };
-        let person: Option<f64> = row.get(10)?;
-        let vehicle: Option<f64> = row.get(11)?;
-        f(Reading {
+        let stored = StoredRow {
             site: row.get(0)?,
             zone: row.get(1)?,
-            ts: from_ms(row.get(2)?),
+            ts: row.get(2)?,
             source_id: row.get(3)?,
-            seq: row.get::<_, i64>(4)?.max(0) as u64,
-            epoch: 0,
-            source,
+            seq: row.get(4)?,
+            kind: row.get(5)?,
             count: row.get(6)?,
             area_m2: row.get(7)?,
             density: row.get(8)?,
             confidence: row.get(9)?,
-            classes: person.map(|p| ClassCounts { person: p, vehicle: vehicle.unwrap_or(0.0) }),
-            inflow_per_min: row.get(12)?,
-            outflow_per_min: row.get(13)?,
+            person: row.get(10)?,
+            vehicle: row.get(11)?,
+            inflow: row.get(12)?,
+            outflow: row.get(13)?,
             conflict: row.get(14)?,
-            // What a tracking camera adds is for people reading the charts; the rules do not use it.
-            tracked: None,
-        });
+        };
+        match stored.reading() {
+            Some(r) => f(r),
+            None => skipped += 1,
+        }
     }
     Ok(skipped)
 }

@@ -336,7 +336,10 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
         rulebook: rulebook.clone(),
         ticket_service: TicketService::new(tickets.clone(), metrics.clone(), notifier.clone()),
         backtests: crate::api::tuning::Backtests::new(
-            db.clone(),
+            match &shared {
+                Some((pool, ..)) => crate::backtest::source::Stored::Postgres(pool.clone()),
+                None => crate::backtest::source::Stored::Sqlite(db.clone()),
+            },
             crate::backtest::Settings {
                 fused_fresh: chrono::Duration::seconds(config.rules.fused_fresh_s),
                 reopen_window: chrono::Duration::seconds(config.escalation.reopen_window_s),

@@ -45,12 +45,13 @@ pub fn choose(sites: &[std::sync::Arc<Site>], n: usize) -> Vec<Probe> {
                 break;
             }
             let Some(z) = s.zones.len().checked_sub(depth + 1).and_then(|i| s.zones.get(i)) else { continue };
+            // Over the critical level, well under the centre's plausibility limit (`[ingest] max_density`, 12/m²).
             let critical = z.thresholds.critical.max(z.thresholds.warning);
             out.push(Probe {
                 site: s.config.id.clone(),
                 zone: z.config.id.clone(),
                 area_m2: z.area_m2,
-                density: (critical * 3.0).max(1.0),
+                density: critical * 1.2 + 0.1,
             });
         }
         depth += 1;

@@ -260,6 +260,54 @@ pub async fn series(pool: &Pool, q: &SeriesQuery) -> Result<Vec<Point>, StoreErr
         .collect()
 }
 
+/// [`crate::backtest::source::each`] from PostgreSQL: every reading in `range` but edges' own `fused` ones,
+/// oldest first, streamed row by row (a year of readings never sits in memory).
+pub async fn each(
+    pool: &Pool,
+    range: &crate::backtest::source::Range,
+    mut f: impl FnMut(crowdgrid_proto::Reading),
+) -> Result<u64, StoreError> {
+    use futures::StreamExt;
+    let c = pool.get().await?;
+    let (from, to) = (ms(range.from), ms(range.to));
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&from, &to, &range.site];
+    let rows = c
+        .query_raw(
+            "SELECT site, zone, ts, source_id, seq, source, count, area_m2, density, confidence, person, vehicle,
+             inflow, outflow, conflict FROM readings WHERE ts >= $1 AND ts <= $2 AND ($3::text IS NULL OR site = $3)
+             AND source <> 'fused' ORDER BY ts, source_id, seq",
+            params,
+        )
+        .await?;
+    let mut rows = std::pin::pin!(rows);
+    let mut skipped = 0;
+    while let Some(row) = rows.next().await {
+        let row = row?;
+        let stored = crate::backtest::source::StoredRow {
+            site: row.try_get(0)?,
+            zone: row.try_get(1)?,
+            ts: row.try_get(2)?,
+            source_id: row.try_get(3)?,
+            seq: row.try_get(4)?,
+            kind: row.try_get(5)?,
+            count: row.try_get(6)?,
+            area_m2: row.try_get(7)?,
+            density: row.try_get(8)?,
+            confidence: row.try_get(9)?,
+            person: row.try_get(10)?,
+            vehicle: row.try_get(11)?,
+            inflow: row.try_get(12)?,
+            outflow: row.try_get(13)?,
+            conflict: row.try_get(14)?,
+        };
+        match stored.reading() {
+            Some(r) => f(r),
+            None => skipped += 1,
+        }
+    }
+    Ok(skipped)
+}
+
 /// Whether the server answers and the series table is there.
 pub async fn ping(pool: &Pool) -> Result<(), StoreError> {
     pool.get().await?.query_opt("SELECT 1 FROM readings LIMIT 1", &[]).await?;
