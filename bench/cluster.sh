@@ -85,11 +85,16 @@ until [ "$(q "SELECT COUNT(DISTINCT owner) FROM partition_leases WHERE expires_a
 done
 echo "cluster: three instances share $(q 'SELECT COUNT(*) FROM partition_leases') sites: $(q "SELECT string_agg(owner || ' ' || n, ', ') FROM (SELECT owner, COUNT(*) n FROM partition_leases GROUP BY owner ORDER BY owner) x")"
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# PostgreSQL's CPU: every live server process, plus what the postmaster collected from those that exited.
+pgticks() {
+  { for p in $(pgrep -x postgres); do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done
+    for p in $(pgrep -x -o postgres); do awk '{print $16 + $17}' "/proc/$p/stat" 2>/dev/null; done; } | awk '{s += $1} END {print s + 0}'
+}
 hz=$(getconf CLK_TCK)
 stored() { q "SELECT COUNT(*) FROM readings"; }
 declare -A c0
 for n in a b c; do c0[$n]=$(ticks "${pid[$n]}"); done
-s0=$(stored); t0=$(date +%s.%N)
+s0=$(stored); t0=$(date +%s.%N); pg0=$(pgticks)
 "$bin" sim-load --config "$dir/central-a.toml" --port "$mport" --duration-s "$secs" --cameras "$cams" \
   --probes $(( secs / 2 - 8 > 0 ? secs / 2 - 8 : 0 )) >"$dir/load.log" 2>&1 &
 load=$!
@@ -116,7 +121,7 @@ until [ "$(q "SELECT COUNT(*) FROM partition_leases WHERE owner = 'b' AND expire
 echo "cluster: b restarted and holds sites again after $(python3 -c "import time; print(f'{time.time() - $rt:.1f}')") s"
 wait $load || true
 sleep 5
-s1=$(stored); t1=$(date +%s.%N)
+s1=$(stored); t1=$(date +%s.%N); pg1=$(pgticks)
 probes=$(q "SELECT COUNT(*) FROM readings WHERE source_id LIKE '%/probe'")
 grep -E 'sim-load: t\+' "$dir/load.log" | tail -1 | sed 's/^/cluster: /'
 grep -E 'sim-load: crossing' "$dir/load.log" | sed 's/^/cluster: /'
@@ -134,3 +139,4 @@ for n in a c; do
   echo "cluster: $n CPU $(python3 -c "print(f'{100 * ($c1 - ${c0[$n]}) / $hz / ($t1 - $t0):.0f}')") % of one core, RSS $(grep VmRSS "/proc/${pid[$n]}/status" | awk '{print $2}') kB"
 done
 echo "cluster: b (until killed) CPU $(python3 -c "print(f'{100 * $bc / $hz / ($kt - $t0):.0f}')") % of one core, RSS $brss kB"
+echo "cluster: PostgreSQL CPU $(python3 -c "print(f'{100 * ($pg1 - $pg0) / $hz / ($t1 - $t0):.0f}')") % of one core (all its server processes)"

@@ -66,6 +66,13 @@ async fn three_instances_share_the_sites_and_survive_a_kill_9() {
         let points = get_json(&url, &token).await;
         assert!(points.as_array().is_some_and(|p| !p.is_empty()), "instance a serves {site}'s series: {points}");
     }
+    // Its edge list has the edges of the sites it does not hold, as their owners last heard them.
+    eventually(Duration::from_secs(10), "instance a to list every site's edge", || async {
+        let listed = get_json(&format!("{}/api/v1/edges", a.api), &token).await;
+        let sites: Vec<&str> = listed.as_array()?.iter().filter_map(|e| e["site"].as_str()).collect();
+        foreign.iter().all(|s| sites.contains(&s.as_str())).then_some(())
+    })
+    .await;
     // An engineer's backtest on instance a replays a site a does not hold (the readings are in the shared store).
     let engineer = {
         let (path, url) = (dir.path().join("x.db"), schema.url());
@@ -98,6 +105,13 @@ async fn three_instances_share_the_sites_and_survive_a_kill_9() {
     }
     // Each site's jetty (3.2/m² over its 2.5 warning) has its ticket.
     jetty_tickets(&db, SITES).await;
+    // … and instance a's ticket list has them all, whoever raised them.
+    let listed = get_json(&format!("{}/api/v1/tickets", instances[0].api), &token).await;
+    for site in &foreign {
+        let has =
+            listed.as_array().is_some_and(|t| t.iter().any(|t| t["site"] == site.as_str() && t["zone"] == "jetty"));
+        assert!(has, "instance a lists {site}'s jetty ticket: {listed}");
+    }
 
     // kill -9 under load.
     kill_9_and_time(&mut instances[1], &db, 2).await;

@@ -5,10 +5,10 @@ use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
 use crowdgrid_proto::{EdgeState, EdgeStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One edge as the centre sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EdgeView {
     /// The last status it (or the broker, for the Last Will) published.
     #[serde(flatten)]
@@ -40,6 +40,17 @@ impl Edges {
         let view = EdgeView { status, received_at: Utc::now(), degraded };
         map.insert(key, view.clone());
         (map.values().filter(|v| v.status.state == EdgeState::Online).count(), view)
+    }
+
+    /// Takes another cluster instance's view of one of its edges; returns whether it is newer than the one held.
+    pub fn mirror(&self, view: EdgeView) -> bool {
+        let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let key = (view.status.site.clone(), view.status.edge_id.clone());
+        if map.get(&key).is_some_and(|v| v.received_at >= view.received_at) {
+            return false;
+        }
+        map.insert(key, view);
+        true
     }
 
     /// The edge's last view.

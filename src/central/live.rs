@@ -263,7 +263,7 @@ impl Live {
     }
 
     /// Takes another cluster instance's value of a zone of a site this instance does not judge (see
-    /// `cluster::zone_fanout`); returns whether it is newer than what the zone has. The zone's sources stay with
+    /// `cluster::live_fanout`); returns whether it is newer than what the zone has. The zone's sources stay with
     /// the owner.
     pub fn mirror(&mut self, e: &ZoneEvent) -> bool {
         let Some((_, z)) = self.zones.get_mut(e.site.as_str()).and_then(|s| s.get_mut(e.zone.as_str())) else {

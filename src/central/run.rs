@@ -12,7 +12,7 @@ use super::acker;
 use super::authn::Authenticator;
 use super::broker::BrokerAuth;
 use super::broker::{self, BrokerError};
-use super::cluster::{leases, partitions, zone_fanout, Ownership};
+use super::cluster::{leases, live_fanout, partitions, Ownership};
 use super::config::{BrokerConfig, LoadedCentral};
 use super::dedup::Dedup;
 use super::dispatch::{self, Dispatcher};
@@ -423,10 +423,15 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
             stop.clone(),
         )));
         if let Some((pool, ..)) = &shared {
-            let (mirror, stream, owned) = (live.clone(), events.clone(), ownership.clone());
-            tasks.push(tokio::spawn(zone_fanout::listen(url, instance.clone(), mirror, stream, owned, stop.clone())));
+            let mirror = live_fanout::Mirror {
+                live: live.clone(),
+                edges: edges.clone(),
+                events: events.clone(),
+                ownership: ownership.clone(),
+            };
+            tasks.push(tokio::spawn(live_fanout::listen(url, instance.clone(), mirror, stop.clone())));
             let (stream, owned) = (events.clone(), ownership.clone());
-            tasks.push(tokio::spawn(zone_fanout::announce(pool.clone(), instance, stream, owned, stop)));
+            tasks.push(tokio::spawn(live_fanout::announce(pool.clone(), instance, stream, owned, stop)));
         }
     }
     // Retained settings for every edge that has some (an embedded broker starts with none).

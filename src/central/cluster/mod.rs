@@ -8,8 +8,8 @@
 
 pub mod config;
 pub mod leases;
+pub mod live_fanout;
 pub mod partitions;
-pub mod zone_fanout;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

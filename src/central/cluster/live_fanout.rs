@@ -1,9 +1,10 @@
-//! Zone changes across cluster instances: each instance judges only the sites it owns, yet an operator connected
-//! to any of them watches every zone. The owner announces its zones' new values with `NOTIFY` on [`CHANNEL`] —
-//! the latest per zone, every [`EVERY`], packed below NOTIFY's 8,000 bytes — and every other instance puts them on
-//! its live stream and into its live state ([`Live::mirror`]), so `/api/v1/zones`, the city view and the event
-//! stream of any instance carry every site. Coalescing bounds the traffic to one row per changing zone per
-//! period whatever the reading rate. Only the centre instances reach the database (see `fanout`).
+//! Zone and edge changes across cluster instances: each instance judges only the sites it owns, yet an operator
+//! connected to any of them watches every zone and edge. The owner announces its zones' new values and its edges'
+//! new statuses with `NOTIFY` on [`CHANNEL`] — the latest per zone and per edge, every [`EVERY`], packed below
+//! NOTIFY's 8,000 bytes — and every other instance puts them on its live stream and into its live state
+//! ([`Live::mirror`], [`Edges::mirror`]), so `/api/v1/zones`, `/api/v1/edges`, the city view and the event stream
+//! of any instance carry every site. Coalescing bounds the traffic to one row per changing zone or edge per period
+//! whatever the reading rate. Only the centre instances reach the database (see `fanout`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -16,12 +17,13 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::Ownership;
+use crate::central::edges::{EdgeView, Edges};
 use crate::central::events::{Events, LiveEvent, ZoneEvent};
 use crate::central::fanout::listen_channel;
 use crate::central::live::{Live, FUSED};
 
 /// The NOTIFY channel.
-pub const CHANNEL: &str = "crowdgrid_zone_events";
+pub const CHANNEL: &str = "crowdgrid_live_events";
 
 /// How often the latest value of each changed zone goes out.
 pub const EVERY: Duration = Duration::from_millis(500);
@@ -41,13 +43,17 @@ struct Zone {
     ts: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Announcement {
     origin: String,
+    #[serde(default)]
     zones: Vec<Zone>,
+    #[serde(default)]
+    edges: Vec<EdgeView>,
 }
 
-/// Announces the changes of the zones this instance owns until `stop` (read off its own live stream).
+/// Announces the changes of the zones and edges of the sites this instance owns until `stop` (read off its own
+/// live stream).
 pub async fn announce(
     pool: deadpool_postgres::Pool,
     origin: Arc<str>,
@@ -57,6 +63,7 @@ pub async fn announce(
 ) {
     let mut rx = events.subscribe();
     let mut latest: HashMap<(String, String), Zone> = HashMap::new();
+    let mut edges: HashMap<(String, String), EdgeView> = HashMap::new();
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -67,16 +74,20 @@ pub async fn announce(
                     let z = Zone { site: z.site, zone: z.zone, grid: z.grid, level: z.level, density: z.density, count: z.count, ts: z.ts };
                     latest.insert((z.site.clone(), z.zone.clone()), z);
                 }
+                Ok(LiveEvent::Edge(e)) if ownership.owns(&e.status.site) => {
+                    edges.insert((e.status.site.clone(), e.status.edge_id.clone()), *e);
+                }
                 Ok(_) => {}
                 Err(RecvError::Lagged(n)) => tracing::debug!(missed = n, "zone fan-out lagged; later values follow"),
                 Err(RecvError::Closed) => return,
             },
             _ = tick.tick() => {
-                if latest.is_empty() {
+                if latest.is_empty() && edges.is_empty() {
                     continue;
                 }
-                let zones: Vec<Zone> = latest.drain().map(|(_, z)| z).collect();
-                for payload in pack(&origin, zones) {
+                let zones = pack(&origin, latest.drain().map(|(_, z)| z).collect(), |zones| Announcement { zones, ..Default::default() });
+                let views = pack(&origin, edges.drain().map(|(_, e)| e).collect(), |edges| Announcement { edges, ..Default::default() });
+                for payload in zones.into_iter().chain(views) {
                     let sent = async {
                         let c = pool.get().await.map_err(|e| e.to_string())?;
                         c.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await.map_err(|e| e.to_string())
@@ -90,40 +101,51 @@ pub async fn announce(
     }
 }
 
-/// Packs `zones` into announcements of at most [`MAX_PAYLOAD`] bytes each.
-fn pack(origin: &str, zones: Vec<Zone>) -> Vec<String> {
+/// Packs `items` into announcements (made by `wrap`) of at most [`MAX_PAYLOAD`] bytes each; an item too big on
+/// its own (an edge status with very many cameras) is left out, logged.
+fn pack<T: Serialize>(origin: &str, items: Vec<T>, wrap: impl Fn(Vec<T>) -> Announcement) -> Vec<String> {
     let mut out = Vec::new();
-    let mut chunk: Vec<Zone> = Vec::new();
+    let mut chunk: Vec<T> = Vec::new();
     let mut size = 0;
-    for z in zones {
-        let len = serde_json::to_string(&z).map(|s| s.len() + 1).unwrap_or(0);
-        if !chunk.is_empty() && size + len + origin.len() + 32 > MAX_PAYLOAD {
-            out.extend(encode(origin, std::mem::take(&mut chunk)));
+    let overhead = origin.len() + 64;
+    for item in items {
+        let len = serde_json::to_string(&item).map(|s| s.len() + 1).unwrap_or(usize::MAX);
+        if len.saturating_add(overhead) > MAX_PAYLOAD {
+            tracing::warn!(bytes = len, "a live change too big to announce to the other instances");
+            continue;
+        }
+        if !chunk.is_empty() && size + len + overhead > MAX_PAYLOAD {
+            out.extend(encode(origin, wrap(std::mem::take(&mut chunk))));
             size = 0;
         }
         size += len;
-        chunk.push(z);
+        chunk.push(item);
     }
     if !chunk.is_empty() {
-        out.extend(encode(origin, chunk));
+        out.extend(encode(origin, wrap(chunk)));
     }
     out
 }
 
-fn encode(origin: &str, zones: Vec<Zone>) -> Option<String> {
-    serde_json::to_string(&Announcement { origin: origin.to_string(), zones }).ok()
+fn encode(origin: &str, a: Announcement) -> Option<String> {
+    serde_json::to_string(&Announcement { origin: origin.to_string(), ..a }).ok()
 }
 
-/// Listens until `stop`: other instances' zone changes onto `events` and into `live` (never a site this instance
-/// owns: its own judgement is the truth there).
-pub async fn listen(
-    url: String,
-    origin: Arc<str>,
-    live: Arc<RwLock<Live>>,
-    events: Events,
-    ownership: Ownership,
-    stop: CancellationToken,
-) {
+/// Where another instance's changes go on this one.
+pub struct Mirror {
+    /// The zones' live state.
+    pub live: Arc<RwLock<Live>>,
+    /// The edges.
+    pub edges: Edges,
+    /// The live stream.
+    pub events: Events,
+    /// The sites this instance owns (never mirrored: its own judgement is the truth there).
+    pub ownership: Ownership,
+}
+
+/// Listens until `stop`: other instances' zone and edge changes onto this instance's stream and state.
+pub async fn listen(url: String, origin: Arc<str>, m: Mirror, stop: CancellationToken) {
+    let Mirror { live, edges, events, ownership } = m;
     listen_channel(url, CHANNEL, stop, move |payload| {
         let a: Option<Announcement> = serde_json::from_str(&payload)
             .map_err(|e| tracing::warn!(error = %e, "zone fan-out: not an announcement"))
@@ -143,6 +165,12 @@ pub async fn listen(
                 };
                 if live.mirror(&ev) {
                     events.send(LiveEvent::Zone(ev));
+                }
+            }
+            drop(live);
+            for e in a.edges.into_iter().filter(|e| !ownership.owns(&e.status.site)) {
+                if edges.mirror(e.clone()) {
+                    events.send(LiveEvent::Edge(Box::new(e)));
                 }
             }
         }
@@ -168,7 +196,7 @@ mod tests {
                 ts: Utc::now(),
             })
             .collect();
-        let payloads = pack("centre-a-1234-deadbeef", zones);
+        let payloads = pack("centre-a-1234-deadbeef", zones, |zones| Announcement { zones, ..Default::default() });
         assert!(payloads.len() > 1, "500 zones do not fit one announcement");
         let mut seen = 0;
         for p in &payloads {
