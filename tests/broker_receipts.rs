@@ -46,6 +46,16 @@ listen = "{api}"
     path
 }
 
+/// The centre process, killed when the test ends however it ends.
+struct Centre(std::process::Child);
+
+impl Drop for Centre {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_received_but_not_committed_are_delivered_again_after_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -53,7 +63,7 @@ async fn readings_received_but_not_committed_are_delivered_again_after_a_kill_9(
     let api = free_loopback_addr().unwrap().to_string();
     let config = centre_file(dir.path(), broker.port, &api);
     let log = dir.path().join("centre.log");
-    let mut centre = start_centre_process(&config, &format!("http://{api}"), &log).await;
+    let mut centre = Centre(start_centre_process(&config, &format!("http://{api}"), &log).await);
 
     let mut o = MqttOptions::new("third-party-feed", "127.0.0.1", broker.port);
     o.set_inflight(100);
@@ -92,8 +102,8 @@ async fn readings_received_but_not_committed_are_delivered_again_after_a_kill_9(
         (!stored_seqs(&db, "feed/%").is_empty()).then_some(())
     })
     .await;
-    centre.kill().unwrap();
-    centre.wait().unwrap();
+    centre.0.kill().unwrap();
+    centre.0.wait().unwrap();
     publish(N / 2 + 1..=N).await;
     eventually(Duration::from_secs(30), "the broker to take every reading", || async {
         (acked.load(Ordering::Relaxed) == N).then_some(())
@@ -102,13 +112,13 @@ async fn readings_received_but_not_committed_are_delivered_again_after_a_kill_9(
     let at_kill = stored_seqs(&db, "feed/%").len() as u64;
     assert!(at_kill < N, "the centre was killed mid-stream ({at_kill} of {N} stored)");
 
-    let mut centre = start_centre_process(&config, &format!("http://{api}"), &log).await;
+    let centre = Centre(start_centre_process(&config, &format!("http://{api}"), &log).await);
     let stored = eventually(Duration::from_secs(60), "every reading stored", || async {
         let s = stored_seqs(&db, "feed/%");
         (s.len() as u64 >= N).then_some(s)
     })
     .await;
-    let _ = std::process::Command::new("kill").arg("-TERM").arg(centre.id().to_string()).status();
-    let _ = centre.wait();
+    let _ = std::process::Command::new("kill").arg("-TERM").arg(centre.0.id().to_string()).status();
+    drop(centre);
     assert_complete(&stored, &[("feed/cells".to_string(), N as i64)]);
 }

@@ -59,6 +59,10 @@ pub struct MqttSettings {
     pub max_packet: usize,
     /// TLS towards the broker.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Acknowledge readings to the broker only once committed ([`Receipt`]). Worth it when the broker outlives the
+    /// centre (an external one keeps the session); the embedded broker dies with the centre, its sessions with it,
+    /// and rumqttd keeps at most 100 messages in flight per subscriber, so there it would only cost throughput.
+    pub ack_after_commit: bool,
 }
 
 /// A received QoS 1 publish not yet acknowledged to the broker. A reading's is acknowledged only once the reading
@@ -123,7 +127,7 @@ const SUBSCRIBER_REQUESTS: usize = 8192;
 /// Creates a subscriber client (persistent session, acknowledgements by hand) and its event loop.
 pub fn connect(s: &MqttSettings) -> (AsyncClient, EventLoop) {
     let mut opts = options(s, &s.client_id, false);
-    opts.set_manual_acks(true);
+    opts.set_manual_acks(s.ack_after_commit);
     AsyncClient::new(opts, SUBSCRIBER_REQUESTS)
 }
 
@@ -252,7 +256,7 @@ pub async fn run(ingest: Ingest, shutdown: CancellationToken) {
                 // A reading's receipt rides with it; any other publish's follows it on its own, so the broker
                 // gets every acknowledgement in the order it delivered (MQTT asks for that; a broker may drop a
                 // client that acknowledges out of order).
-                let mut receipt = Receipt::of(&client, &p);
+                let mut receipt = if settings.ack_after_commit { Receipt::of(&client, &p) } else { None };
                 let item = match classify(&settings.prefix, &authn, &validator, &p.topic, &p.payload) {
                     Ok(Classified::Item(Incoming::Reading(r, to, _))) => Some(Incoming::Reading(r, to, receipt.take())),
                     Ok(Classified::Item(item)) => Some(item),

@@ -218,6 +218,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
                 credentials: login,
                 prefix: prefix.clone(),
                 max_packet: max_payload_bytes + 4096,
+                ack_after_commit: false,
                 tls: match &config.tls {
                     Some(t) => Some(t.client_config()?),
                     None => None,
@@ -239,6 +240,7 @@ pub async fn start(loaded: LoadedCentral) -> Result<Central, CentralError> {
             }),
             prefix: prefix.clone(),
             max_packet: 16 * 1024 * 1024,
+            ack_after_commit: true,
             tls: match tls_ca {
                 Some(ca) => Some(crowdgrid_edge::tls::client_config(ca)?),
                 None => None,
