@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cluster::leases::Leases;
 use super::cluster::Ownership;
-use crate::rules::{Engine, RuleEvent};
+use crate::rules::{Engine, RuleEvent, Snapshot};
 use crate::store::dispatch_db::DispatchDb;
 
 /// Where the engine's state is saved.
@@ -69,8 +69,13 @@ pub async fn save(engine: &Arc<Mutex<Engine>>, state: &StateStore) {
             }
         }
         StateStore::PerSite { leases, ownership } => {
+            // Split once, not filtered per site: an instance may hold dozens of sites.
+            let version = snapshot.version;
+            let mut parts = snapshot.by_site();
             for (site, epoch) in ownership.leased().unwrap_or_default() {
-                if let Err(e) = leases.save_state(&site, epoch, &snapshot.of(&site)).await {
+                // A site with nothing saved is saved empty: its last owner's state must not come back.
+                let part = parts.remove(&site).unwrap_or_else(|| Snapshot { version, ..Snapshot::default() });
+                if let Err(e) = leases.save_state(&site, epoch, &part).await {
                     tracing::error!(site, error = %e, "cannot save the site's rule state");
                 }
             }

@@ -202,6 +202,18 @@ fn snapshot_restore_keeps_a_pending_timer_and_an_active_alert() {
 }
 
 #[test]
+fn a_snapshot_split_by_site_is_the_same_as_each_site_s_part() {
+    let mut a = engine(DENSITY_FOR_60);
+    feed(&mut a, "beach", t(0), 4.0);
+    let whole = a.snapshot();
+    let site = whole.states[0].site.clone();
+    let parts = whole.clone().by_site();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[&site], whole.of(&site));
+    assert!(whole.of("elsewhere").states.is_empty());
+}
+
+#[test]
 fn resume_alert_and_views() {
     let mut e = engine(DENSITY_FOR_60);
     e.resume_alert("t", "beach", "crowd", Level::Warning, t(0));

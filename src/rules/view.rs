@@ -77,6 +77,20 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Every site's part, in one pass (a site with nothing saved has no entry).
+    pub fn by_site(self) -> std::collections::HashMap<String, Snapshot> {
+        let mut out: std::collections::HashMap<String, Snapshot> = std::collections::HashMap::new();
+        let version = self.version;
+        let empty = || Snapshot { version, ..Snapshot::default() };
+        for s in self.states {
+            out.entry(s.site.clone()).or_insert_with(empty).states.push(s);
+        }
+        for s in self.sources {
+            out.entry(s.site.clone()).or_insert_with(empty).sources.push(s);
+        }
+        out
+    }
+
     /// Only `site`'s part.
     pub fn of(&self, site: &str) -> Snapshot {
         Snapshot {

@@ -7,9 +7,10 @@
 //! batch creates the partitions of its days first (under an advisory lock: two instances creating the same day
 //! would otherwise race). Every write is idempotent on the same keys as SQLite's (`(site, zone, ts, source_id,
 //! seq)`): an instance that stores a reading its predecessor already stored changes nothing, so a handover can
-//! at worst repeat work, never a row. Rows go in as arrays (`UNNEST`): one statement per table per batch.
+//! at worst repeat work, never a row. Rows go in as arrays (`UNNEST`): one statement per table per batch, however
+//! many sources it touches.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use deadpool_postgres::Pool;
@@ -164,31 +165,67 @@ pub async fn write_batch(pool: &Pool, known: &mut HashSet<i64>, batch: &Batch) -
         )
         .await?;
     }
-    let early_in = tx
-        .prepare("INSERT INTO source_early (source_id, epoch, seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+    if !batch.early.is_empty() {
+        let (sources, epochs, seqs) = columns3(batch.early.iter().map(|(s, e, q)| (s.as_str(), *e as i64, *q as i64)));
+        tx.execute(
+            "INSERT INTO source_early (source_id, epoch, seq)
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[]) ON CONFLICT DO NOTHING",
+            &[&sources, &epochs, &seqs],
+        )
         .await?;
-    for (source, epoch, seq) in &batch.early {
-        tx.execute(&early_in, &[source, &(*epoch as i64), &(*seq as i64)]).await?;
     }
-    let mark = tx
-        .prepare(
-            "INSERT INTO source_marks (source_id, site, epoch, seq, high) VALUES ($1, $2, $3, $4, $5)
+    // A merged batch holds a source's marks in order: the last one stands (one row per source, as an upsert of
+    // one statement needs). Its early arrivals at or below it are dropped when any of its marks had some above.
+    let mut last: HashMap<&str, &MarkRow> = HashMap::new();
+    let mut gapped: HashSet<&str> = HashSet::new();
+    for m in &batch.marks {
+        last.insert(&m.source_id, m);
+        if m.high > m.low {
+            gapped.insert(&m.source_id);
+        }
+    }
+    if !last.is_empty() {
+        let marks: Vec<&MarkRow> = last.values().copied().collect();
+        let (epochs, lows, highs) = columns3(marks.iter().map(|m| (m.epoch as i64, m.low as i64, m.high as i64)));
+        tx.execute(
+            "INSERT INTO source_marks (source_id, site, epoch, seq, high)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[])
              ON CONFLICT (source_id) DO UPDATE SET site = excluded.site, epoch = excluded.epoch, seq = excluded.seq,
              high = excluded.high
              WHERE (source_marks.epoch, source_marks.seq, source_marks.high) <= (excluded.epoch, excluded.seq, excluded.high)",
+            &[
+                &marks.iter().map(|m| m.source_id.as_str()).collect::<Vec<_>>(),
+                &marks.iter().map(|m| m.site.as_str()).collect::<Vec<_>>(),
+                &epochs,
+                &lows,
+                &highs,
+            ],
         )
         .await?;
-    let early_out = tx.prepare("DELETE FROM source_early WHERE source_id = $1 AND (epoch <> $2 OR seq <= $3)").await?;
-    // Marks in batch order: a later one of the same source supersedes an earlier (merged batches).
-    for m in &batch.marks {
-        let (epoch, low, high) = (m.epoch as i64, m.low as i64, m.high as i64);
-        tx.execute(&mark, &[&m.source_id, &m.site, &epoch, &low, &high]).await?;
-        if !batch.early.is_empty() || m.high > m.low {
-            tx.execute(&early_out, &[&m.source_id, &epoch, &low]).await?;
+        let settled = marks.iter().filter(|m| !batch.early.is_empty() || gapped.contains(m.source_id.as_str()));
+        let (sources, epochs, lows) = columns3(settled.map(|m| (m.source_id.as_str(), m.epoch as i64, m.low as i64)));
+        if !sources.is_empty() {
+            tx.execute(
+                "DELETE FROM source_early e USING UNNEST($1::text[], $2::int8[], $3::int8[]) AS m(source_id, epoch, seq)
+                 WHERE e.source_id = m.source_id AND (e.epoch <> m.epoch OR e.seq <= m.seq)",
+                &[&sources, &epochs, &lows],
+            )
+            .await?;
         }
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Three columns out of rows of three.
+fn columns3<A, B, C>(rows: impl Iterator<Item = (A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for (x, y, z) in rows {
+        a.push(x);
+        b.push(y);
+        c.push(z);
+    }
+    (a, b, c)
 }
 
 /// The sequence state of `site`'s sources (every site's with `None`): marks and early arrivals.
@@ -354,6 +391,39 @@ pub async fn apply_retention(pool: &Pool, days: u32) -> Result<usize, StoreError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mark(source: &str, epoch: u64, low: u64, high: u64) -> MarkRow {
+        MarkRow { source_id: source.into(), site: "s".into(), epoch, low, high }
+    }
+
+    /// Marks and early arrivals of many sources go in one statement each; a merged batch's last mark of a source
+    /// stands, early arrivals at or below it go, and a late batch never moves a mark back.
+    #[tokio::test]
+    async fn marks_and_early_arrivals_round_trip() {
+        let schema = crate::store::pg_schema::TestSchema::create().await.expect("PostgreSQL at $CROWDGRID_TEST_PG");
+        let pool = crate::store::pg_schema::connect(&schema.url()).await.unwrap();
+        crate::store::pg_schema::apply(&pool, SCHEMA).await.unwrap();
+        let mut known = HashSet::new();
+        let first = Batch {
+            marks: vec![mark("e/a", 1, 3, 7), mark("e/b", 1, 5, 5), mark("e/a", 1, 4, 7)],
+            early: vec![("e/a".into(), 1, 6), ("e/a".into(), 1, 7)],
+            ..Batch::default()
+        };
+        write_batch(&pool, &mut known, &first).await.unwrap();
+        let mut got = load_marks(&pool, Some("s")).await.unwrap();
+        got.sort_by(|x, y| x.0.source_id.cmp(&y.0.source_id));
+        assert_eq!(got, vec![(mark("e/a", 1, 4, 7), vec![6, 7]), (mark("e/b", 1, 5, 5), vec![])]);
+        // The gap filled up to 6: 6 is no longer early; a stale mark of e/b from a late batch changes nothing.
+        let second = Batch { marks: vec![mark("e/a", 1, 6, 7), mark("e/b", 1, 2, 2)], ..Batch::default() };
+        write_batch(&pool, &mut known, &second).await.unwrap();
+        let mut got = load_marks(&pool, None).await.unwrap();
+        got.sort_by(|x, y| x.0.source_id.cmp(&y.0.source_id));
+        assert_eq!(got, vec![(mark("e/a", 1, 6, 7), vec![7]), (mark("e/b", 1, 5, 5), vec![])]);
+        let rows: i64 =
+            pool.get().await.unwrap().query_one("SELECT COUNT(*) FROM source_early", &[]).await.unwrap().get(0);
+        assert_eq!(rows, 1, "6 was deleted once settled");
+        schema.drop().await.unwrap();
+    }
 
     #[test]
     fn days_are_utc_days() {

@@ -8,11 +8,13 @@ use rusqlite::{params, OptionalExtension};
 use super::{ms, schema, StoreError};
 use crate::rules::Snapshot;
 
-fn encode(snapshot: &Snapshot) -> Result<String, StoreError> {
+/// The snapshot as stored (JSON).
+pub(crate) fn encode(snapshot: &Snapshot) -> Result<String, StoreError> {
     serde_json::to_string(snapshot).map_err(|e| StoreError::Join(format!("encode rule state: {e}")))
 }
 
-fn decode(json: Option<String>) -> Option<Snapshot> {
+/// A stored snapshot (`None`, logged, if unreadable).
+pub(crate) fn decode(json: Option<String>) -> Option<Snapshot> {
     json.and_then(|j| match serde_json::from_str(&j) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use deadpool_postgres::Pool;
 
 use crate::rules::Snapshot;
-use crate::store::StoreError;
+use crate::store::{rule_state, StoreError};
 
 /// Tables, created idempotently when an instance joins.
 pub const SCHEMA: &str = "
@@ -150,7 +150,7 @@ impl Leases {
 
     /// Saves `site`'s rule state, if this instance still holds the site at `epoch`; returns whether it did.
     pub async fn save_state(&self, site: &str, epoch: i64, snapshot: &Snapshot) -> Result<bool, StoreError> {
-        let json = serde_json::to_string(snapshot).map_err(|e| StoreError::Encode(format!("rule state: {e}")))?;
+        let json = rule_state::encode(snapshot)?;
         let c = self.pool.get().await?;
         let n = c
             .execute(
@@ -170,14 +170,6 @@ impl Leases {
     pub async fn load_state(&self, site: &str) -> Result<Option<Snapshot>, StoreError> {
         let c = self.pool.get().await?;
         let row = c.query_opt("SELECT snapshot FROM rule_state_sites WHERE site = $1", &[&site]).await?;
-        let Some(row) = row else { return Ok(None) };
-        let json: String = row.try_get(0)?;
-        match serde_json::from_str(&json) {
-            Ok(s) => Ok(Some(s)),
-            Err(e) => {
-                tracing::warn!(site, error = %e, "saved rule state unreadable; starting from open tickets only");
-                Ok(None)
-            }
-        }
+        Ok(rule_state::decode(row.map(|r| r.try_get(0)).transpose()?))
     }
 }
